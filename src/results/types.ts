@@ -1,0 +1,80 @@
+/**
+ * Output contract (other tools and notebooks read these; keep columns stable,
+ * only append new ones). See docs/OUTPUTS.md.
+ */
+import type { SystemId } from '../scenario/types.js';
+
+/** One row of requests.csv. */
+export interface RequestRecord {
+  system: SystemId;
+  device: string;
+  request: number;
+  arrival_s: number;
+  prompt_tokens: number;
+  output_tokens: number;
+  /** Arrival to first output token at the device. */
+  ttft_ms: number;
+  /** (last token time - first token time) / (output_tokens - 1); 0 when output_tokens = 1. */
+  tbt_mean_ms: number;
+  /** Largest gap between consecutive token deliveries. */
+  tbt_max_ms: number;
+  e2e_ms: number;
+  bytes_up: number;
+  bytes_down: number;
+  /** Raw token ids (or text) sent up: privacy exposure. */
+  raw_token_bytes_up: number;
+  hidden_bytes_up: number;
+  hidden_bytes_down: number;
+  /** Device queueing before the request started (device busy with a previous request). */
+  device_queue_ms: number;
+  /** Total time the request's cloud jobs waited for a GPU step. */
+  cloud_queue_ms: number;
+  /** Time in device compute, cloud compute, and transfers (uplink+downlink incl. latency). */
+  device_compute_ms: number;
+  cloud_compute_ms: number;
+  network_ms: number;
+  /** Verification rounds (speculative systems) or decode round trips. */
+  rounds: number;
+  drafted_tokens: number;
+  accepted_tokens: number;
+  /** Chunk size used for prefill (prompt_tokens when unchunked). */
+  chunk_tokens: number;
+  gpu: number;
+}
+
+/** One row of summary.csv. */
+export interface SummaryRecord {
+  system: SystemId;
+  requests: number;
+  unfinished: number;
+  ttft_mean_ms: number;
+  ttft_p50_ms: number;
+  ttft_p99_ms: number;
+  tbt_mean_ms: number;
+  tbt_p50_ms: number;
+  tbt_p99_ms: number;
+  e2e_mean_ms: number;
+  throughput_tok_s: number;
+  bytes_up_per_request: number;
+  bytes_down_per_request: number;
+  raw_token_bytes_up: number;
+  hidden_bytes_up: number;
+  cloud_queue_mean_ms: number;
+  gpu_util_mean: number;
+  acceptance_rate: number;
+  tokens_per_round: number;
+  latency_source: string;
+}
+
+/** Timeline span of one request (timeline.csv), for the "where does the time go" figure. */
+export interface SpanRecord {
+  system: SystemId;
+  device: string;
+  request: number;
+  /** device-compute | uplink | cloud-queue | cloud-compute | downlink | drafting */
+  kind: string;
+  /** Submodel or message label, e.g. "input", "middle", "chunk 3". */
+  label: string;
+  start_ms: number;
+  end_ms: number;
+}

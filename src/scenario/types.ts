@@ -1,0 +1,131 @@
+/**
+ * The resolved scenario: what a validated YAML scenario file becomes after
+ * defaults are applied. Field names carry their units. This is the single
+ * contract between scenario/ (parsing, validation) and sim/ (running).
+ */
+
+export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat';
+export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
+
+export interface Scenario {
+  name: string;
+  description: string;
+  seed: number;
+  /** Catalog id of the LLM being served, e.g. "llama2-7b". */
+  model: string;
+  split: { inputLayers: number; outputLayers: number; adapter: 'attention-block' | 'mlp' | 'decoder-layer' };
+  /** Systems to simulate; each runs separately on the same testbed and workload. */
+  systems: SystemId[];
+  devices: DeviceGroup[];
+  cloud: CloudSpec;
+  network: NetworkSpec;
+  workload: WorkloadSpec;
+  policies: PolicySpec;
+  /** Where calibration files are looked up: <calibrationDir>/<hardwareId>/<modelId>/model.json */
+  calibrationDir: string;
+  /** Stop simulating at this simulated time (s); requests not finished by then are reported as unfinished. */
+  horizonS: number;
+}
+
+export interface DeviceGroup {
+  /** Group name; devices are named `<name>-<index>`. */
+  name: string;
+  count: number;
+  /** Hardware profile id (data-sheet roofline) or a calibrated hardware id. */
+  hardware: string;
+  link: LinkSpec;
+  /** Names of shared bottlenecks (network.shared) this group's traffic crosses. */
+  via: string[];
+}
+
+export interface LinkSpec {
+  uplinkMbps: number;
+  downlinkMbps: number;
+  /** One-way propagation latency, each direction. */
+  latencyMs: number;
+  /** Std-dev of a per-message extra delay (truncated normal, >= 0); 0 = none. Order is preserved (FIFO). */
+  jitterMs: number;
+  /** Optional bandwidth trace replacing the fixed rates: CSV (time_s,bps) or Mahimahi (.up/.down pair prefix). */
+  trace?: LinkTraceSpec;
+}
+
+export interface LinkTraceSpec {
+  format: 'csv' | 'mahimahi';
+  /** csv: file with columns time_s,uplink_bps,downlink_bps. mahimahi: path prefix; `<prefix>.up` and `<prefix>.down` are read. */
+  path: string;
+  /** Start offset into the trace (s); per device a seeded random offset is added when randomOffset is true. */
+  offsetS: number;
+  randomOffset: boolean;
+}
+
+export interface SharedLinkSpec {
+  name: string;
+  uplinkMbps: number;
+  downlinkMbps: number;
+}
+
+export interface NetworkSpec {
+  /** Shared bottlenecks (Wi-Fi access point, server NIC): concurrent flows through them share bandwidth max-min fairly. */
+  shared: SharedLinkSpec[];
+  /** Per-message framing overhead added to every transfer (headers). */
+  headerBytes: number;
+  /** Bytes per raw token id on the wire. */
+  tokenBytes: number;
+}
+
+export interface CloudSpec {
+  hardware: string;
+  gpus: number;
+  /** Max tokens processed in one batched step per GPU (continuous batching). */
+  tokenBudget: number;
+  /** Max sequences in one step per GPU. */
+  maxBatchSeqs: number;
+  router: 'least-loaded' | 'round-robin';
+}
+
+export type ArrivalSpec =
+  | { kind: 'poisson'; ratePerS: number }
+  | { kind: 'gamma'; ratePerS: number; cv: number }
+  | { kind: 'closed-loop'; thinkTimeS: number }
+  | { kind: 'trace'; path: string; timeScale: number };
+
+export type LengthSpec =
+  | { kind: 'fixed'; tokens: number }
+  | { kind: 'uniform'; minTokens: number; maxTokens: number }
+  | { kind: 'lognormal'; meanTokens: number; cv: number; minTokens: number; maxTokens: number }
+  | { kind: 'trace' };
+
+export interface WorkloadSpec {
+  arrival: ArrivalSpec;
+  promptTokens: LengthSpec;
+  outputTokens: LengthSpec;
+  /** Requests each device issues (trace: total requests read, spread round-robin over devices). */
+  requestsPerDevice: number;
+  /** Trace file for lengths and/or arrivals (columns arrived_at,num_prefill_tokens,num_decode_tokens). */
+  tracePath?: string;
+}
+
+export type DraftPolicySpec =
+  | { kind: 'fixed'; gamma: number }
+  | { kind: 'adaptive'; minGamma: number; maxGamma: number; initialGamma: number; emaWeight: number };
+
+export type ChunkPolicySpec =
+  | { kind: 'none' }
+  | { kind: 'fixed'; tokens: number }
+  | { kind: 'dynamic'; minTokens: number; maxTokens: number };
+
+export interface PolicySpec {
+  hat: {
+    acceptance: number;
+    draft: DraftPolicySpec;
+    chunk: ChunkPolicySpec;
+    parallelDrafting: boolean;
+  };
+  sd: {
+    acceptance: number;
+    draft: DraftPolicySpec;
+    /** Catalog id of the independent draft model. */
+    drafterModel: string;
+  };
+  ushape: { chunk: ChunkPolicySpec };
+}
