@@ -1,0 +1,249 @@
+/**
+ * zod (v4) schema of a scenario file: types, ranges, defaults. Every field
+ * carries a human-readable "what is allowed" message so validation errors say
+ * e.g. `devices[1].link.uplinkMbps: must be a number > 0 (got -5)`.
+ * Objects are strict: unknown keys are errors with a "did you mean" hint.
+ * The schema's output is close to `Scenario` (src/scenario/types.ts); load.ts
+ * resolves relative paths and the derived defaults (name, calibrationDir).
+ */
+import { z } from 'zod';
+import { SYSTEM_IDS } from './types.js';
+import { didYouMean } from './overrides.js';
+
+// --- field builders with "what is allowed" messages -----------------------
+
+interface NumRange { gt?: number; gte?: number; lt?: number; lte?: number }
+
+function describeNumber(int: boolean, r: NumRange): string {
+  const what = int ? 'an integer' : 'a number';
+  const lo = r.gt !== undefined ? { v: r.gt, open: true } : r.gte !== undefined ? { v: r.gte, open: false } : undefined;
+  const hi = r.lt !== undefined ? { v: r.lt, open: true } : r.lte !== undefined ? { v: r.lte, open: false } : undefined;
+  if (lo && hi) return `must be ${what} in ${lo.open ? '(' : '['}${lo.v}, ${hi.v}${hi.open ? ')' : ']'}`;
+  if (lo) return `must be ${what} ${lo.open ? '>' : '>='} ${lo.v}`;
+  if (hi) return `must be ${what} ${hi.open ? '<' : '<='} ${hi.v}`;
+  return `must be ${what}`;
+}
+
+function withRange<T extends z.ZodNumber | z.ZodInt>(base: T, r: NumRange, error: string): T {
+  let s = base;
+  if (r.gt !== undefined) s = s.gt(r.gt, { error }) as T;
+  if (r.gte !== undefined) s = s.gte(r.gte, { error }) as T;
+  if (r.lt !== undefined) s = s.lt(r.lt, { error }) as T;
+  if (r.lte !== undefined) s = s.lte(r.lte, { error }) as T;
+  return s;
+}
+
+/** A finite number within a range. */
+export function num(r: NumRange = {}): z.ZodNumber {
+  const error = describeNumber(false, r);
+  return withRange(z.number({ error }), r, error);
+}
+
+/** A (safe) integer within a range. */
+export function int(r: NumRange = {}): z.ZodInt {
+  const error = describeNumber(true, r);
+  return withRange(z.int({ error }), r, error);
+}
+
+export function str(): z.ZodString {
+  return z.string({ error: 'must be a non-empty string' }).min(1, { error: 'must be a non-empty string' });
+}
+
+export function bool(): z.ZodBoolean {
+  return z.boolean({ error: 'must be true or false' });
+}
+
+export function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  return z.enum(values, { error: `must be one of: ${values.join(', ')}` });
+}
+
+export function list<T extends z.ZodType>(el: T) {
+  return z.array(el, { error: 'must be a list' });
+}
+
+/** A strict mapping; unknown keys produce "unknown key ... (did you mean ...?)". */
+export function obj<S extends z.ZodRawShape>(shape: S) {
+  const allowed = Object.keys(shape);
+  return z.strictObject(shape, {
+    error: (iss) => {
+      if (iss.code === 'unrecognized_keys') {
+        const parts = iss.keys.map((k) => {
+          const hint = didYouMean(k, allowed);
+          return `"${k}"${hint ? ` (did you mean "${hint}"?)` : ''}`;
+        });
+        return `unknown key${parts.length > 1 ? 's' : ''} ${parts.join(', ')}; allowed keys: ${allowed.join(', ')}`;
+      }
+      return `must be a mapping (key: value) with keys: ${allowed.join(', ')}`;
+    },
+  });
+}
+
+/** A union discriminated by `kind`, with a clear message for an unknown or missing kind. */
+function byKind<const T extends readonly [z.ZodObject, ...z.ZodObject[]]>(kinds: readonly string[], options: T) {
+  return z.discriminatedUnion('kind', options, {
+    error: (iss) => iss.code === 'invalid_union'
+      ? `must be one of: ${kinds.join(', ')}`
+      : `must be a mapping with a "kind" (one of: ${kinds.join(', ')})`,
+  });
+}
+
+// --- sections ---------------------------------------------------------------
+
+export const ARRIVAL_KINDS = ['poisson', 'gamma', 'closed-loop', 'trace'] as const;
+export const LENGTH_KINDS = ['fixed', 'uniform', 'lognormal', 'trace'] as const;
+export const DRAFT_KINDS = ['fixed', 'adaptive'] as const;
+export const CHUNK_KINDS = ['none', 'fixed', 'dynamic'] as const;
+export const ADAPTER_KINDS = ['attention-block', 'mlp', 'decoder-layer'] as const;
+export const ROUTERS = ['least-loaded', 'round-robin'] as const;
+const SYSTEMS = SYSTEM_IDS as unknown as readonly ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
+
+export const DEFAULT_LOGNORMAL_MIN_TOKENS = 1;
+export const DEFAULT_LOGNORMAL_MAX_TOKENS = 4096;
+
+const minMaxError = { error: 'minTokens must be <= maxTokens', path: ['maxTokens'] };
+
+export const LinkTraceSchema = obj({
+  format: oneOf(['csv', 'mahimahi']),
+  path: str(),
+  offsetS: num({ gte: 0 }).default(0),
+  randomOffset: bool().default(false),
+});
+
+export const LinkSchema = obj({
+  uplinkMbps: num({ gt: 0 }),
+  downlinkMbps: num({ gt: 0 }),
+  latencyMs: num({ gte: 0 }),
+  jitterMs: num({ gte: 0 }).default(0),
+  trace: LinkTraceSchema.optional(),
+});
+
+export const DeviceGroupSchema = obj({
+  name: str(),
+  count: int({ gte: 1 }),
+  hardware: str(),
+  link: LinkSchema,
+  via: list(str()).default(() => []),
+});
+
+export const SharedLinkSchema = obj({
+  name: str(),
+  uplinkMbps: num({ gt: 0 }),
+  downlinkMbps: num({ gt: 0 }),
+});
+
+export const NetworkSchema = obj({
+  shared: list(SharedLinkSchema).default(() => []),
+  headerBytes: int({ gte: 0 }).default(64),
+  tokenBytes: int({ gte: 1 }).default(4),
+});
+
+export const CloudSchema = obj({
+  hardware: str(),
+  gpus: int({ gte: 1 }).default(1),
+  tokenBudget: int({ gte: 1 }).default(2048),
+  maxBatchSeqs: int({ gte: 1 }).default(256),
+  router: oneOf(ROUTERS).default('least-loaded'),
+});
+
+export const ArrivalSchema = byKind(ARRIVAL_KINDS, [
+  obj({ kind: z.literal('poisson'), ratePerS: num({ gt: 0 }) }),
+  obj({ kind: z.literal('gamma'), ratePerS: num({ gt: 0 }), cv: num({ gt: 0 }) }),
+  obj({ kind: z.literal('closed-loop'), thinkTimeS: num({ gte: 0 }) }),
+  obj({ kind: z.literal('trace'), path: str(), timeScale: num({ gt: 0 }).default(1) }),
+]);
+
+export const LengthSchema = byKind(LENGTH_KINDS, [
+  obj({ kind: z.literal('fixed'), tokens: int({ gte: 1 }) }),
+  obj({ kind: z.literal('uniform'), minTokens: int({ gte: 1 }), maxTokens: int({ gte: 1 }) })
+    .refine((v) => v.minTokens <= v.maxTokens, minMaxError),
+  obj({
+    kind: z.literal('lognormal'),
+    meanTokens: num({ gt: 0 }),
+    cv: num({ gte: 0 }),
+    minTokens: int({ gte: 1 }).default(DEFAULT_LOGNORMAL_MIN_TOKENS),
+    maxTokens: int({ gte: 1 }).default(DEFAULT_LOGNORMAL_MAX_TOKENS),
+  }).refine((v) => v.minTokens <= v.maxTokens, minMaxError),
+  obj({ kind: z.literal('trace') }),
+]);
+
+export const WorkloadSchema = obj({
+  arrival: ArrivalSchema,
+  promptTokens: LengthSchema,
+  outputTokens: LengthSchema,
+  requestsPerDevice: int({ gte: 1 }),
+  tracePath: str().optional(),
+});
+
+export const DraftSchema = byKind(DRAFT_KINDS, [
+  obj({ kind: z.literal('fixed'), gamma: int({ gte: 1 }) }),
+  obj({
+    kind: z.literal('adaptive'),
+    minGamma: int({ gte: 1 }).default(1),
+    maxGamma: int({ gte: 1 }).default(8),
+    initialGamma: int({ gte: 1 }).default(4),
+    emaWeight: num({ gt: 0, lte: 1 }).default(0.3),
+  }).refine((v) => v.minGamma <= v.initialGamma && v.initialGamma <= v.maxGamma, {
+    error: 'must satisfy minGamma <= initialGamma <= maxGamma', path: ['initialGamma'],
+  }),
+]);
+
+export const ChunkSchema = byKind(CHUNK_KINDS, [
+  obj({ kind: z.literal('none') }),
+  obj({ kind: z.literal('fixed'), tokens: int({ gte: 1 }) }),
+  obj({ kind: z.literal('dynamic'), minTokens: int({ gte: 1 }).default(32), maxTokens: int({ gte: 1 }).default(1024) })
+    .refine((v) => v.minTokens <= v.maxTokens, minMaxError),
+]);
+
+const acceptance = () => num({ gte: 0, lte: 1 }).default(0.7);
+const defaultDraft = () => ({ kind: 'fixed' as const, gamma: 4 });
+
+export const PoliciesSchema = obj({
+  hat: obj({
+    acceptance: acceptance(),
+    draft: DraftSchema.default(defaultDraft),
+    chunk: ChunkSchema.default(() => ({ kind: 'dynamic' as const, minTokens: 32, maxTokens: 1024 })),
+    parallelDrafting: bool().default(false),
+  }).prefault({}),
+  sd: obj({
+    acceptance: acceptance(),
+    draft: DraftSchema.default(defaultDraft),
+    drafterModel: str().default('tinyllama-1.1b'),
+  }).prefault({}),
+  ushape: obj({
+    chunk: ChunkSchema.default(() => ({ kind: 'none' as const })),
+  }).prefault({}),
+});
+
+export const SplitSchema = obj({
+  inputLayers: int({ gte: 1 }).default(2),
+  outputLayers: int({ gte: 1 }).default(2),
+  adapter: oneOf(ADAPTER_KINDS).default('attention-block'),
+});
+
+/** The whole scenario file. `name` and `calibrationDir` get file-derived defaults in load.ts. */
+export const ScenarioSchema = obj({
+  name: str().optional(),
+  description: z.string({ error: 'must be a string' }).default(''),
+  seed: int({ gte: 0 }).default(1),
+  model: str(),
+  split: SplitSchema.prefault({}),
+  systems: list(oneOf(SYSTEMS))
+    .min(1, { error: 'must list at least one system' })
+    .refine((s) => new Set(s).size === s.length, { error: 'must not list a system twice' })
+    .default(() => [...SYSTEM_IDS]),
+  devices: list(DeviceGroupSchema).min(1, { error: 'must list at least one device group' }),
+  cloud: CloudSchema,
+  network: NetworkSchema.prefault({}),
+  workload: WorkloadSchema,
+  policies: PoliciesSchema.prefault({}),
+  calibrationDir: str().optional(),
+  horizonS: num({ gt: 0 }).default(86400),
+});
+
+export type ScenarioInput = z.input<typeof ScenarioSchema>;
+export type ScenarioParsed = z.output<typeof ScenarioSchema>;
+
+/** JSON Schema (draft 2020-12) of a scenario file, for editors. */
+export function scenarioJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(ScenarioSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+}

@@ -1,0 +1,97 @@
+/**
+ * Request trace reader: CSV with a header row and (at least) the columns
+ * `arrived_at` (s), `num_prefill_tokens`, `num_decode_tokens`, as in the
+ * Splitwise/Vidur traces. Extra columns are ignored; only the columns a caller
+ * needs are required (a lengths-only trace may lack `arrived_at`).
+ * Bad input raises an InputError naming the file, line, column and value.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { parse } from 'csv-parse/sync';
+import { InputError } from '../core/errors.js';
+
+export const TRACE_COLUMNS = ['arrived_at', 'num_prefill_tokens', 'num_decode_tokens'] as const;
+export type TraceColumn = (typeof TRACE_COLUMNS)[number];
+
+export interface TraceRow {
+  /** Arrival time as written in the trace (s); NaN when the column was not read. */
+  arrivedAtS: number;
+  /** Prompt tokens (integer >= 1); NaN when not read. */
+  promptTokens: number;
+  /** Output tokens (integer >= 1); NaN when not read. */
+  outputTokens: number;
+  /** 1-based line in the file. */
+  line: number;
+}
+
+interface RawTrace { header: string[]; rows: { cells: string[]; line: number }[] }
+
+const cache = new Map<string, { mtimeMs: number; size: number; raw: RawTrace }>();
+
+function readRaw(file: string): RawTrace {
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new InputError(`trace file not found: ${file}`);
+  }
+  const hit = cache.get(file);
+  if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.raw;
+  let records: { record: string[]; info: { lines: number } }[];
+  try {
+    records = parse(readFileSync(file, 'utf8'), {
+      info: true,
+      skip_empty_lines: true,
+      trim: true,
+      relax_column_count: false,
+    }) as unknown as { record: string[]; info: { lines: number } }[];
+  } catch (err) {
+    const e = err as { message?: string; lines?: number };
+    throw new InputError(`trace file ${file}${e.lines ? `:${e.lines}` : ''}: malformed CSV: ${e.message ?? String(err)}`);
+  }
+  if (records.length === 0) throw new InputError(`trace file ${file} is empty: expected a header row with ${TRACE_COLUMNS.join(',')}`);
+  const header = records[0].record.map((h) => h.trim());
+  const raw: RawTrace = { header, rows: records.slice(1).map((r) => ({ cells: r.record, line: r.info.lines })) };
+  cache.set(file, { mtimeMs: st.mtimeMs, size: st.size, raw });
+  return raw;
+}
+
+/**
+ * Read a trace. `columns` lists the columns that must exist and be valid;
+ * the others are read when present and valid-looking, else left NaN.
+ */
+export function readTrace(file: string, columns: readonly TraceColumn[] = TRACE_COLUMNS): TraceRow[] {
+  const raw = readRaw(file);
+  const index = new Map<TraceColumn, number>();
+  const missing: string[] = [];
+  for (const c of columns) {
+    const i = raw.header.indexOf(c);
+    if (i < 0) missing.push(c);
+    else index.set(c, i);
+  }
+  if (missing.length > 0) {
+    throw new InputError(`trace file ${file}: missing column${missing.length > 1 ? 's' : ''} ${missing.join(', ')} (header has: ${raw.header.join(', ')}; required: ${columns.join(', ')})`);
+  }
+  const cell = (row: { cells: string[]; line: number }, col: TraceColumn, kind: 'time' | 'tokens'): number => {
+    const i = index.get(col);
+    if (i === undefined) return NaN;
+    const text = row.cells[i];
+    const v = text === '' ? NaN : Number(text);
+    const ok = kind === 'time' ? Number.isFinite(v) && v >= 0 : Number.isInteger(v) && v >= 1;
+    if (!ok) {
+      const allowed = kind === 'time' ? 'a number >= 0 (seconds)' : 'an integer >= 1';
+      throw new InputError(`trace file ${file}:${row.line}: column ${col}: bad value "${text}" (must be ${allowed})`);
+    }
+    return v;
+  };
+  return raw.rows.map((row) => ({
+    arrivedAtS: cell(row, 'arrived_at', 'time'),
+    promptTokens: cell(row, 'num_prefill_tokens', 'tokens'),
+    outputTokens: cell(row, 'num_decode_tokens', 'tokens'),
+    line: row.line,
+  }));
+}
+
+/** Forget cached traces (tests). */
+export function clearTraceCache(): void {
+  cache.clear();
+}
