@@ -1,0 +1,245 @@
+/**
+ * Fitting of the calibration latency model
+ *
+ *   t_ms = c0 + c1*tokens + c2*tokCtx + c3*ctx + c4*(seqs - 1)
+ *
+ * by weighted least squares with weights 1/t^2 (relative error, close to a
+ * fit in log space), every coefficient >= 0 (exact non-negative least squares
+ * by enumerating the active sets of the <= 5 columns), optionally piecewise:
+ * one piece for tokens <= knee (overhead-bound) and one above, the knee
+ * chosen by leave-one-out cross-validation error.
+ */
+
+/** One measured (or imported) point. Batches are uniform: each of `seqs` sequences has tokens/seqs new tokens and ctx/seqs past tokens. */
+export interface Sample {
+  component: string;
+  /** Sum of new tokens over the batch. */
+  tokens: number;
+  /** Sum of past-context tokens over the batch. */
+  ctx: number;
+  seqs: number;
+  layers: number;
+  medianMs: number;
+  p10Ms: number;
+  p90Ms: number;
+  reps: number;
+  split: 'train' | 'test';
+}
+
+export interface FitPiece {
+  maxTokens: number | null;
+  c0Ms: number;
+  c1MsPerToken: number;
+  c2MsPerTokenCtx: number;
+  c3MsPerCtx: number;
+  c4MsPerSeq: number;
+}
+
+export interface FitQuality {
+  samples: number;
+  r2: number;
+  heldOutSamples: number;
+  heldOutMedianAbsPctErr: number;
+  heldOutP90AbsPctErr: number;
+}
+
+export interface Shape {
+  tokens: number;
+  ctx: number;
+  seqs: number;
+  /** sum n_i*c_i; defaults to the uniform-batch value tokens*ctx/seqs. */
+  tokCtx?: number;
+}
+
+export function tokCtxOf(s: Shape): number {
+  return s.tokCtx ?? (s.tokens * s.ctx) / Math.max(1, s.seqs);
+}
+
+function features(s: Shape): number[] {
+  return [1, s.tokens, tokCtxOf(s), s.ctx, Math.max(0, s.seqs - 1)];
+}
+
+function coeffsOf(p: FitPiece): number[] {
+  return [p.c0Ms, p.c1MsPerToken, p.c2MsPerTokenCtx, p.c3MsPerCtx, p.c4MsPerSeq];
+}
+
+function pieceOf(maxTokens: number | null, c: number[]): FitPiece {
+  return { maxTokens, c0Ms: c[0], c1MsPerToken: c[1], c2MsPerTokenCtx: c[2], c3MsPerCtx: c[3], c4MsPerSeq: c[4] };
+}
+
+/** Latency (ms) predicted by a piecewise model, with the format's piece-selection rule. */
+export function predictMs(pieces: readonly FitPiece[], s: Shape): number {
+  const piece = pieces.find((p) => p.maxTokens === null || p.maxTokens >= s.tokens) ?? pieces[pieces.length - 1];
+  const f = features(s);
+  const c = coeffsOf(piece);
+  let t = 0;
+  for (let j = 0; j < f.length; j++) t += f[j] * c[j];
+  return t;
+}
+
+/** Solve the square system M x = v (Gaussian elimination, partial pivoting); null when singular. */
+function solve(M: number[][], v: number[]): number[] | null {
+  const n = v.length;
+  const A = M.map((row, i) => [...row, v[i]]);
+  for (let col = 0; col < n; col++) {
+    let piv = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(A[r][col]) > Math.abs(A[piv][col])) piv = r;
+    if (Math.abs(A[piv][col]) < 1e-12) return null;
+    [A[col], A[piv]] = [A[piv], A[col]];
+    for (let r = 0; r < n; r++) {
+      if (r === col) continue;
+      const f = A[r][col] / A[col][col];
+      for (let k = col; k <= n; k++) A[r][k] -= f * A[col][k];
+    }
+  }
+  return A.map((row, i) => row[n] / row[i]);
+}
+
+/**
+ * Non-negative weighted least squares: minimise sum w_i (y_i - x_i.c)^2, c >= 0.
+ * Exact: tries every subset of the usable columns (<= 2^5), keeps the best
+ * feasible unconstrained solution on a subset.
+ */
+export function nnlsWeighted(X: number[][], y: number[], w: number[]): number[] {
+  const m = X[0]?.length ?? 5;
+  const best = { sse: Infinity, c: new Array<number>(m).fill(0) };
+  if (X.length === 0) return best.c;
+  // column scale for conditioning
+  const scale = new Array<number>(m).fill(0);
+  for (let i = 0; i < X.length; i++) for (let j = 0; j < m; j++) scale[j] = Math.max(scale[j], Math.abs(X[i][j]));
+  const usable = [...Array(m).keys()].filter((j) => scale[j] > 0);
+  const sseOf = (c: number[]): number => {
+    let s = 0;
+    for (let i = 0; i < X.length; i++) {
+      let p = 0;
+      for (let j = 0; j < m; j++) p += X[i][j] * c[j];
+      s += w[i] * (y[i] - p) ** 2;
+    }
+    return s;
+  };
+  best.sse = sseOf(best.c);
+  for (let mask = 1; mask < 1 << usable.length; mask++) {
+    const cols = usable.filter((_, k) => mask & (1 << k));
+    if (cols.length > X.length) continue;
+    const M = cols.map(() => new Array<number>(cols.length).fill(0));
+    const v = new Array<number>(cols.length).fill(0);
+    for (let i = 0; i < X.length; i++) {
+      for (let a = 0; a < cols.length; a++) {
+        const xa = X[i][cols[a]] / scale[cols[a]];
+        v[a] += w[i] * xa * y[i];
+        for (let b = 0; b < cols.length; b++) M[a][b] += w[i] * xa * (X[i][cols[b]] / scale[cols[b]]);
+      }
+    }
+    const sol = solve(M, v);
+    if (!sol || sol.some((x) => !(x >= 0) || !Number.isFinite(x))) continue;
+    const c = new Array<number>(m).fill(0);
+    cols.forEach((j, k) => (c[j] = sol[k] / scale[j]));
+    const sse = sseOf(c);
+    if (sse < best.sse) {
+      best.sse = sse;
+      best.c = c;
+    }
+  }
+  return best.c;
+}
+
+function fitOnePiece(samples: readonly Sample[]): number[] {
+  const X = samples.map((s) => features(s));
+  const y = samples.map((s) => s.medianMs);
+  const w = y.map((t) => 1 / Math.max(t, 1e-6) ** 2);
+  return nnlsWeighted(X, y, w);
+}
+
+function fitWithKnee(samples: readonly Sample[], knee: number | null): FitPiece[] {
+  if (knee === null) return [pieceOf(null, fitOnePiece(samples))];
+  const lo = samples.filter((s) => s.tokens <= knee);
+  const hi = samples.filter((s) => s.tokens > knee);
+  return [pieceOf(knee, fitOnePiece(lo)), pieceOf(null, fitOnePiece(hi))];
+}
+
+export function absPctErr(predMs: number, measuredMs: number): number {
+  return (Math.abs(predMs - measuredMs) / measuredMs) * 100;
+}
+
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const v = [...values].sort((a, b) => a - b);
+  const pos = (v.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+export const KNEE_CANDIDATES: readonly (number | null)[] = [null, 1, 2, 4, 8, 16, 32, 64, 128];
+const MIN_POINTS_PER_PIECE = 4;
+
+export interface FitResult {
+  pieces: FitPiece[];
+  knee: number | null;
+  /** Leave-one-out mean abs % error per knee candidate tried. */
+  cvErrPct: { knee: number | null; meanAbsPctErr: number }[];
+  quality: FitQuality;
+}
+
+/** Leave-one-out mean absolute percentage error of a knee choice. */
+function looError(samples: readonly Sample[], knee: number | null): number {
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) {
+    const rest = samples.filter((_, k) => k !== i);
+    const pieces = fitWithKnee(rest, knee);
+    sum += absPctErr(predictMs(pieces, samples[i]), samples[i].medianMs);
+  }
+  return sum / samples.length;
+}
+
+/** Quality figures of a fitted model on train and held-out samples. */
+export function fitQuality(pieces: readonly FitPiece[], train: readonly Sample[], test: readonly Sample[]): FitQuality {
+  const mean = train.reduce((a, s) => a + s.medianMs, 0) / Math.max(1, train.length);
+  let ssRes = 0;
+  let ssTot = 0;
+  for (const s of train) {
+    ssRes += (s.medianMs - predictMs(pieces, s)) ** 2;
+    ssTot += (s.medianMs - mean) ** 2;
+  }
+  const errs = test.map((s) => absPctErr(predictMs(pieces, s), s.medianMs));
+  const r2 = ssTot > 0 ? 1 - ssRes / ssTot : 1;
+  return {
+    samples: train.length,
+    r2: Math.max(-1, Math.min(1, r2)),
+    heldOutSamples: test.length,
+    heldOutMedianAbsPctErr: test.length ? quantile(errs, 0.5) : NaN,
+    heldOutP90AbsPctErr: test.length ? quantile(errs, 0.9) : NaN,
+  };
+}
+
+/**
+ * Fit a (possibly piecewise) non-negative model on the train samples,
+ * choosing the knee by leave-one-out CV; report quality on the test samples.
+ */
+export function fitLatencyModel(train: readonly Sample[], test: readonly Sample[], knees: readonly (number | null)[] = KNEE_CANDIDATES): FitResult {
+  if (train.length === 0) throw new Error('fitLatencyModel: no training samples');
+  const cvErrPct: FitResult['cvErrPct'] = [];
+  let bestKnee: number | null = null;
+  let bestErr = Infinity;
+  for (const knee of knees) {
+    if (knee !== null) {
+      const lo = train.filter((s) => s.tokens <= knee).length;
+      const hi = train.length - lo;
+      if (lo < MIN_POINTS_PER_PIECE || hi < MIN_POINTS_PER_PIECE) continue;
+    }
+    const err = train.length >= 3 ? looError(train, knee) : 0;
+    cvErrPct.push({ knee, meanAbsPctErr: err });
+    // a split must earn its keep: prefer the single piece unless >= 5 % (relative) better
+    if (err < bestErr * (knee === null ? 1 : 0.95)) {
+      bestErr = err;
+      bestKnee = knee;
+    }
+  }
+  const pieces = fitWithKnee(train, bestKnee);
+  return { pieces, knee: bestKnee, cvErrPct, quality: fitQuality(pieces, train, test) };
+}
+
+/** Multiply every coefficient (used by tests: a wrong model must fail validation). */
+export function scalePieces(pieces: readonly FitPiece[], factor: number): FitPiece[] {
+  return pieces.map((p) => pieceOf(p.maxTokens, coeffsOf(p).map((c) => c * factor)));
+}

@@ -1,0 +1,114 @@
+/**
+ * `hatsim calibrate [run]`: profile a catalog model's parts with ONNX Runtime on
+ * this machine and write calibration/<hardware-id>/<model-id>/.
+ * `hatsim calibrate import-vidur`: turn Vidur's GPU operator timings into a
+ * calibration file (source "imported").
+ */
+import type { CommandModule } from 'yargs';
+import { InputError } from '../core/errors.js';
+import { runCalibration } from '../calibrate/run.js';
+import { DEFAULT_VIDUR_DIR, importVidur } from '../calibrate/vidur.js';
+
+export interface CalibrateArgs {
+  action?: string;
+  model?: string;
+  parts?: string;
+  'hardware-id'?: string;
+  ep?: string;
+  threads?: number;
+  quick?: boolean;
+  out?: string;
+  resume?: boolean;
+  'onnx-dir'?: string;
+  ops?: string;
+  'layer-scaling'?: boolean;
+  'held-out'?: number;
+  progress?: boolean;
+  gpu?: string;
+  'model-id'?: string;
+  'vidur-dir'?: string;
+  'roofline-hardware'?: string;
+}
+
+function need(value: string | undefined, flag: string, action: string): string {
+  if (value === undefined || value === '') throw new InputError(`hatsim calibrate ${action}: --${flag} is required`, flag);
+  return value;
+}
+
+export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
+  command: 'calibrate [action]',
+  describe: 'Measure latency models with ONNX Runtime on this machine (action "run", default), or import Vidur GPU profiles ("import-vidur")',
+  builder: (y) =>
+    y
+      .positional('action', { type: 'string', choices: ['run', 'import-vidur'], default: 'run', describe: 'run: profile here; import-vidur: import Vidur timings' })
+      .option('model', { type: 'string', describe: 'run: catalog model id (e.g. tinyllama-1.1b); import-vidur: Vidur model folder (e.g. Llama-2-7b-hf)' })
+      .option('parts', { type: 'string', describe: 'comma-separated subset of embedding,decoderLayer,adapter,lmHead (default all)' })
+      .option('hardware-id', { type: 'string', describe: 'name of this hardware; the simulator looks calibrations up by it' })
+      .option('ep', { type: 'string', default: 'cpu', describe: 'ONNX Runtime execution provider' })
+      .option('threads', { type: 'number', default: 1, describe: 'intraOpNumThreads' })
+      .option('quick', { type: 'boolean', default: false, describe: 'small grid and few repeats (about a minute for tiny-test)' })
+      .option('out', { type: 'string', default: 'calibration', describe: 'calibration root folder' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue an interrupted run from samples.csv' })
+      .option('onnx-dir', { type: 'string', describe: 'use your own exports <dir>/<part>.onnx instead of generated graphs' })
+      .option('ops', { type: 'string', default: 'auto', choices: ['auto', 'fused', 'standard'], describe: 'generated graph operators' })
+      .option('layer-scaling', { type: 'boolean', default: true, describe: 'also time 2 and 4 stacked layers' })
+      .option('held-out', { type: 'number', describe: 'held-out random shapes per part (default 20, quick 8)' })
+      .option('progress', { type: 'boolean', describe: 'progress bar (default: when stderr is a terminal)' })
+      .option('gpu', { type: 'string', describe: 'import-vidur: GPU folder (a40, a100, h100)' })
+      .option('model-id', { type: 'string', describe: 'import-vidur: hatsim catalog model id to write (e.g. llama2-7b)' })
+      .option('vidur-dir', { type: 'string', default: DEFAULT_VIDUR_DIR, describe: 'import-vidur: root of the Vidur profiles' })
+      .option('roofline-hardware', { type: 'string', describe: 'import-vidur: data-sheet profile for the attention estimate (default: --hardware-id)' })
+      .example('$0 calibrate --model tiny-test --hardware-id my-laptop --quick', 'one-minute check')
+      .example('$0 calibrate --model tinyllama-1.1b --hardware-id jetson-orin-nx-16gb --threads 4', 'full calibration')
+      .example('$0 calibrate import-vidur --gpu a40 --model Llama-2-7b-hf --hardware-id a40 --model-id llama2-7b', 'import Vidur timings') as never,
+  handler: async (args) => {
+    const action = args.action ?? 'run';
+    if (action === 'import-vidur') {
+      const r = importVidur({
+        gpu: need(args.gpu, 'gpu', action),
+        vidurModel: need(args.model, 'model', action),
+        hardwareId: need(args['hardware-id'], 'hardware-id', action),
+        modelId: need(args['model-id'], 'model-id', action),
+        rooflineHardwareId: args['roofline-hardware'],
+        vidurDir: args['vidur-dir'],
+        outDir: args.out,
+      });
+      process.stdout.write(r.report + '\n');
+      process.stdout.write(`written: ${r.modelPath}, ${r.samplesPath}, ${r.reportPath}\n`);
+      return;
+    }
+    const controller = new AbortController();
+    const onSigint = (): void => {
+      if (controller.signal.aborted) process.exit(130);
+      process.stderr.write('\ninterrupt: finishing the current point (Ctrl-C again to quit now)...\n');
+      controller.abort();
+    };
+    process.on('SIGINT', onSigint);
+    try {
+      const r = await runCalibration({
+        modelId: need(args.model, 'model', action),
+        hardwareId: need(args['hardware-id'], 'hardware-id', action),
+        parts: args.parts?.split(',').filter((p) => p.trim() !== ''),
+        ep: args.ep,
+        threads: args.threads,
+        quick: args.quick,
+        outDir: args.out,
+        resume: args.resume,
+        onnxDir: args['onnx-dir'],
+        variant: args.ops as 'auto' | 'fused' | 'standard' | undefined,
+        layerScaling: args['layer-scaling'],
+        heldOutPoints: args['held-out'],
+        progress: args.progress,
+        signal: controller.signal,
+      });
+      process.stdout.write(r.report + '\n');
+      if (r.interrupted) {
+        process.exitCode = 130;
+        return;
+      }
+      process.stdout.write(`written: ${r.modelPath}, ${r.samplesPath}, ${r.reportPath} (${(r.durationMs / 1000).toFixed(0)} s)\n`);
+    } finally {
+      process.off('SIGINT', onSigint);
+    }
+  },
+};
