@@ -78,3 +78,27 @@ export interface SpanRecord {
   start_ms: number;
   end_ms: number;
 }
+
+export const REQUEST_COLUMNS: readonly (keyof RequestRecord)[] = [
+  'system', 'device', 'request', 'arrival_s', 'prompt_tokens', 'output_tokens', 'ttft_ms', 'tbt_mean_ms', 'tbt_max_ms',
+  'e2e_ms', 'bytes_up', 'bytes_down', 'raw_token_bytes_up', 'hidden_bytes_up', 'hidden_bytes_down', 'device_queue_ms',
+  'cloud_queue_ms', 'device_compute_ms', 'cloud_compute_ms', 'network_ms', 'rounds', 'drafted_tokens', 'accepted_tokens',
+  'chunk_tokens', 'gpu',
+];
+
+export const SUMMARY_COLUMNS: readonly (keyof SummaryRecord)[] = [
+  'system', 'requests', 'unfinished', 'ttft_mean_ms', 'ttft_p50_ms', 'ttft_p99_ms', 'tbt_mean_ms', 'tbt_p50_ms', 'tbt_p99_ms',
+  'e2e_mean_ms', 'throughput_tok_s', 'bytes_up_per_request', 'bytes_down_per_request', 'raw_token_bytes_up', 'hidden_bytes_up',
+  'cloud_queue_mean_ms', 'gpu_util_mean', 'acceptance_rate', 'tokens_per_round', 'latency_source',
+];
+
+export const SPAN_COLUMNS: readonly (keyof SpanRecord)[] = ['system', 'device', 'request', 'kind', 'label', 'start_ms', 'end_ms'];
+
+/** One row of gpu_util.csv: busy fraction of one GPU in one time bin. */
+export interface GpuUtilRecord {
+  system: SystemId;
+  gpu: number;
+  time_s: number;
+  busy_fraction: number;
+}
+export const GPU_UTIL_COLUMNS: readonly (keyof GpuUtilRecord)[] = ['system', 'gpu', 'time_s', 'busy_fraction'];

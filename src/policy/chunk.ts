@@ -1,0 +1,86 @@
+/**
+ * Prompt chunking for split prefill. Pure: no simulator imports.
+ *
+ * HAT's dynamic policy predicts the makespan of the prefill pipeline for each
+ * candidate chunk size (1-D search over a geometric grid) and picks the
+ * smallest. The predictor mirrors how protocols schedule chunks (protocol/
+ * systems/split-prefill.ts): the device runs the input submodel of every
+ * chunk back to back, each chunk is uploaded as soon as its input pass is
+ * done (one ordered stream), the cloud processes chunks of one request in
+ * order, downloads are ordered, and the device runs the output submodel of a
+ * chunk once it has arrived and the device has finished earlier work.
+ */
+import type { ChunkPolicySpec } from '../scenario/types.js';
+
+/** Per-stage latency predictions, in ms, for one chunk of `tokens` new tokens after `ctx` prompt tokens. */
+export interface PipelineStages {
+  deviceInputMs(tokens: number, ctx: number): number;
+  /** Device work that follows every chunk's input pass but does not gate the upload (e.g. the adapter). */
+  deviceSideMs(tokens: number, ctx: number): number;
+  /** Time to push one chunk's upload onto the link (serialisation), excluding propagation. */
+  upTxMs(tokens: number): number;
+  upLatencyMs: number;
+  cloudMs(tokens: number, ctx: number): number;
+  downTxMs(tokens: number): number;
+  downLatencyMs: number;
+  deviceOutputMs(tokens: number, ctx: number, last: boolean): number;
+}
+
+/** Split `promptTokens` into chunks of `chunkTokens` (last one shorter). */
+export function splitPrompt(promptTokens: number, chunkTokens: number): number[] {
+  const size = Math.max(1, Math.min(chunkTokens, promptTokens));
+  const out: number[] = [];
+  for (let done = 0; done < promptTokens; done += size) out.push(Math.min(size, promptTokens - done));
+  return out;
+}
+
+/** Predicted time (ms) from the start of prefill until the last chunk's output pass ends. */
+export function predictPipelineMs(chunks: readonly number[], st: PipelineStages): number {
+  let inputEnd = 0, upTxEnd = 0, cloudEnd = 0, downTxEnd = 0, ctx = 0;
+  const arrivals: number[] = [];
+  for (const n of chunks) {
+    inputEnd += st.deviceInputMs(n, ctx);
+    upTxEnd = Math.max(upTxEnd, inputEnd) + st.upTxMs(n);
+    cloudEnd = Math.max(cloudEnd, upTxEnd + st.upLatencyMs) + st.cloudMs(n, ctx);
+    downTxEnd = Math.max(downTxEnd, cloudEnd) + st.downTxMs(n);
+    arrivals.push(downTxEnd + st.downLatencyMs);
+    ctx += n;
+  }
+  // Side work (adapter) queues behind all input passes on the device.
+  let deviceFree = inputEnd;
+  ctx = 0;
+  for (const n of chunks) { deviceFree += st.deviceSideMs(n, ctx); ctx += n; }
+  ctx = 0;
+  for (let k = 0; k < chunks.length; k++) {
+    const n = chunks[k];
+    deviceFree = Math.max(deviceFree, arrivals[k]) + st.deviceOutputMs(n, ctx, k === chunks.length - 1);
+    ctx += n;
+  }
+  return deviceFree;
+}
+
+/** Candidate chunk sizes: a geometric grid (x1.5) between min and max, plus the whole prompt when it fits. */
+export function chunkCandidates(promptTokens: number, minTokens: number, maxTokens: number): number[] {
+  const out: number[] = [];
+  const hi = Math.min(maxTokens, promptTokens);
+  for (let c = Math.min(minTokens, hi); c < hi; c = Math.ceil(c * 1.5)) out.push(c);
+  out.push(hi);
+  return out;
+}
+
+/** Chunk size in tokens for a prompt under the given policy. */
+export function chooseChunkTokens(spec: ChunkPolicySpec, promptTokens: number, stages: PipelineStages | null): number {
+  switch (spec.kind) {
+    case 'none': return promptTokens;
+    case 'fixed': return Math.min(spec.tokens, promptTokens);
+    case 'dynamic': {
+      if (!stages) throw new Error('dynamic chunk policy needs latency predictions');
+      let best = promptTokens, bestMs = Infinity;
+      for (const c of chunkCandidates(promptTokens, spec.minTokens, spec.maxTokens)) {
+        const ms = predictPipelineMs(splitPrompt(promptTokens, c), stages);
+        if (ms < bestMs - 1e-9) { bestMs = ms; best = c; }
+      }
+      return best;
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The command vocabulary a system's protocol speaks.
+ *
+ * A protocol is a generator function: it yields one `Op` at a time and is
+ * resumed with the op's result. The simulator (sim/driver.ts) executes ops
+ * against simulated devices, links and GPUs; the live runner executes the same
+ * ops with real ONNX Runtime calls and sockets. Protocols and policies import
+ * nothing from either driver.
+ *
+ * Ops are written from the request's point of view: `up` and `down` are
+ * messages on the device's link, `cloud` is work on the cloud replica serving
+ * this request, `compute` is work on the device's own processor.
+ */
+import type { SubmodelId } from '../model/types.js';
+
+/** Device-side work: a submodel, or "slm" = one drafting step (input + adapter + output with logits). */
+export type DeviceWork = 'input' | 'adapter' | 'output' | 'slm' | 'drafter';
+export type CloudWork = Extract<SubmodelId, 'middle' | 'full'>;
+
+export interface ComputeOp {
+  op: 'compute';
+  work: DeviceWork;
+  /** New tokens processed in one pass. */
+  tokens: number;
+  /** Past context length (tokens already in this submodel's KV cache). */
+  ctx: number;
+  /** Positions whose logits the LM head computes (output / slm / drafter). */
+  logits: number;
+  /** Sequential repetitions (autoregressive drafting): pass i has ctx + i*tokens context. */
+  repeat: number;
+  /**
+   * Background work (e.g. building the adapter's KV cache during prefill) runs
+   * only when no foreground work is queued on the device; it is never
+   * preempted once started.
+   */
+  background: boolean;
+  label: string;
+}
+
+export interface UpOp {
+  op: 'up';
+  /** Payload bytes (hidden states and/or raw tokens); the driver adds the header. */
+  hiddenBytes: number;
+  rawTokenBytes: number;
+  label: string;
+}
+
+export interface DownOp {
+  op: 'down';
+  hiddenBytes: number;
+  rawTokenBytes: number;
+  label: string;
+}
+
+export interface CloudOp {
+  op: 'cloud';
+  work: CloudWork;
+  tokens: number;
+  ctx: number;
+  logits: number;
+  label: string;
+}
+
+/** Verify `drafted` draft tokens: resumes with the number accepted (a prefix, 0..drafted). */
+export interface AcceptOp { op: 'accept'; drafted: number; rate: number }
+/** `tokens` output tokens are now available to the user at the device. */
+export interface EmitOp { op: 'emit'; tokens: number }
+/** Start a concurrent branch; resumes with a handle for `join`. */
+export interface ForkOp { op: 'fork'; body: Proto }
+/** Wait until every listed branch has finished. */
+export interface JoinOp { op: 'join'; handles: number[] }
+/** Snapshot of the cloud replica that serves (or would serve) this request. */
+export interface CloudLoadOp { op: 'cloudLoad' }
+/** Current time in ms since the run started (simulated or real). */
+export interface NowOp { op: 'now' }
+/** Record a per-request fact for the results (e.g. the chosen chunk size). */
+export interface NoteOp { op: 'note'; key: 'chunkTokens'; value: number }
+
+export type Op = ComputeOp | UpOp | DownOp | CloudOp | AcceptOp | EmitOp | ForkOp | JoinOp | CloudLoadOp | NowOp | NoteOp;
+
+export interface CloudLoad {
+  replica: number;
+  /** Tokens waiting in the replica's queue (not yet processed). */
+  queuedTokens: number;
+  /** Requests currently assigned to the replica (including this one once assigned). */
+  activeRequests: number;
+}
+
+/** What a protocol is resumed with: a count (accept), a handle (fork), a load snapshot, a time, or nothing. */
+export type Resume = number | CloudLoad | undefined;
+export type Proto = Generator<Op, void, Resume>;
+
+// ---- Typed helpers: `const k = yield* accept(g, a)` -----------------------------------
+
+export function* compute(work: DeviceWork, tokens: number, ctx: number, logits: number, label: string, repeat = 1, background = false): Generator<Op, void, Resume> {
+  yield { op: 'compute', work, tokens, ctx, logits, repeat, background, label };
+}
+export function* up(hiddenBytes: number, rawTokenBytes: number, label: string): Generator<Op, void, Resume> {
+  yield { op: 'up', hiddenBytes, rawTokenBytes, label };
+}
+export function* down(hiddenBytes: number, rawTokenBytes: number, label: string): Generator<Op, void, Resume> {
+  yield { op: 'down', hiddenBytes, rawTokenBytes, label };
+}
+export function* cloud(work: CloudWork, tokens: number, ctx: number, logits: number, label: string): Generator<Op, void, Resume> {
+  yield { op: 'cloud', work, tokens, ctx, logits, label };
+}
+export function* accept(drafted: number, rate: number): Generator<Op, number, Resume> {
+  return (yield { op: 'accept', drafted, rate }) as number;
+}
+export function* emit(tokens: number): Generator<Op, void, Resume> {
+  yield { op: 'emit', tokens };
+}
+export function* fork(body: Proto): Generator<Op, number, Resume> {
+  return (yield { op: 'fork', body }) as number;
+}
+export function* join(handles: number[]): Generator<Op, void, Resume> {
+  yield { op: 'join', handles };
+}
+export function* cloudLoad(): Generator<Op, CloudLoad, Resume> {
+  return (yield { op: 'cloudLoad' }) as CloudLoad;
+}
+export function* now(): Generator<Op, number, Resume> {
+  return (yield { op: 'now' }) as number;
+}
+export function* note(key: NoteOp['key'], value: number): Generator<Op, void, Resume> {
+  yield { op: 'note', key, value };
+}

@@ -1,0 +1,32 @@
+/**
+ * cloud: the whole LLM runs on the server. The device uploads the prompt's raw
+ * token ids; the server prefills, then generates token after token, streaming
+ * each token id down as soon as it is produced (no per-token uplink).
+ */
+import type { SystemDef } from '../context.js';
+import { cloud as cloudStep, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
+
+export const cloudOnly: SystemDef = {
+  id: 'cloud',
+  cloudWork: 'full',
+  deviceWork: [],
+  sendsRawTokens: true,
+  createDevice(env) {
+    const tb = env.tokenBytes;
+    function* deliver(): Generator<Op, void, Resume> {
+      yield* down(0, tb, 'token');
+      yield* emit(1);
+    }
+    return function* cloudRequest(req) {
+      const P = req.promptTokens;
+      yield* up(0, P * tb, 'prompt tokens');
+      yield* cloudStep('full', P, 0, 1, 'prefill');
+      const deliveries: number[] = [yield* fork(deliver())];
+      for (let i = 1; i < req.outputTokens; i++) {
+        yield* cloudStep('full', 1, P + i - 1, 1, 'decode');
+        deliveries.push(yield* fork(deliver()));
+      }
+      yield* join(deliveries);
+    };
+  },
+};

@@ -1,0 +1,98 @@
+/**
+ * HAT: the LLM is cut into input / middle / output submodels; input + adapter +
+ * output form a drafting SLM on the device, the middle layers run in the cloud.
+ * Only hidden states cross the network.
+ *
+ * Prefill: split prefill (protocol/systems/split-prefill.ts), chunked by the
+ * chunk policy (`hat`) or as one chunk (`hat-nochunk`); the adapter builds its
+ * KV cache for the prompt alongside.
+ *
+ * Decode, one verification round:
+ *  1. The SLM drafts g tokens on the device (g passes of input+adapter+output);
+ *     the pending token (newest accepted) is the first pass's input.
+ *  2. The last draft token goes through the input submodel, so the input-layer
+ *     hidden states of g+1 positions (pending token + g drafts) are known.
+ *  3. They go up; the cloud runs the middle submodel over the g+1 positions in
+ *     one pass (batched with other devices' work); the hidden states come back.
+ *  4. The device runs the output submodel over the g+1 positions, accepts the
+ *     longest correct prefix k and emits k+1 tokens (k drafts + the corrected
+ *     or bonus token, which becomes the next pending token).
+ * Parallel drafting (option): while a verification is in flight the device
+ * keeps drafting past the last draft; if every draft is accepted and the first
+ * extra draft equals the bonus token, the remaining extra drafts are reused by
+ * the next round.
+ */
+import { makeDraftPolicy } from '../../policy/draft.js';
+import type { ChunkPolicySpec, SystemId } from '../../scenario/types.js';
+import type { ProtocolEnv, SystemDef } from '../context.js';
+import { accept, cloud, compute, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
+import { splitPrefill } from './split-prefill.js';
+
+function* verifyRoundTrip(env: ProtocolEnv, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
+  const bytes = positions * env.hiddenBytesPerToken;
+  yield* up(bytes, 0, 'hidden verify');
+  yield* cloud('middle', positions, pos, 0, 'middle verify');
+  yield* down(bytes, 0, 'hidden verify');
+  state.arrived = true;
+}
+
+function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
+  return {
+    id,
+    cloudWork: 'middle',
+    deviceWork: ['input', 'adapter', 'output', 'slm'],
+    sendsRawTokens: false,
+    createDevice(env) {
+      const spec = env.policies.hat, p = env.predictor, hb = env.hiddenBytesPerToken;
+      const chunkSpec: ChunkPolicySpec = id === 'hat' ? spec.chunk : { kind: 'none' };
+      const maxPreDraft = spec.draft.kind === 'fixed' ? spec.draft.gamma : spec.draft.maxGamma;
+      let ctxHint = 512;
+      const roundCostMs = (g: number): number =>
+        g * p.deviceMs('slm', 1, ctxHint, 1) + p.deviceMs('input', 1, ctxHint, 0)
+        + p.txMs('up', (g + 1) * hb) + p.latencyMs('up') + p.cloudMs('middle', g + 1, ctxHint, 0, null)
+        + p.txMs('down', (g + 1) * hb) + p.latencyMs('down') + p.deviceMs('output', g + 1, ctxHint, g + 1);
+      const policy = makeDraftPolicy(spec.draft, spec.acceptance, roundCostMs);
+
+      return function* hatRequest(req) {
+        const O = req.outputTokens;
+        const side = yield* splitPrefill(req, env, chunkSpec, true);
+        yield* emit(1);
+        yield* join(side);
+        let pos = req.promptTokens, emitted = 1, carried = 0;
+        while (emitted < O) {
+          ctxHint = pos;
+          const remaining = O - emitted;
+          let g = policy.next(remaining);
+          if (carried > 0) g = Math.min(Math.max(g, carried), remaining - 1);
+          const fresh = Math.max(0, g - carried);
+          if (fresh > 0) yield* compute('slm', 1, pos + (g - fresh), 1, 'draft', fresh);
+          carried = 0;
+          yield* compute('input', 1, pos + g, 0, 'input last draft');
+          const state = { arrived: false };
+          let pre = 0;
+          if (spec.parallelDrafting) {
+            const h = yield* fork(verifyRoundTrip(env, g + 1, pos, state));
+            while (!state.arrived && pre < maxPreDraft) {
+              yield* compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
+              pre++;
+            }
+            yield* join([h]);
+          } else {
+            yield* verifyRoundTrip(env, g + 1, pos, state);
+          }
+          yield* compute('output', g + 1, pos, g + 1, 'output verify');
+          const k = yield* accept(g, spec.acceptance);
+          if (pre > 0 && k === g && (yield* accept(1, spec.acceptance)) === 1) carried = pre - 1;
+          const n = Math.min(k + 1, remaining);
+          yield* emit(n);
+          policy.observe(g, k);
+          emitted += n;
+          pos += k + 1;
+        }
+      };
+    },
+  };
+}
+
+export const hat = makeHat('hat');
+export const hatNoChunk = makeHat('hat-nochunk');

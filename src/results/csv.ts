@@ -1,0 +1,28 @@
+/**
+ * CSV serialisation with a fixed number format, so the same numbers always
+ * give the same bytes: integers as integers, other numbers with up to 6
+ * significant decimals (trailing zeros trimmed), NaN as empty.
+ */
+export function formatNumber(x: number): string {
+  if (Number.isNaN(x)) return '';
+  if (!Number.isFinite(x)) return x > 0 ? 'inf' : '-inf';
+  if (Number.isInteger(x)) return String(x);
+  let s = x.toFixed(6);
+  s = s.replace(/0+$/, '').replace(/\.$/, '');
+  return s === '-0' ? '0' : s;
+}
+
+function cell(v: unknown): string {
+  if (typeof v === 'number') return formatNumber(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (v === null || v === undefined) return '';
+  const s = String(v);
+  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv<T extends object>(rows: readonly T[], columns?: readonly (keyof T & string)[]): string {
+  const cols = columns ?? (rows.length > 0 ? (Object.keys(rows[0]) as (keyof T & string)[]) : []);
+  const out: string[] = [cols.join(',')];
+  for (const r of rows) out.push(cols.map((c) => cell(r[c])).join(','));
+  return out.join('\n') + '\n';
+}

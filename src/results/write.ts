@@ -1,0 +1,32 @@
+/**
+ * Writes a run's results directory: requests.csv, summary.csv, timeline.csv,
+ * gpu_util.csv, run.json. Each file is written atomically (temp + rename);
+ * run.json is written last, so its presence marks a complete directory.
+ */
+import { rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../core/atomic.js';
+import { toCsv } from './csv.js';
+import { GPU_UTIL_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS } from './types.js';
+import type { GpuUtilRecord, RequestRecord, SpanRecord, SummaryRecord } from './types.js';
+
+export const VERSION = '0.1.0';
+
+export interface RunOutputs {
+  requests: RequestRecord[];
+  summary: SummaryRecord[];
+  spans: SpanRecord[];
+  gpuUtil: GpuUtilRecord[];
+  /** Everything for run.json (resolved scenario, seed, version, wall time, event count, provenance...). */
+  runInfo: Record<string, unknown>;
+}
+
+export function writeRunOutputs(dir: string, out: RunOutputs): void {
+  const marker = join(dir, 'run.json');
+  if (existsSync(marker)) rmSync(marker); // the directory is incomplete until run.json is back
+  writeFileAtomic(join(dir, 'requests.csv'), toCsv(out.requests, REQUEST_COLUMNS));
+  writeFileAtomic(join(dir, 'summary.csv'), toCsv(out.summary, SUMMARY_COLUMNS));
+  writeFileAtomic(join(dir, 'timeline.csv'), toCsv(out.spans, SPAN_COLUMNS));
+  writeFileAtomic(join(dir, 'gpu_util.csv'), toCsv(out.gpuUtil, GPU_UTIL_COLUMNS));
+  writeFileAtomic(marker, JSON.stringify(out.runInfo, null, 2) + '\n');
+}

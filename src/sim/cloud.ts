@@ -1,0 +1,149 @@
+/**
+ * The cloud server: N GPUs, each a replica of the hosted submodel (middle
+ * layers for split systems, the whole LLM for cloud/sd), with continuous
+ * batching: whenever a replica is idle and work is queued it runs one step
+ * over up to `tokenBudget` tokens and `maxBatchSeqs` sequences, taken from its
+ * queue in FIFO order. A job larger than the remaining budget is split across
+ * steps (chunked prefill). A request contributes at most one job per step, so
+ * the chunks and rounds of one request are processed in order (KV cache
+ * dependency). A router assigns each request to a replica at its first cloud
+ * interaction; the request stays there until it finishes.
+ */
+import { Prio, type Engine, type Handler } from '../core/engine.js';
+import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import type { Router } from '../policy/router.js';
+import type { CloudLoad } from '../protocol/ops.js';
+import type { RequestState } from './request.js';
+
+export interface CloudWaiter {
+  cloudDone(engine: Engine): void;
+}
+
+export interface CloudJob {
+  req: RequestState;
+  waiter: CloudWaiter;
+  tokens: number;
+  done: number;
+  ctx: number;
+  logits: number;
+  enqueuedS: number;
+  started: boolean;
+  label: string;
+  /** Tokens taken in the current step. */
+  taken: number;
+}
+
+let stepCounter = 0;
+
+export class Replica implements Handler {
+  private queue: CloudJob[] = [];
+  private step: CloudJob[] = [];
+  private stepStartS = 0;
+  private busy = false;
+  queuedTokens = 0;
+  activeRequests = 0;
+  busyMs = 0;
+  steps = 0;
+  /** Busy intervals [start, end] in seconds, flattened, for utilisation over time. */
+  readonly busyIntervalsS: number[] = [];
+  private readonly shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
+
+  constructor(
+    private readonly engine: Engine,
+    readonly index: number,
+    private readonly model: SubmodelLatencyModel,
+    private readonly tokenBudget: number,
+    private readonly maxBatchSeqs: number,
+  ) {}
+
+  submit(job: CloudJob): void {
+    this.queue.push(job);
+    this.queuedTokens += job.tokens;
+    if (!this.busy) this.startStep();
+  }
+
+  private startStep(): void {
+    const s = this.shape;
+    s.seqs = 0; s.tokens = 0; s.tokCtx = 0; s.ctx = 0; s.tokSq = 0;
+    let logits = 0, budget = this.tokenBudget;
+    const mark = ++stepCounter;
+    const now = this.engine.nowS;
+    for (let i = 0; i < this.queue.length && budget > 0 && s.seqs < this.maxBatchSeqs; i++) {
+      const job = this.queue[i];
+      if (job.req.stepMark === mark) continue; // one job per request per step
+      job.req.stepMark = mark;
+      const t = Math.min(job.tokens - job.done, budget);
+      const ctxNow = job.ctx + job.done;
+      job.taken = t;
+      budget -= t;
+      s.seqs++; s.tokens += t; s.tokCtx += t * ctxNow; s.ctx += ctxNow; s.tokSq += t * t;
+      if (job.done + t === job.tokens) logits += job.logits;
+      if (!job.started) {
+        job.started = true;
+        job.req.cloudQueueMs += (now - job.enqueuedS) * 1000;
+        if (job.req.spans) job.req.span('cloud-queue', job.label, job.enqueuedS, now);
+      }
+      this.step.push(job);
+    }
+    if (this.step.length === 0) { this.busy = false; return; }
+    this.busy = true;
+    this.stepStartS = now;
+    const ms = this.model.batchMs(s, logits);
+    this.busyMs += ms;
+    this.steps++;
+    this.busyIntervalsS.push(now, now + ms / 1000);
+    this.engine.after(ms / 1000, this, 0, Prio.completion);
+  }
+
+  fire(engine: Engine): void {
+    const startS = this.stepStartS, endS = engine.nowS;
+    const ms = (endS - startS) * 1000;
+    const finished: CloudJob[] = [];
+    for (const job of this.step) {
+      job.done += job.taken;
+      this.queuedTokens -= job.taken;
+      job.req.cloudComputeMs += ms;
+      if (job.req.spans) job.req.span('cloud-compute', job.label, startS, endS);
+      if (job.done === job.tokens) finished.push(job);
+    }
+    this.step.length = 0;
+    if (finished.length > 0) this.queue = this.queue.filter((j) => j.done < j.tokens);
+    this.startStep();
+    for (const job of finished) job.waiter.cloudDone(engine);
+  }
+}
+
+export class CloudCluster {
+  readonly replicas: Replica[];
+  private readonly active: Int32Array;
+  private readonly queued: Float64Array;
+
+  constructor(engine: Engine, gpus: number, model: SubmodelLatencyModel, tokenBudget: number, maxBatchSeqs: number, private readonly router: Router) {
+    this.replicas = [];
+    for (let i = 0; i < gpus; i++) this.replicas.push(new Replica(engine, i, model, tokenBudget, maxBatchSeqs));
+    this.active = new Int32Array(gpus);
+    this.queued = new Float64Array(gpus);
+  }
+
+  /** The replica serving this request, assigning one by the router on first use. */
+  assign(req: RequestState): Replica {
+    if (req.replica < 0) {
+      for (let i = 0; i < this.replicas.length; i++) {
+        this.active[i] = this.replicas[i].activeRequests;
+        this.queued[i] = this.replicas[i].queuedTokens;
+      }
+      req.replica = this.router.pick(this.active, this.queued);
+      this.replicas[req.replica].activeRequests++;
+    }
+    return this.replicas[req.replica];
+  }
+
+  load(req: RequestState): CloudLoad {
+    const r = this.assign(req);
+    return { replica: r.index, queuedTokens: r.queuedTokens, activeRequests: r.activeRequests };
+  }
+
+  release(req: RequestState): void {
+    if (req.replica >= 0) this.replicas[req.replica].activeRequests--;
+  }
+}

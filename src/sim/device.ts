@@ -1,0 +1,61 @@
+/**
+ * A device's processor: compute jobs run one at a time (one GPU stream on a
+ * Jetson). Foreground jobs run in FIFO order; background jobs (FIFO among
+ * themselves) run only when no foreground job is waiting. A running job is
+ * never preempted.
+ */
+import { Prio, type Engine, type Handler } from '../core/engine.js';
+
+export interface ComputeWaiter {
+  computeDone(engine: Engine, startS: number, durationMs: number): void;
+}
+
+class Fifo {
+  waiters: ComputeWaiter[] = [];
+  durationsMs: number[] = [];
+  head = 0;
+  get empty(): boolean { return this.head === this.waiters.length; }
+  push(w: ComputeWaiter, ms: number): void { this.waiters.push(w); this.durationsMs.push(ms); }
+  reset(): void { this.waiters.length = 0; this.durationsMs.length = 0; this.head = 0; }
+}
+
+export class DeviceProcessor implements Handler {
+  private readonly fg = new Fifo();
+  private readonly bg = new Fifo();
+  private busy = false;
+  private currentStartS = 0;
+  private currentWaiter: ComputeWaiter | null = null;
+  private currentMs = 0;
+  busyMs = 0;
+
+  constructor(private readonly engine: Engine) {}
+
+  submit(waiter: ComputeWaiter, durationMs: number, background = false): void {
+    (background ? this.bg : this.fg).push(waiter, durationMs);
+    if (!this.busy) this.startNext();
+  }
+
+  private startNext(): void {
+    const q = !this.fg.empty ? this.fg : !this.bg.empty ? this.bg : null;
+    if (q === null) {
+      this.busy = false;
+      this.fg.reset(); this.bg.reset();
+      return;
+    }
+    this.busy = true;
+    this.currentWaiter = q.waiters[q.head];
+    this.currentMs = q.durationsMs[q.head];
+    q.head++;
+    if (q.empty) q.reset();
+    this.currentStartS = this.engine.nowS;
+    this.engine.after(this.currentMs / 1000, this, 0, Prio.completion);
+  }
+
+  fire(engine: Engine): void {
+    const waiter = this.currentWaiter!;
+    const durationMs = this.currentMs, startS = this.currentStartS;
+    this.busyMs += durationMs;
+    this.startNext();
+    waiter.computeDone(engine, startS, durationMs);
+  }
+}

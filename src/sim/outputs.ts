@@ -1,0 +1,30 @@
+/** Turns a RunResult into the files of the output contract (results/write.ts). */
+import type { RunOutputs } from '../results/write.js';
+import { VERSION } from '../results/write.js';
+import type { RunResult } from './run.js';
+
+export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): RunOutputs {
+  return {
+    requests: r.systems.flatMap((s) => s.requests),
+    summary: r.systems.map((s) => s.summary),
+    spans: r.systems.flatMap((s) => s.spans),
+    gpuUtil: r.systems.flatMap((s) => s.gpuUtil),
+    runInfo: {
+      tool: 'hatsim',
+      version: VERSION,
+      mode: 'simulation',
+      scenario: r.scenario,
+      seed: r.scenario.seed,
+      wallMs: Math.round(r.wallMs),
+      eventCount: r.eventCount,
+      perSystem: r.systems.map((s) => ({
+        system: s.system, events: s.eventCount, simEndS: s.simEndS,
+        requests: s.requests.length, unfinished: s.summary.unfinished,
+        bytesSent: s.bytesSent, bytesDelivered: s.bytesDelivered,
+      })),
+      latency: r.provenance,
+      warnings: r.warnings,
+      ...extra,
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Per-request state and accounting in a simulation. One object per request;
+ * becomes a RequestRecord (results/types.ts) when the run ends.
+ */
+import type { SystemId } from '../scenario/types.js';
+import type { RequestRecord, SpanRecord } from '../results/types.js';
+
+export class RequestState {
+  startS = NaN;
+  firstTokenS = NaN;
+  lastTokenS = NaN;
+  finishS = NaN;
+  emitted = 0;
+  maxGapS = 0;
+  hiddenUp = 0; hiddenDown = 0; rawUp = 0; rawDown = 0; headerUp = 0; headerDown = 0;
+  deviceComputeMs = 0; cloudComputeMs = 0; cloudQueueMs = 0; networkMs = 0;
+  rounds = 0; drafted = 0; accepted = 0;
+  chunkTokens = 0;
+  replica = -1;
+  /** Id of the last cloud step this request took part in (one job per request per step). */
+  stepMark = -1;
+  /** Spans for the timeline figure; null when the request is not sampled. */
+  spans: SpanRecord[] | null = null;
+
+  constructor(
+    readonly system: SystemId,
+    readonly device: number,
+    readonly deviceName: string,
+    readonly index: number,
+    public arrivalS: number,
+    readonly promptTokens: number,
+    readonly outputTokens: number,
+  ) {}
+
+  get finished(): boolean { return !Number.isNaN(this.finishS); }
+
+  tokens(n: number, nowS: number): void {
+    if (n <= 0) return;
+    if (this.emitted === 0) this.firstTokenS = nowS;
+    else if (nowS - this.lastTokenS > this.maxGapS) this.maxGapS = nowS - this.lastTokenS;
+    this.lastTokenS = nowS;
+    this.emitted += n;
+  }
+
+  span(kind: string, label: string, startS: number, endS: number): void {
+    if (this.spans === null || this.spans.length >= 20000) return;
+    this.spans.push({
+      system: this.system, device: this.deviceName, request: this.index, kind, label,
+      start_ms: (startS - this.arrivalS) * 1000, end_ms: (endS - this.arrivalS) * 1000,
+    });
+  }
+
+  toRecord(): RequestRecord {
+    const ttftMs = (this.firstTokenS - this.arrivalS) * 1000;
+    const tbtMeanMs = this.emitted > 1 ? ((this.lastTokenS - this.firstTokenS) * 1000) / (this.emitted - 1) : 0;
+    return {
+      system: this.system,
+      device: this.deviceName,
+      request: this.index,
+      arrival_s: this.arrivalS,
+      prompt_tokens: this.promptTokens,
+      output_tokens: this.emitted,
+      ttft_ms: ttftMs,
+      tbt_mean_ms: tbtMeanMs,
+      tbt_max_ms: this.maxGapS * 1000,
+      e2e_ms: (this.lastTokenS - this.arrivalS) * 1000,
+      bytes_up: this.hiddenUp + this.rawUp + this.headerUp,
+      bytes_down: this.hiddenDown + this.rawDown + this.headerDown,
+      raw_token_bytes_up: this.rawUp,
+      hidden_bytes_up: this.hiddenUp,
+      hidden_bytes_down: this.hiddenDown,
+      device_queue_ms: (this.startS - this.arrivalS) * 1000,
+      cloud_queue_ms: this.cloudQueueMs,
+      device_compute_ms: this.deviceComputeMs,
+      cloud_compute_ms: this.cloudComputeMs,
+      network_ms: this.networkMs,
+      rounds: this.rounds,
+      drafted_tokens: this.drafted,
+      accepted_tokens: this.accepted,
+      chunk_tokens: this.chunkTokens,
+      gpu: this.replica,
+    };
+  }
+}
