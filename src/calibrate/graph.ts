@@ -36,6 +36,14 @@ export type PartId = 'embedding' | 'decoderLayer' | 'adapter' | 'lmHead';
 export const PART_IDS: readonly PartId[] = ['embedding', 'decoderLayer', 'adapter', 'lmHead'];
 export type GraphVariant = 'fused' | 'standard';
 
+/** Operators a part's graph uses (recorded in meta.notes). */
+export function opsNote(part: PartId, variant: GraphVariant): string {
+  if (part === 'embedding') return 'Gather';
+  const norm = variant === 'fused' ? 'opset-23 RMSNormalization' : 'ReduceMean/Sqrt RMSNorm';
+  if (part === 'lmHead') return `${norm} + MatMul`;
+  return OPS_USED[variant];
+}
+
 export const OPS_USED: Record<GraphVariant, string> = {
   fused:
     'fused ops: com.microsoft GroupQueryAttention (do_rotary=1, packed QKV), com.microsoft SkipSimplifiedLayerNormalization, ' +

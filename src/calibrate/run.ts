@@ -20,7 +20,7 @@ import {
   type CalibrationFile,
 } from '../compute/calibration.js';
 import { fitLatencyModel, quantile, type FitResult, type Sample } from './fit.js';
-import { buildPartGraph, OPS_USED, PART_IDS, partWeightBytes, type GraphVariant, type PartId } from './graph.js';
+import { buildPartGraph, opsNote, PART_IDS, partWeightBytes, type GraphVariant, type PartId } from './graph.js';
 import { createSession, FULL_REPS, ortVersion, QUICK_REPS, timeShape, type MeasureShape, type RepPolicy, type Session } from './measure.js';
 import { renderReport } from './report.js';
 import { sampleKey, SamplesWriter } from './samples.js';
@@ -277,9 +277,10 @@ export function requiredBytes(model: ModelSpec, part: PartId, layers: number, sh
   return 2 * weights + peak;
 }
 
-function checkMemory(model: ModelSpec, part: PartId, layers: number, shapes: readonly MeasureShape[]): void {
+/** Refuse (InputError naming the part, bytes needed and free memory) a part that will not fit. */
+export function checkMemory(model: ModelSpec, part: PartId, layers: number, shapes: readonly MeasureShape[], freeBytes = os.freemem()): void {
   const need = requiredBytes(model, part, layers, shapes);
-  const free = os.freemem();
+  const free = freeBytes;
   if (need > 0.9 * free) {
     const what = layers > 1 ? `${part} x${layers} stacked layers` : part;
     throw new InputError(
@@ -319,7 +320,7 @@ async function openPart(r: Resolved, part: PartId, layers: number, tmp: string):
       const g = buildPartGraph({ model: r.model, part, layers, variant, dir, seed: r.seed });
       const session = await createSession(g.path, opts);
       const fallback = variant === 'standard' && r.variant === 'auto' ? ` (fused ops failed: ${String(lastErr)})` : '';
-      return { session, opsNote: OPS_USED[variant] + fallback, sessionMs: Date.now() - t0 };
+      return { session, opsNote: opsNote(part, variant) + fallback, sessionMs: Date.now() - t0 };
     } catch (err) {
       if (err instanceof InputError) throw err;
       lastErr = err instanceof Error ? err.message.split('\n')[0] : err;
