@@ -1,0 +1,470 @@
+/**
+ * The simulated network (contract and model: network/types.ts).
+ *
+ * Each device has two pipes (uplink, downlink). A pipe sends its messages in
+ * FIFO order, one transmitting flow at a time; a message is delivered
+ * `latencyMs` + jitter after its last byte left, never before the previous
+ * message of the same pipe (no reordering).
+ *
+ * Three kinds of pipe, by how a flow's rate is found:
+ * - fixed: no `via`, no trace. The rate is the access capacity, constant, so
+ *   the completion is scheduled directly (one event, no recompute).
+ * - traced: no `via`, a bandwidth trace. The flow is alone on its access link,
+ *   so its finish time is the inverse of the trace's cumulative capacity
+ *   (binary search, exact for the trace's finest representation; one event).
+ * - shared: crosses one or more shared bottlenecks. Rates are max-min fair
+ *   (progressive filling) over all active shared flows, with each flow capped
+ *   by its access capacity and each shared link (per direction) a capacity
+ *   constraint. Rates are recomputed when a shared flow starts or ends and
+ *   when a traced shared flow's capacity changes; progress is integrated
+ *   exactly between recomputes. One timer event, for the earliest shared
+ *   completion, is pending at a time; it carries a generation counter and a
+ *   timer made stale by a recompute is dropped (so a recompute adds at most
+ *   one event, whatever the number of flows). Flows finishing at the same
+ *   instant complete together, followed by one recompute. The recompute covers
+ *   all active shared flows (fine for up to a few thousand concurrent flows).
+ *
+ * Jitter: per message |N(0, jitterMs)| (a normal truncated at 0, i.e.
+ * half-normal), added to the latency; the delivery time is then raised to the
+ * previous delivery of the same pipe, so jitter never reorders.
+ *
+ * A device with a trace uses it for both directions and ignores its fixed
+ * uplinkMbps/downlinkMbps. Its trace position is simulated time + offsetS
+ * (+ a seeded uniform offset in [0, period) when randomOffset; one draw per
+ * device, the same for both directions, i.e. the same instant of the recording).
+ *
+ * Random streams (per device, so adding a device changes no other device's
+ * draws): `net/<d>/jitter/up`, `net/<d>/jitter/down`, `net/<d>/trace-offset`.
+ *
+ * Note: a completion timer made stale by a recompute stays in the engine's heap
+ * until its time (and is then ignored), so the engine's clock may end a run a
+ * little after the last delivery.
+ */
+import { Prio } from '../core/engine.js';
+import type { Engine, Handler } from '../core/engine.js';
+import { InputError } from '../core/errors.js';
+import type { Rng } from '../core/rng.js';
+import { loadLinkTrace } from './trace.js';
+import type { CapacityTrace, TraceLoadOptions, TraceSpec } from './trace.js';
+import type { Direction, NetworkStats, SimNetwork } from './types.js';
+
+/** Structurally identical to scenario's LinkSpec (network/ imports only core/). */
+export interface NetLinkSpec {
+  uplinkMbps: number;
+  downlinkMbps: number;
+  latencyMs: number;
+  jitterMs: number;
+  trace?: TraceSpec;
+}
+
+/** Structurally identical to scenario's SharedLinkSpec. */
+export interface NetSharedLinkSpec {
+  name: string;
+  uplinkMbps: number;
+  downlinkMbps: number;
+}
+
+export interface NetworkDevice {
+  link: NetLinkSpec;
+  /** Names of the shared links this device's traffic crosses. */
+  via: string[];
+}
+
+export type NetworkOptions = TraceLoadOptions;
+
+const KIND_FIXED = 0, KIND_TRACED = 1, KIND_SHARED = 2;
+/** Nudge (s) when reading a trace at an event time, so float rounding lands past a change point. */
+const TRACE_NUDGE_S = 1e-9;
+
+/** FIFO of messages as parallel ring buffers (no object per message). */
+class MsgQueue {
+  bytes = new Float64Array(8);
+  atS = new Float64Array(8);
+  tags = new Int32Array(8);
+  handlers: (Handler | undefined)[] = new Array<Handler | undefined>(8);
+  head = 0;
+  size = 0;
+
+  push(bytes: number, handler: Handler, tag: number, atS: number): void {
+    if (this.size === this.bytes.length) this.grow();
+    const i = (this.head + this.size) & (this.bytes.length - 1);
+    this.bytes[i] = bytes; this.handlers[i] = handler; this.tags[i] = tag; this.atS[i] = atS;
+    this.size++;
+  }
+
+  /** Drop the head (read its fields first via headIndex). */
+  pop(): void {
+    this.handlers[this.head] = undefined;
+    this.head = (this.head + 1) & (this.bytes.length - 1);
+    this.size--;
+  }
+
+  private grow(): void {
+    const cap = this.bytes.length, n = cap * 2;
+    const b = new Float64Array(n), a = new Float64Array(n), t = new Int32Array(n);
+    const h = new Array<Handler | undefined>(n);
+    for (let k = 0; k < this.size; k++) {
+      const j = (this.head + k) & (cap - 1);
+      b[k] = this.bytes[j]; a[k] = this.atS[j]; t[k] = this.tags[j]; h[k] = this.handlers[j];
+    }
+    this.bytes = b; this.atS = a; this.tags = t; this.handlers = h; this.head = 0;
+  }
+}
+
+/** One device in one direction. Fires as the transmit-completion handler of fixed and traced pipes (tag = generation). */
+class Pipe implements Handler {
+  readonly queue = new MsgQueue(); // head = the transmitting message while busy
+  readonly inflight = new MsgQueue(); // transmitted, awaiting delivery; atS = delivery time
+  busy = false;
+  gen = 0;
+  /** Shared flows: bits left at `net.sharedLastS`, current rate (bps), index in the active list. */
+  remainingBits = 0;
+  rateBps = 0;
+  activeIndex = -1;
+  tickPending = false;
+  lastDeliveryS = 0;
+  readonly deliverer: Handler;
+  readonly ticker: Handler;
+
+  constructor(
+    readonly net: Network,
+    readonly device: number,
+    readonly dir: Direction,
+    readonly kind: number,
+    readonly accessBps: number,
+    readonly trace: CapacityTrace | undefined,
+    readonly exactTrace: CapacityTrace | undefined,
+    readonly traceOffsetS: number,
+    readonly latencyS: number,
+    readonly jitterS: number,
+    readonly jitterRng: Rng | undefined,
+    /** Shared-resource indices (shared link * 2 + direction) crossed by this pipe. */
+    readonly resources: Int32Array,
+  ) {
+    this.deliverer = { fire: (engine: Engine): void => net.deliver(engine, this) };
+    this.ticker = { fire: (engine: Engine): void => net.traceTick(engine, this) };
+  }
+
+  fire(engine: Engine, tag: number): void {
+    if (tag !== this.gen || !this.busy) return;
+    this.net.txDone(engine, this);
+  }
+
+  /** Access capacity (bps) at simulated time `nowS`. */
+  capacityAt(nowS: number): number {
+    return this.trace ? this.trace.capacityAt(nowS + this.traceOffsetS + TRACE_NUDGE_S) : this.accessBps;
+  }
+}
+
+export class Network implements SimNetwork {
+  readonly stats: NetworkStats;
+  private readonly pipes: Pipe[] = []; // device * 2 + (up 0, down 1)
+  /** Shared resources: index = shared link * 2 + direction. */
+  private readonly resCapBps: Float64Array;
+  private readonly resLeft: Float64Array;
+  private readonly resUnfrozen: Int32Array;
+  private readonly sharedNames: string[];
+  private readonly active: Pipe[] = [];
+  /** Time up to which the active shared flows' remainingBits are integrated. */
+  sharedLastS = 0;
+  private newRate = new Float64Array(64);
+  private readonly done: Pipe[] = [];
+  private timerGen = 0;
+  private timerAtS = Infinity;
+  private readonly timer: Handler = {
+    fire: (engine: Engine, tag: number): void => {
+      if (tag !== this.timerGen) return;
+      this.timerAtS = Infinity;
+      this.sharedDue(engine);
+    },
+  };
+  private frozen = new Uint8Array(64);
+
+  constructor(
+    private readonly engine: Engine,
+    devices: NetworkDevice[],
+    shared: NetSharedLinkSpec[],
+    rng: (name: string) => Rng,
+    options: NetworkOptions = {},
+  ) {
+    const n = devices.length;
+    this.stats = {
+      sentBytes: { up: new Float64Array(n), down: new Float64Array(n) },
+      deliveredBytes: { up: new Float64Array(n), down: new Float64Array(n) },
+      messagesSent: 0,
+      messagesDelivered: 0,
+    };
+    const byName = new Map<string, number>();
+    this.resCapBps = new Float64Array(shared.length * 2);
+    shared.forEach((s, i) => {
+      if (byName.has(s.name)) throw new InputError(`network.shared: duplicate shared link name '${s.name}'; give each shared link a unique name`, 'network.shared');
+      byName.set(s.name, i);
+      this.resCapBps[2 * i] = positiveMbps(s.uplinkMbps, `network.shared '${s.name}' uplinkMbps`) * 1e6;
+      this.resCapBps[2 * i + 1] = positiveMbps(s.downlinkMbps, `network.shared '${s.name}' downlinkMbps`) * 1e6;
+    });
+    this.sharedNames = shared.map((s) => s.name);
+    this.resLeft = new Float64Array(this.resCapBps.length);
+    this.resUnfrozen = new Int32Array(this.resCapBps.length);
+
+    devices.forEach((dev, d) => {
+      const link = dev.link;
+      const field = `device ${d} link`;
+      if (!(link.latencyMs >= 0) || !Number.isFinite(link.latencyMs)) throw new InputError(`${field}: latencyMs must be a finite number >= 0, got ${link.latencyMs}`, 'latencyMs');
+      if (!(link.jitterMs >= 0) || !Number.isFinite(link.jitterMs)) throw new InputError(`${field}: jitterMs must be a finite number >= 0, got ${link.jitterMs}`, 'jitterMs');
+      const via: number[] = [];
+      for (const name of dev.via) {
+        const i = byName.get(name);
+        if (i === undefined) {
+          throw new InputError(`${field}: via '${name}' is not a shared link; define it under network.shared (known: ${this.sharedNames.join(', ') || 'none'})`, 'via');
+        }
+        if (!via.includes(i)) via.push(i);
+      }
+      let upT: { exact: CapacityTrace; binned: CapacityTrace } | undefined;
+      let downT: typeof upT;
+      let offUp = 0, offDown = 0;
+      if (link.trace) {
+        const t = loadLinkTrace(link.trace, options);
+        upT = t.up; downT = t.down;
+        const offS = link.trace.offsetS;
+        if (!Number.isFinite(offS)) throw new InputError(`${field}: trace.offsetS must be a finite number of seconds, got ${offS}`, 'offsetS');
+        // One uniform per device for both directions: the same instant of the recording.
+        const u = link.trace.randomOffset ? rng(`net/${d}/trace-offset`).uniform() : 0;
+        const rnd = u * Math.min(upT.binned.periodS, downT.binned.periodS);
+        offUp = mod(offS + rnd, upT.binned.periodS);
+        offDown = mod(offS + rnd, downT.binned.periodS);
+      } else {
+        positiveMbps(link.uplinkMbps, `${field} uplinkMbps`);
+        positiveMbps(link.downlinkMbps, `${field} downlinkMbps`);
+      }
+      const kind = via.length > 0 ? KIND_SHARED : link.trace ? KIND_TRACED : KIND_FIXED;
+      const jitterS = link.jitterMs / 1000;
+      for (const dir of ['up', 'down'] as const) {
+        const di = dir === 'up' ? 0 : 1;
+        const tr = dir === 'up' ? upT : downT;
+        this.pipes.push(new Pipe(
+          this, d, dir, kind,
+          (dir === 'up' ? link.uplinkMbps : link.downlinkMbps) * 1e6,
+          tr?.binned, tr?.exact,
+          dir === 'up' ? offUp : offDown,
+          link.latencyMs / 1000, jitterS,
+          jitterS > 0 ? rng(`net/${d}/jitter/${dir}`) : undefined,
+          Int32Array.from(via, (i) => 2 * i + di),
+        ));
+      }
+    });
+  }
+
+  send(device: number, dir: Direction, bytes: number, onDelivered: Handler, tag: number): void {
+    const p = this.pipes[2 * device + (dir === 'up' ? 0 : 1)];
+    if (p === undefined) throw new RangeError(`network.send: no device ${device} (have ${this.pipes.length / 2})`);
+    if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`network.send: bytes must be finite and >= 0, got ${bytes}`);
+    const now = this.engine.nowS;
+    p.queue.push(bytes, onDelivered, tag, now);
+    (dir === 'up' ? this.stats.sentBytes.up : this.stats.sentBytes.down)[device] += bytes;
+    this.stats.messagesSent++;
+    if (!p.busy) {
+      this.startNext(this.engine, p);
+      if (p.kind === KIND_SHARED && p.busy) this.recompute(now);
+    }
+  }
+
+  idleTransferMs(device: number, dir: Direction, bytes: number): number {
+    const p = this.pipes[2 * device + (dir === 'up' ? 0 : 1)];
+    if (p === undefined) throw new RangeError(`network.idleTransferMs: no device ${device}`);
+    if (bytes <= 0) return p.latencyS * 1000;
+    let cap = p.capacityAt(this.engine.nowS);
+    for (let k = 0; k < p.resources.length; k++) cap = Math.min(cap, this.resCapBps[p.resources[k]]);
+    // cap may be 0 during a trace outage: the prediction is then Infinity.
+    return (bytes * 8 / cap) * 1000 + p.latencyS * 1000;
+  }
+
+  /** Number of flows currently crossing shared links (for tests and diagnostics). */
+  get activeSharedFlows(): number { return this.active.length; }
+
+  /**
+   * Start the head message of an idle pipe: zero-byte messages finish at once
+   * (delivered after latency); a shared flow is only registered (the caller
+   * recomputes rates).
+   */
+  private startNext(engine: Engine, p: Pipe): void {
+    const q = p.queue;
+    while (q.size > 0 && q.bytes[q.head] === 0) {
+      this.transmitted(engine, p);
+    }
+    if (q.size === 0) { p.busy = false; return; }
+    p.busy = true;
+    const bits = q.bytes[q.head] * 8;
+    const now = engine.nowS;
+    if (p.kind === KIND_FIXED) {
+      p.gen = (p.gen + 1) | 0;
+      engine.schedule(now + bits / p.accessBps, p, p.gen);
+    } else if (p.kind === KIND_TRACED) {
+      const tr = p.exactTrace!;
+      const x0 = now + p.traceOffsetS;
+      const endS = tr.timeForCumulativeBits(tr.cumulativeBits(x0) + bits) - p.traceOffsetS;
+      p.gen = (p.gen + 1) | 0;
+      engine.schedule(endS > now ? endS : now, p, p.gen);
+    } else {
+      if (this.active.length === 0) this.sharedLastS = now;
+      p.remainingBits = bits;
+      p.rateBps = 0;
+      p.activeIndex = this.active.length;
+      this.active.push(p);
+      if (p.trace && !p.tickPending) this.scheduleTick(engine, p);
+    }
+  }
+
+  /** The pipe's head message has left the sender: schedule its delivery. */
+  private transmitted(engine: Engine, p: Pipe): void {
+    const q = p.queue, h = q.head;
+    let atS = engine.nowS + p.latencyS;
+    if (p.jitterRng !== undefined) atS += Math.abs(p.jitterRng.normal()) * p.jitterS;
+    if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
+    p.lastDeliveryS = atS;
+    p.inflight.push(q.bytes[h], q.handlers[h]!, q.tags[h], atS);
+    q.pop();
+    engine.schedule(atS, p.deliverer, 0, Prio.completion);
+  }
+
+  /** Transmit completion of a fixed or traced pipe (called by Pipe.fire for a current generation). */
+  txDone(engine: Engine, p: Pipe): void {
+    this.transmitted(engine, p);
+    this.startNext(engine, p);
+  }
+
+  /** The earliest shared flow(s) finish now: complete every flow with nothing left, then recompute once. */
+  private sharedDue(engine: Engine): void {
+    const now = engine.nowS;
+    this.advance(now);
+    const done = this.done;
+    done.length = 0;
+    for (const f of this.active) {
+      const r = f.rateBps;
+      // Finished, up to float rounding: less than 1 ns of work left, or no representable time step.
+      if (r > 0 && (f.remainingBits <= r * 1e-9 || now + f.remainingBits / r <= now)) done.push(f);
+    }
+    for (const f of done) {
+      this.removeActive(f);
+      f.remainingBits = 0; f.rateBps = 0;
+      this.transmitted(engine, f);
+      this.startNext(engine, f);
+    }
+    done.length = 0;
+    this.recompute(now);
+  }
+
+  deliver(engine: Engine, p: Pipe): void {
+    const q = p.inflight, h = q.head;
+    const bytes = q.bytes[h], handler = q.handlers[h]!, tag = q.tags[h];
+    q.pop();
+    (p.dir === 'up' ? this.stats.deliveredBytes.up : this.stats.deliveredBytes.down)[p.device] += bytes;
+    this.stats.messagesDelivered++;
+    handler.fire(engine, tag);
+  }
+
+  private scheduleTick(engine: Engine, p: Pipe): void {
+    const x = engine.nowS + p.traceOffsetS + TRACE_NUDGE_S;
+    const next = p.trace!.nextChangeS(x);
+    if (next === Infinity) return;
+    const atS = next - p.traceOffsetS;
+    p.tickPending = true;
+    engine.schedule(atS > engine.nowS ? atS : engine.nowS, p.ticker, 0, Prio.completion);
+  }
+
+  /** A traced shared pipe's capacity changes now. */
+  traceTick(engine: Engine, p: Pipe): void {
+    p.tickPending = false;
+    if (!p.busy) return;
+    this.recompute(engine.nowS);
+    this.scheduleTick(engine, p);
+  }
+
+  private removeActive(p: Pipe): void {
+    const a = this.active, i = p.activeIndex;
+    const last = a.pop()!;
+    if (last !== p) { a[i] = last; last.activeIndex = i; }
+    p.activeIndex = -1;
+  }
+
+  /** Integrate the shared flows' progress up to `nowS` at their current rates. */
+  private advance(nowS: number): void {
+    const dt = nowS - this.sharedLastS;
+    if (dt > 0) {
+      for (const f of this.active) {
+        const r = f.remainingBits - f.rateBps * dt;
+        f.remainingBits = r > 0 ? r : 0;
+      }
+    }
+    this.sharedLastS = nowS;
+  }
+
+  /** Max-min fair rates for all active shared flows (progressive filling), then reschedule changed completions. */
+  private recompute(nowS: number): void {
+    this.advance(nowS);
+    const flows = this.active, n = flows.length;
+    if (n === 0) {
+      if (this.timerAtS !== Infinity) { this.timerGen = (this.timerGen + 1) | 0; this.timerAtS = Infinity; }
+      return;
+    }
+    if (this.newRate.length < n) { this.newRate = new Float64Array(2 * n); this.frozen = new Uint8Array(2 * n); }
+    const rate = this.newRate, frozen = this.frozen;
+    const left = this.resLeft, cnt = this.resUnfrozen;
+    left.set(this.resCapBps);
+    cnt.fill(0);
+    for (let i = 0; i < n; i++) {
+      frozen[i] = 0;
+      rate[i] = flows[i].capacityAt(nowS); // the flow's cap for now
+      const rs = flows[i].resources;
+      for (let k = 0; k < rs.length; k++) cnt[rs[k]]++;
+    }
+    let unfrozen = n;
+    while (unfrozen > 0) {
+      let level = Infinity;
+      for (let r = 0; r < left.length; r++) {
+        if (cnt[r] > 0) { const s = left[r] / cnt[r]; if (s < level) level = s; }
+      }
+      for (let i = 0; i < n; i++) if (!frozen[i] && rate[i] < level) level = rate[i];
+      if (level < 0) level = 0;
+      const tol = level * (1 + 1e-12);
+      // Decide every flow to freeze at this level before touching the resources.
+      for (let i = 0; i < n; i++) {
+        if (frozen[i]) continue;
+        let sat = rate[i] <= tol;
+        if (!sat) {
+          const rs = flows[i].resources;
+          for (let k = 0; k < rs.length; k++) if (left[rs[k]] / cnt[rs[k]] <= tol) { sat = true; break; }
+        }
+        if (sat) frozen[i] = 2;
+      }
+      for (let i = 0; i < n; i++) {
+        if (frozen[i] !== 2) continue;
+        frozen[i] = 1; unfrozen--;
+        rate[i] = level;
+        const rs = flows[i].resources;
+        for (let k = 0; k < rs.length; k++) { left[rs[k]] -= level; cnt[rs[k]]--; }
+      }
+    }
+    // One timer for the earliest shared completion (flows at rate 0, in a trace
+    // outage, wait for the capacity-change tick). Stale timers are dropped by generation.
+    let earliestS = Infinity;
+    for (let i = 0; i < n; i++) {
+      const f = flows[i], r = rate[i];
+      f.rateBps = r;
+      if (r > 0) { const t = nowS + f.remainingBits / r; if (t < earliestS) earliestS = t; }
+    }
+    if (earliestS === this.timerAtS) return; // the pending timer is still right
+    this.timerGen = (this.timerGen + 1) | 0;
+    this.timerAtS = earliestS;
+    if (earliestS < Infinity) this.engine.schedule(earliestS, this.timer, this.timerGen);
+  }
+}
+
+function positiveMbps(v: number, what: string): number {
+  if (!(v > 0) || !Number.isFinite(v)) throw new InputError(`${what} must be a finite bandwidth > 0 Mbps, got ${v}`, what);
+  return v;
+}
+
+function mod(x: number, m: number): number {
+  const r = x % m;
+  return r < 0 ? r + m : r;
+}
