@@ -143,11 +143,34 @@ export function nnlsWeighted(X: number[][], y: number[], w: number[]): number[] 
   return best.c;
 }
 
+/** Huber threshold on relative residuals, in units of their median absolute value. */
+const HUBER_K = 2.5;
+const IRLS_ITERATIONS = 3;
+
+/**
+ * Weighted NNLS with weights 1/t^2, then a few iteratively reweighted rounds
+ * with Huber weights on the relative residuals: a point inflated by a burst
+ * of contention from other processes on the machine loses influence.
+ */
 function fitOnePiece(samples: readonly Sample[]): number[] {
   const X = samples.map((s) => features(s));
   const y = samples.map((s) => s.medianMs);
-  const w = y.map((t) => 1 / Math.max(t, 1e-6) ** 2);
-  return nnlsWeighted(X, y, w);
+  const base = y.map((t) => 1 / Math.max(t, 1e-6) ** 2);
+  let c = nnlsWeighted(X, y, base);
+  for (let it = 0; it < IRLS_ITERATIONS && samples.length > 6; it++) {
+    const rel = samples.map((s, i) => Math.abs(predictOne(X[i], c) - y[i]) / y[i]);
+    const scale = quantile(rel, 0.5);
+    if (!(scale > 0)) break;
+    const w = base.map((b, i) => b * Math.min(1, (HUBER_K * scale) / Math.max(rel[i], 1e-12)));
+    c = nnlsWeighted(X, y, w);
+  }
+  return c;
+}
+
+function predictOne(f: readonly number[], c: readonly number[]): number {
+  let t = 0;
+  for (let j = 0; j < f.length; j++) t += f[j] * c[j];
+  return t;
 }
 
 function fitWithKnee(samples: readonly Sample[], knee: number | null): FitPiece[] {

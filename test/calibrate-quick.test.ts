@@ -1,0 +1,80 @@
+/**
+ * CI check of the calibration harness: `--quick` on tiny-test end to end
+ * (well under 2 minutes), then the fitted model against FRESH measurements
+ * (new sessions, new random shapes) with a tolerance derived from the
+ * run-to-run noise the run measured; the same check must fail for a model
+ * whose coefficients are doubled.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadCalibration } from '../src/compute/calibration.js';
+import { getModel } from '../src/model/catalog.js';
+import { absPctErr, predictMs, quantile, scalePieces, type FitPiece } from '../src/calibrate/fit.js';
+import { buildPartGraph, PART_IDS } from '../src/calibrate/graph.js';
+import { createSession, QUICK_REPS, timeShape } from '../src/calibrate/measure.js';
+import { heldOutGrid, runCalibration, type CalibrationRun } from '../src/calibrate/run.js';
+import { readSamples } from '../src/calibrate/samples.js';
+import { Rng } from '../src/core/rng.js';
+
+const out = mkdtempSync(join(os.tmpdir(), 'hatsim-calib-quick-'));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+const model = getModel('tiny-test');
+
+describe('hatsim calibrate --quick on tiny-test', () => {
+  let run: CalibrationRun;
+
+  it('runs end to end in well under 2 minutes and writes valid files', async () => {
+    const t0 = Date.now();
+    run = await runCalibration({ modelId: 'tiny-test', hardwareId: 'ci-test', quick: true, outDir: out, progress: false, log: () => {} });
+    const seconds = (Date.now() - t0) / 1000;
+    expect(seconds).toBeLessThan(90);
+    expect(run.interrupted).toBe(false);
+    const file = loadCalibration(run.modelPath!, { hardwareId: 'ci-test', modelId: 'tiny-test' });
+    for (const part of PART_IDS) {
+      expect(file.components[part]?.source).toBe('measured');
+      expect(file.components[part]?.fit?.heldOutSamples).toBeGreaterThan(0);
+    }
+    expect(file.layerScaling?.map((l) => l.layers)).toEqual([2, 4]);
+    expect(file.meta.ortVersion).toMatch(/^\d+\.\d+/);
+    const samples = readSamples(run.samplesPath);
+    expect(samples.some((s) => s.split === 'test')).toBe(true);
+    expect(samples.some((s) => s.seqs > 1)).toBe(true);
+    expect(readFileSync(run.reportPath!, 'utf8')).toContain('Layer scaling');
+  }, 120_000);
+
+  it('fits fresh measurements within the noise-derived tolerance, and doubled coefficients fail it', async () => {
+    const file = loadCalibration(run.modelPath!);
+    // Tolerance from the run-to-run noise measured by the run itself:
+    // 3 x the median noise over parts, kept within [15 %, 50 %] (doubling gives ~100 %).
+    const noise = run.parts.map((p) => p.noise.medianPct);
+    const tolPct = Math.min(50, Math.max(15, 3 * quantile(noise, 0.5)));
+    const errs: number[] = [];
+    const errsDoubled: number[] = [];
+    const dir = mkdtempSync(join(out, 'fresh-'));
+    const rng = new Rng(99, 'fresh');
+    for (const part of PART_IDS) {
+      const pieces = file.components[part]!.pieces as FitPiece[];
+      const doubled = scalePieces(pieces.map((p) => ({ ...p, c4MsPerSeq: p.c4MsPerSeq ?? 0 })), 2);
+      const g = buildPartGraph({ model, part, dir, seed: 4242 });
+      const session = await createSession(g.path, { ep: 'cpu', threads: 1 });
+      const partErrs: number[] = [];
+      const partDoubled: number[] = [];
+      for (const s of heldOutGrid(model, part, true, 6, rng)) {
+        const t = await timeShape(session, model, s, QUICK_REPS);
+        const shape = { tokens: s.tokensPerSeq * s.seqs, ctx: s.ctxPerSeq * s.seqs, seqs: s.seqs };
+        partErrs.push(absPctErr(predictMs(pieces, shape), t.medianMs));
+        partDoubled.push(absPctErr(predictMs(doubled, shape), t.medianMs));
+      }
+      await session.release();
+      errs.push(...partErrs);
+      errsDoubled.push(...partDoubled);
+      expect(quantile(partDoubled, 0.5), `${part}: doubled model must fail`).toBeGreaterThan(tolPct);
+    }
+    const median = quantile(errs, 0.5);
+    console.log(`tiny-test quick: fresh median abs err ${median.toFixed(1)} % (tolerance ${tolPct.toFixed(1)} %, noise medians ${noise.map((n) => n.toFixed(1)).join('/')} %), doubled ${quantile(errsDoubled, 0.5).toFixed(1)} %`);
+    expect(median).toBeLessThanOrEqual(tolPct);
+    expect(quantile(errsDoubled, 0.5)).toBeGreaterThan(tolPct);
+  }, 60_000);
+});
