@@ -600,3 +600,29 @@ function buildFile(
         : {}),
   };
 }
+
+/**
+ * Planned wall time (s) of profiling one part with a given grid, predicted
+ * from a fitted latency model of that part (e.g. from a --quick run): each
+ * point costs (warm-up + repeats) x its latency, the repeats following the
+ * same policy as timeShape. Used to state how long a full run would take.
+ */
+export function estimatePartSeconds(
+  model: ModelSpec,
+  part: PartId,
+  quick: boolean,
+  predict: (s: MeasureShape) => number,
+  heldOut = quick ? 8 : 20,
+): { points: number; seconds: number } {
+  const policy = quick ? QUICK_REPS : FULL_REPS;
+  const rng = new Rng(1, 'estimate');
+  const shapes = [...trainGrid(model, part, quick), ...heldOutGrid(model, part, quick, heldOut, rng)];
+  const noise = shapes.slice(0, quick ? 4 : 6);
+  let ms = 0;
+  for (const s of [...shapes, ...noise]) {
+    const t = predict(s);
+    const reps = Math.max(policy.minReps, Math.min(policy.maxReps, Math.ceil(policy.targetMs / Math.max(t, 0.01))));
+    ms += (policy.warmup + reps) * t;
+  }
+  return { points: shapes.length + noise.length, seconds: ms / 1000 };
+}
