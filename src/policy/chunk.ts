@@ -34,29 +34,37 @@ export function splitPrompt(promptTokens: number, chunkTokens: number): number[]
   return out;
 }
 
-/** Predicted time (ms) from the start of prefill until the last chunk's output pass ends. */
+/**
+ * Predicted time (ms) from the start of prefill until the last chunk's output
+ * pass ends, on an otherwise idle device, link and cloud. The device runs
+ * input passes back to back, then output passes as their chunks arrive, and
+ * fills idle gaps with side work (adapter passes: background, never
+ * preempted once started), exactly as the simulator schedules them.
+ */
 export function predictPipelineMs(chunks: readonly number[], st: PipelineStages): number {
+  const K = chunks.length;
+  const arrivals = new Float64Array(K), sideMs = new Float64Array(K), outMs = new Float64Array(K);
   let inputEnd = 0, upTxEnd = 0, cloudEnd = 0, downTxEnd = 0, ctx = 0;
-  const arrivals: number[] = [];
-  for (const n of chunks) {
+  for (let k = 0; k < K; k++) {
+    const n = chunks[k];
     inputEnd += st.deviceInputMs(n, ctx);
     upTxEnd = Math.max(upTxEnd, inputEnd) + st.upTxMs(n);
     cloudEnd = Math.max(cloudEnd, upTxEnd + st.upLatencyMs) + st.cloudMs(n, ctx);
     downTxEnd = Math.max(downTxEnd, cloudEnd) + st.downTxMs(n);
-    arrivals.push(downTxEnd + st.downLatencyMs);
+    arrivals[k] = downTxEnd + st.downLatencyMs;
+    sideMs[k] = st.deviceSideMs(n, ctx);
+    outMs[k] = st.deviceOutputMs(n, ctx, k === K - 1);
     ctx += n;
   }
-  // Side work (adapter) queues behind all input passes on the device.
-  let deviceFree = inputEnd;
-  ctx = 0;
-  for (const n of chunks) { deviceFree += st.deviceSideMs(n, ctx); ctx += n; }
-  ctx = 0;
-  for (let k = 0; k < chunks.length; k++) {
-    const n = chunks[k];
-    deviceFree = Math.max(deviceFree, arrivals[k]) + st.deviceOutputMs(n, ctx, k === chunks.length - 1);
-    ctx += n;
+  // Side pass k becomes ready when input pass k ends; all input passes end by `inputEnd`,
+  // and no output can arrive before then, so side work starts at inputEnd at the earliest.
+  let t = inputEnd, nextOut = 0, nextSide = 0;
+  while (nextOut < K) {
+    if (arrivals[nextOut] <= t) { t += outMs[nextOut++]; continue; }
+    if (nextSide < K) { t += sideMs[nextSide++]; continue; }
+    t = arrivals[nextOut];
   }
-  return deviceFree;
+  return t;
 }
 
 /** Candidate chunk sizes: a geometric grid (x1.5) between min and max, plus the whole prompt when it fits. */

@@ -90,38 +90,44 @@ export interface CloudLoad {
 export type Resume = number | CloudLoad | undefined;
 export type Proto = Generator<Op, void, Resume>;
 
-// ---- Typed helpers: `const k = yield* accept(g, a)` -----------------------------------
+// ---- Constructors and typed helpers ---------------------------------------------------
+// Ops that resume with nothing are built by plain functions: `yield compute(...)`.
+// Ops that resume with a value have generator helpers that type it: `const k = yield* accept(g, a)`.
 
-export function* compute(work: DeviceWork, tokens: number, ctx: number, logits: number, label: string, repeat = 1, background = false): Generator<Op, void, Resume> {
-  yield { op: 'compute', work, tokens, ctx, logits, repeat, background, label };
+export function compute(work: DeviceWork, tokens: number, ctx: number, logits: number, label: string, repeat = 1, background = false): ComputeOp {
+  return { op: 'compute', work, tokens, ctx, logits, repeat, background, label };
 }
-export function* up(hiddenBytes: number, rawTokenBytes: number, label: string): Generator<Op, void, Resume> {
-  yield { op: 'up', hiddenBytes, rawTokenBytes, label };
+export function up(hiddenBytes: number, rawTokenBytes: number, label: string): UpOp {
+  return { op: 'up', hiddenBytes, rawTokenBytes, label };
 }
-export function* down(hiddenBytes: number, rawTokenBytes: number, label: string): Generator<Op, void, Resume> {
-  yield { op: 'down', hiddenBytes, rawTokenBytes, label };
+export function down(hiddenBytes: number, rawTokenBytes: number, label: string): DownOp {
+  return { op: 'down', hiddenBytes, rawTokenBytes, label };
 }
-export function* cloud(work: CloudWork, tokens: number, ctx: number, logits: number, label: string): Generator<Op, void, Resume> {
-  yield { op: 'cloud', work, tokens, ctx, logits, label };
+export function cloud(work: CloudWork, tokens: number, ctx: number, logits: number, label: string): CloudOp {
+  return { op: 'cloud', work, tokens, ctx, logits, label };
+}
+export function emit(tokens: number): EmitOp {
+  return { op: 'emit', tokens };
+}
+export function join(handles: number[]): JoinOp {
+  return { op: 'join', handles };
+}
+export function note(key: NoteOp['key'], value: number): NoteOp {
+  return { op: 'note', key, value };
+}
+/** A branch that runs a single op (e.g. a background compute pass). */
+export function* only(op: Op): Proto {
+  yield op;
 }
 export function* accept(drafted: number, rate: number): Generator<Op, number, Resume> {
   return (yield { op: 'accept', drafted, rate }) as number;
 }
-export function* emit(tokens: number): Generator<Op, void, Resume> {
-  yield { op: 'emit', tokens };
-}
 export function* fork(body: Proto): Generator<Op, number, Resume> {
   return (yield { op: 'fork', body }) as number;
-}
-export function* join(handles: number[]): Generator<Op, void, Resume> {
-  yield { op: 'join', handles };
 }
 export function* cloudLoad(): Generator<Op, CloudLoad, Resume> {
   return (yield { op: 'cloudLoad' }) as CloudLoad;
 }
 export function* now(): Generator<Op, number, Resume> {
   return (yield { op: 'now' }) as number;
-}
-export function* note(key: NoteOp['key'], value: number): Generator<Op, void, Resume> {
-  yield { op: 'note', key, value };
 }

@@ -10,13 +10,19 @@ export interface ComputeWaiter {
   computeDone(engine: Engine, startS: number, durationMs: number): void;
 }
 
+/** FIFO over two arrays whose slots are reused: no resizing on the hot path. */
 class Fifo {
-  waiters: ComputeWaiter[] = [];
+  waiters: (ComputeWaiter | null)[] = [];
   durationsMs: number[] = [];
   head = 0;
-  get empty(): boolean { return this.head === this.waiters.length; }
-  push(w: ComputeWaiter, ms: number): void { this.waiters.push(w); this.durationsMs.push(ms); }
-  reset(): void { this.waiters.length = 0; this.durationsMs.length = 0; this.head = 0; }
+  tail = 0;
+  get empty(): boolean { return this.head === this.tail; }
+  push(w: ComputeWaiter, ms: number): void {
+    if (this.tail === this.waiters.length) { this.waiters.push(w); this.durationsMs.push(ms); }
+    else { this.waiters[this.tail] = w; this.durationsMs[this.tail] = ms; }
+    this.tail++;
+  }
+  reset(): void { this.head = 0; this.tail = 0; }
 }
 
 export class DeviceProcessor implements Handler {
@@ -45,6 +51,7 @@ export class DeviceProcessor implements Handler {
     this.busy = true;
     this.currentWaiter = q.waiters[q.head];
     this.currentMs = q.durationsMs[q.head];
+    q.waiters[q.head] = null;
     q.head++;
     if (q.empty) q.reset();
     this.currentStartS = this.engine.nowS;

@@ -17,20 +17,14 @@ export interface DeviceLatency {
 
 /** Device latency from the target model's submodels and, for sd, the drafter model's. */
 export function deviceLatency(target: ResolvedLatency | null, drafter: ResolvedLatency | null): DeviceLatency {
-  const cache = new Map<DeviceWork, SubmodelLatencyModel>();
+  // Resolved lazily (a device that never drafts needs no drafter model), then kept in fields.
+  const models: Record<Exclude<DeviceWork, 'slm'>, SubmodelLatencyModel | null> = { input: null, adapter: null, output: null, drafter: null };
   const need = (work: Exclude<DeviceWork, 'slm'>): SubmodelLatencyModel => {
-    let m = cache.get(work);
-    if (!m) {
-      if (work === 'drafter') {
-        if (!drafter) throw new Error('no drafter latency model bound for this device');
-        m = drafter.submodel('drafter');
-      } else {
-        if (!target) throw new Error(`no latency model bound for device work ${work}`);
-        m = target.submodel(work);
-      }
-      cache.set(work, m);
-    }
-    return m;
+    const m = models[work];
+    if (m !== null) return m;
+    const source = work === 'drafter' ? drafter : target;
+    if (!source) throw new Error(`no latency model bound for device work ${work}`);
+    return (models[work] = source.submodel(work));
   };
   const shape: BatchShape = { seqs: 1, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
   const passMs = (work: DeviceWork, tokens: number, ctx: number, logits: number): number => {

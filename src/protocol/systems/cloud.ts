@@ -14,19 +14,19 @@ export const cloudOnly: SystemDef = {
   createDevice(env) {
     const tb = env.tokenBytes;
     function* deliver(): Generator<Op, void, Resume> {
-      yield* down(0, tb, 'token');
-      yield* emit(1);
+      yield down(0, tb, 'token');
+      yield emit(1);
     }
     return function* cloudRequest(req) {
       const P = req.promptTokens;
-      yield* up(0, P * tb, 'prompt tokens');
-      yield* cloudStep('full', P, 0, 1, 'prefill');
+      yield up(0, P * tb, 'prompt tokens');
+      yield cloudStep('full', P, 0, 1, 'prefill');
       const deliveries: number[] = [yield* fork(deliver())];
       for (let i = 1; i < req.outputTokens; i++) {
-        yield* cloudStep('full', 1, P + i - 1, 1, 'decode');
+        yield cloudStep('full', 1, P + i - 1, 1, 'decode');
         deliveries.push(yield* fork(deliver()));
       }
-      yield* join(deliveries);
+      yield join(deliveries);
     };
   },
 };

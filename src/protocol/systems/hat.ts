@@ -30,9 +30,9 @@ import { splitPrefill } from './split-prefill.js';
 
 function* verifyRoundTrip(env: ProtocolEnv, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
   const bytes = positions * env.hiddenBytesPerToken;
-  yield* up(bytes, 0, 'hidden verify');
-  yield* cloud('middle', positions, pos, 0, 'middle verify');
-  yield* down(bytes, 0, 'hidden verify');
+  yield up(bytes, 0, 'hidden verify');
+  yield cloud('middle', positions, pos, 0, 'middle verify');
+  yield down(bytes, 0, 'hidden verify');
   state.arrived = true;
 }
 
@@ -56,8 +56,8 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
       return function* hatRequest(req) {
         const O = req.outputTokens;
         const side = yield* splitPrefill(req, env, chunkSpec, true);
-        yield* emit(1);
-        yield* join(side);
+        yield emit(1);
+        yield join(side);
         let pos = req.promptTokens, emitted = 1, carried = 0;
         while (emitted < O) {
           ctxHint = pos;
@@ -65,26 +65,26 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
           let g = policy.next(remaining);
           if (carried > 0) g = Math.min(Math.max(g, carried), remaining - 1);
           const fresh = Math.max(0, g - carried);
-          if (fresh > 0) yield* compute('slm', 1, pos + (g - fresh), 1, 'draft', fresh);
+          if (fresh > 0) yield compute('slm', 1, pos + (g - fresh), 1, 'draft', fresh);
           carried = 0;
-          yield* compute('input', 1, pos + g, 0, 'input last draft');
+          yield compute('input', 1, pos + g, 0, 'input last draft');
           const state = { arrived: false };
           let pre = 0;
           if (spec.parallelDrafting) {
             const h = yield* fork(verifyRoundTrip(env, g + 1, pos, state));
             while (!state.arrived && pre < maxPreDraft) {
-              yield* compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
+              yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
               pre++;
             }
-            yield* join([h]);
+            yield join([h]);
           } else {
             yield* verifyRoundTrip(env, g + 1, pos, state);
           }
-          yield* compute('output', g + 1, pos, g + 1, 'output verify');
+          yield compute('output', g + 1, pos, g + 1, 'output verify');
           const k = yield* accept(g, spec.acceptance);
           if (pre > 0 && k === g && (yield* accept(1, spec.acceptance)) === 1) carried = pre - 1;
           const n = Math.min(k + 1, remaining);
-          yield* emit(n);
+          yield emit(n);
           policy.observe(g, k);
           emitted += n;
           pos += k + 1;

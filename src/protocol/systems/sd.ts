@@ -9,7 +9,7 @@
  */
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { SystemDef } from '../context.js';
-import { accept, cloud, compute, down, emit, fork, join, up } from '../ops.js';
+import { accept, cloud, compute, down, emit, fork, join, only, up } from '../ops.js';
 
 export const sd: SystemDef = {
   id: 'sd',
@@ -25,24 +25,24 @@ export const sd: SystemDef = {
     const policy = makeDraftPolicy(spec.draft, spec.acceptance, roundCostMs);
     return function* sdRequest(req) {
       const P = req.promptTokens, O = req.outputTokens;
-      const drafterPrefill = yield* fork(compute('drafter', P, 0, 0, 'drafter prefill'));
-      yield* up(0, P * tb, 'prompt tokens');
-      yield* cloud('full', P, 0, 1, 'prefill');
-      yield* down(0, tb, 'first token');
-      yield* emit(1);
-      yield* join([drafterPrefill]);
+      const drafterPrefill = yield* fork(only(compute('drafter', P, 0, 0, 'drafter prefill')));
+      yield up(0, P * tb, 'prompt tokens');
+      yield cloud('full', P, 0, 1, 'prefill');
+      yield down(0, tb, 'first token');
+      yield emit(1);
+      yield join([drafterPrefill]);
       let pos = P, emitted = 1;
       while (emitted < O) {
         ctxHint = pos;
         const g = policy.next(O - emitted);
-        if (g > 0) yield* compute('drafter', 1, pos, 1, 'draft', g);
-        yield* up(0, g * tb, 'draft tokens');
-        yield* cloud('full', g + 1, pos, g + 1, 'verify');
+        if (g > 0) yield compute('drafter', 1, pos, 1, 'draft', g);
+        yield up(0, g * tb, 'draft tokens');
+        yield cloud('full', g + 1, pos, g + 1, 'verify');
         const k = yield* accept(g, spec.acceptance);
         // Accepted count + the verifier's own next token.
-        yield* down(0, 2 * tb, 'verdict');
+        yield down(0, 2 * tb, 'verdict');
         const n = Math.min(k + 1, O - emitted);
-        yield* emit(n);
+        yield emit(n);
         policy.observe(g, k);
         emitted += n;
         pos += k + 1;

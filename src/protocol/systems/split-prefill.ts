@@ -10,7 +10,7 @@
 import { chooseChunkTokens, splitPrompt, type PipelineStages } from '../../policy/chunk.js';
 import type { ChunkPolicySpec } from '../../scenario/types.js';
 import type { ProtocolEnv, RequestInfo } from '../context.js';
-import { cloud, cloudLoad, compute, down, fork, join, note, up, type CloudLoad, type Op, type Resume } from '../ops.js';
+import { cloud, cloudLoad, compute, down, fork, join, note, only, up, type CloudLoad, type Op, type Resume } from '../ops.js';
 
 export function pipelineStages(env: ProtocolEnv, load: CloudLoad | null, withAdapter: boolean): PipelineStages {
   const p = env.predictor, hb = env.hiddenBytesPerToken;
@@ -28,14 +28,14 @@ export function pipelineStages(env: ProtocolEnv, load: CloudLoad | null, withAda
 
 function* chunkBranch(env: ProtocolEnv, k: number, n: number, ctx: number, last: boolean, withAdapter: boolean, sideHandles: number[]): Generator<Op, void, Resume> {
   const hb = env.hiddenBytesPerToken;
-  yield* compute('input', n, ctx, 0, `input c${k}`);
+  yield compute('input', n, ctx, 0, `input c${k}`);
   // The drafting adapter builds its KV cache for this chunk in the background:
   // it gates neither the upload nor the output passes, only the first draft.
-  if (withAdapter) sideHandles.push(yield* fork(compute('adapter', n, ctx, 0, `adapter c${k}`, 1, true)));
-  yield* up(n * hb, 0, `hidden c${k}`);
-  yield* cloud('middle', n, ctx, 0, `middle c${k}`);
-  yield* down(n * hb, 0, `hidden c${k}`);
-  yield* compute('output', n, ctx, last ? 1 : 0, `output c${k}`);
+  if (withAdapter) sideHandles.push(yield* fork(only(compute('adapter', n, ctx, 0, `adapter c${k}`, 1, true))));
+  yield up(n * hb, 0, `hidden c${k}`);
+  yield cloud('middle', n, ctx, 0, `middle c${k}`);
+  yield down(n * hb, 0, `hidden c${k}`);
+  yield compute('output', n, ctx, last ? 1 : 0, `output c${k}`);
 }
 
 /**
@@ -52,7 +52,7 @@ export function* splitPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: Chu
   } else {
     chunkTokens = chooseChunkTokens(chunkSpec, P, null);
   }
-  yield* note('chunkTokens', chunkTokens);
+  yield note('chunkTokens', chunkTokens);
   const chunks = splitPrompt(P, chunkTokens);
   const handles: number[] = [];
   const sideHandles: number[] = [];
@@ -61,6 +61,6 @@ export function* splitPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: Chu
     handles.push(yield* fork(chunkBranch(env, k, chunks[k], ctx, k === chunks.length - 1, withAdapter, sideHandles)));
     ctx += chunks[k];
   }
-  yield* join(handles);
+  yield join(handles);
   return sideHandles;
 }

@@ -16,16 +16,16 @@ export const ushape: SystemDef = {
     const hb = env.hiddenBytesPerToken;
     return function* ushapeRequest(req) {
       yield* splitPrefill(req, env, env.policies.ushape.chunk, false);
-      yield* emit(1);
+      yield emit(1);
       // `pos` = tokens already in every submodel's KV cache; the newest output token is not yet.
       let pos = req.promptTokens;
       for (let i = 1; i < req.outputTokens; i++) {
-        yield* compute('input', 1, pos, 0, 'input');
-        yield* up(hb, 0, 'hidden');
-        yield* cloud('middle', 1, pos, 0, 'middle');
-        yield* down(hb, 0, 'hidden');
-        yield* compute('output', 1, pos, 1, 'output');
-        yield* emit(1);
+        yield compute('input', 1, pos, 0, 'input');
+        yield up(hb, 0, 'hidden');
+        yield cloud('middle', 1, pos, 0, 'middle');
+        yield down(hb, 0, 'hidden');
+        yield compute('output', 1, pos, 1, 'output');
+        yield emit(1);
         pos++;
       }
     };
