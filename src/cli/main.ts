@@ -24,7 +24,9 @@ async function main(): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      fail(`${msg}\nRun 'hatsim --help' for usage.`);
+      const first = hideBin(process.argv)[0];
+      const prefix = /^Did you mean/.test(msg) ? `unknown command '${first}'. ` : '';
+      fail(`${prefix}${msg}\nRun 'hatsim --help' for usage.`);
     });
   for (const c of commands) cli = cli.command(c);
   await cli.parseAsync();
