@@ -11,6 +11,7 @@
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
 import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { formBatch, type QueuedWork } from '../policy/batching.js';
 import type { Router } from '../policy/router.js';
 import type { CloudLoad } from '../protocol/ops.js';
 import type { RequestState } from './request.js';
@@ -19,7 +20,8 @@ export interface CloudWaiter {
   cloudDone(engine: Engine): void;
 }
 
-export interface CloudJob {
+export interface CloudJob extends QueuedWork {
+  readonly requestId: number;
   req: RequestState;
   waiter: CloudWaiter;
   tokens: number;
@@ -33,8 +35,6 @@ export interface CloudJob {
   taken: number;
 }
 
-let stepCounter = 0;
-
 export class Replica implements Handler {
   private queue: CloudJob[] = [];
   private step: CloudJob[] = [];
@@ -47,6 +47,7 @@ export class Replica implements Handler {
   /** Busy intervals [start, end] in seconds, flattened, for utilisation over time. */
   readonly busyIntervalsS: number[] = [];
   private readonly shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
+  private readonly taken: number[] = [];
 
   constructor(
     private readonly engine: Engine,
@@ -65,17 +66,15 @@ export class Replica implements Handler {
   private startStep(): void {
     const s = this.shape;
     s.seqs = 0; s.tokens = 0; s.tokCtx = 0; s.ctx = 0; s.tokSq = 0;
-    let logits = 0, budget = this.tokenBudget;
-    const mark = ++stepCounter;
+    let logits = 0;
     const now = this.engine.nowS;
-    for (let i = 0; i < this.queue.length && budget > 0 && s.seqs < this.maxBatchSeqs; i++) {
+    formBatch(this.queue, this.tokenBudget, this.maxBatchSeqs, this.taken);
+    for (let i = 0; i < this.queue.length; i++) {
+      const t = this.taken[i];
+      if (t === 0) continue;
       const job = this.queue[i];
-      if (job.req.stepMark === mark) continue; // one job per request per step
-      job.req.stepMark = mark;
-      const t = Math.min(job.tokens - job.done, budget);
       const ctxNow = job.ctx + job.done;
       job.taken = t;
-      budget -= t;
       s.seqs++; s.tokens += t; s.tokCtx += t * ctxNow; s.ctx += ctxNow; s.tokSq += t * t;
       if (job.done + t === job.tokens) logits += job.logits;
       if (!job.started) {

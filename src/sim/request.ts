@@ -17,12 +17,12 @@ export class RequestState {
   rounds = 0; drafted = 0; accepted = 0;
   chunkTokens = 0;
   replica = -1;
-  /** Id of the last cloud step this request took part in (one job per request per step). */
-  stepMark = -1;
   /** Spans for the timeline figure; null when the request is not sampled. */
   spans: SpanRecord[] | null = null;
 
   constructor(
+    /** Unique within one system's simulation: identifies the request to the cloud's batching. */
+    readonly id: number,
     readonly system: SystemId,
     readonly device: number,
     readonly deviceName: string,

@@ -208,6 +208,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const timelineN = opts.timelineRequests ?? 3;
   const closedLoop = s.workload.arrival.kind === 'closed-loop' ? s.workload.arrival.thinkTimeS : null;
   const simDevices: SimDevice[] = [];
+  let nextRequestId = 0;
   const latencyByHw = new Map<string, DeviceLatency>();
   for (const d of tb.devices) {
     let lat = latencyByHw.get(d.group.hardware);
@@ -230,7 +231,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       predictor: simPredictor(devLat, cloudModel, def.cloudWork, s.cloud.tokenBudget, network, d.index, s.network.headerBytes, d.group.link.latencyMs),
     };
     const reqs = tb.workload[d.index].map((w) => {
-      const r = new RequestState(system, d.index, d.name, w.index, w.arrivalS, w.promptTokens, w.outputTokens);
+      const r = new RequestState(nextRequestId++, system, d.index, d.name, w.index, w.arrivalS, w.promptTokens, w.outputTokens);
       if (d.index === 0 && w.index < timelineN) r.spans = [];
       return r;
     });
@@ -239,7 +240,6 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   }
   for (const d of simDevices) d.begin();
   engine.run(s.horizonS);
-  const endS = engine.nowS;
 
   const records: RequestRecord[] = [];
   const spans: SpanRecord[] = [];
@@ -253,8 +253,12 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       if (r.spans) spans.push(...r.spans);
     }
   }
-  let gpuBusyMs = 0;
-  for (const rep of cloud.replicas) gpuBusyMs += rep.busyMs;
+  let gpuBusyMs = 0, endS = lastToken;
+  for (const rep of cloud.replicas) {
+    gpuBusyMs += rep.busyMs;
+    const iv = rep.busyIntervalsS;
+    if (iv.length > 0) endS = Math.max(endS, iv[iv.length - 1]);
+  }
   const spanS = records.length > 0 ? lastToken - firstArrival : 0;
   const summary = summarize(records, {
     system, unfinished, spanS, gpuBusyMs, gpus: s.cloud.gpus,
