@@ -1,8 +1,14 @@
 /** The registry of `hatsim` subcommands. */
 import type { CommandModule } from 'yargs';
 import { runCommand } from './run.js';
+import { describeCommand } from './describe.js';
+import { sweepCommand } from './sweep.js';
+import { mergeCommand } from './merge.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
   runCommand as unknown as CommandModule<object, never>,
+  describeCommand as unknown as CommandModule<object, never>,
+  sweepCommand as unknown as CommandModule<object, never>,
+  mergeCommand as unknown as CommandModule<object, never>,
 ];
