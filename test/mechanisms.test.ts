@@ -37,3 +37,23 @@ describe('hat-testbed mechanisms', () => {
     expect(gapLan).toBeLessThan(gapWan);
   });
 });
+
+describe('HAT variants', () => {
+  const base = ['systems=[hat]', 'workload.requestsPerDevice=4'];
+  const latency = (ms: number) => [0, 1, 2].map((i) => `devices.${i}.link.latencyMs=${ms}`);
+  const hat = (extra: string[]) => runScenario(loadScenario(testbed, [...base, ...extra])).systems[0];
+
+  it('parallel drafting hides part of the round trip: lower TBT than serial drafting on a 50 ms link', () => {
+    const serial = hat(latency(50));
+    const parallel = hat([...latency(50), 'policies.hat.parallelDrafting=true']);
+    expect(parallel.summary.tbt_mean_ms).toBeLessThan(serial.summary.tbt_mean_ms);
+  });
+
+  it('adaptive draft length drafts more per round when the round trip is expensive', () => {
+    const adaptive = 'policies.hat.draft={kind: adaptive, minGamma: 1, maxGamma: 8, initialGamma: 4, emaWeight: 0.3}';
+    const perRound = (r: ReturnType<typeof hat>) => r.requests.reduce((a, q) => a + q.drafted_tokens, 0) / r.requests.reduce((a, q) => a + q.rounds, 0);
+    const lan = hat([...latency(1), adaptive]);
+    const wan = hat([...latency(100), adaptive]);
+    expect(perRound(wan)).toBeGreaterThan(perRound(lan));
+  });
+});

@@ -25,7 +25,7 @@
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { ChunkPolicySpec, SystemId } from '../../scenario/types.js';
 import type { ProtocolEnv, SystemDef } from '../context.js';
-import { accept, cloud, compute, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
+import { accept, cloud, compute, down, emit, fork, join, now, up, type Op, type Resume } from '../ops.js';
 import { splitPrefill } from './split-prefill.js';
 
 function* verifyRoundTrip(env: ProtocolEnv, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
@@ -52,6 +52,10 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
         + p.txMs('up', (g + 1) * hb) + p.latencyMs('up') + p.cloudMs('middle', g + 1, ctxHint, 0, null)
         + p.txMs('down', (g + 1) * hb) + p.latencyMs('down') + p.deviceMs('output', g + 1, ctxHint, g + 1);
       const policy = makeDraftPolicy(spec.draft, spec.acceptance, roundCostMs);
+      /** Predicted time from sending g+1 hidden states up until they are back on the device. */
+      const verifyRoundTripMs = (positions: number): number =>
+        p.txMs('up', positions * hb) + p.latencyMs('up') + p.cloudMs('middle', positions, ctxHint, 0, null)
+        + p.txMs('down', positions * hb) + p.latencyMs('down');
 
       return function* hatRequest(req) {
         const O = req.outputTokens;
@@ -71,8 +75,14 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
           const state = { arrived: false };
           let pre = 0;
           if (spec.parallelDrafting) {
+            // Draft ahead while the verification is in flight, but start a draft pass only if it is
+            // predicted to end before the verification comes back: a pass in progress would delay
+            // the output pass, which is on the critical path.
+            const startMs = yield* now();
+            const replyAtMs = startMs + verifyRoundTripMs(g + 1);
+            const stepMs = p.deviceMs('slm', 1, pos + g + 1, 1);
             const h = yield* fork(verifyRoundTrip(env, g + 1, pos, state));
-            while (!state.arrived && pre < maxPreDraft) {
+            while (!state.arrived && pre < maxPreDraft && (yield* now()) + stepMs <= replyAtMs) {
               yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
               pre++;
             }
