@@ -7,7 +7,7 @@
  * fit in log space), every coefficient >= 0 (exact non-negative least squares
  * by enumerating the active sets of the <= 5 columns), optionally piecewise:
  * one piece for tokens <= knee (overhead-bound) and one above, the knee
- * chosen by leave-one-out cross-validation error.
+ * chosen by 5-fold cross-validation error (up to two knees, three pieces).
  */
 
 /** One measured (or imported) point. Batches are uniform: each of `seqs` sequences has tokens/seqs new tokens and ctx/seqs past tokens. */
@@ -173,12 +173,29 @@ function predictOne(f: readonly number[], c: readonly number[]): number {
   return t;
 }
 
-function fitWithKnee(samples: readonly Sample[], knee: number | null): FitPiece[] {
-  if (knee === null) return [pieceOf(null, fitOnePiece(samples))];
-  const lo = samples.filter((s) => s.tokens <= knee);
-  const hi = samples.filter((s) => s.tokens > knee);
-  return [pieceOf(knee, fitOnePiece(lo)), pieceOf(null, fitOnePiece(hi))];
+/** Knees: null (one piece), a number (two pieces) or [k1, k2] (three pieces). */
+export type Knee = number | null | readonly [number, number];
+
+function kneeList(knee: Knee): number[] {
+  return knee === null ? [] : typeof knee === 'number' ? [knee] : [...knee];
 }
+
+function fitWithKnee(samples: readonly Sample[], knee: Knee): FitPiece[] {
+  const bounds = kneeList(knee);
+  const pieces: FitPiece[] = [];
+  let lower = 0;
+  for (const b of [...bounds, null]) {
+    const part = samples.filter((s) => s.tokens > lower && (b === null || s.tokens <= b));
+    pieces.push(pieceOf(b, fitOnePiece(part)));
+    if (b !== null) lower = b;
+  }
+  return pieces;
+}
+
+function kneeText(knee: Knee): string {
+  return knee === null ? 'none' : kneeList(knee).join('/');
+}
+export { kneeText };
 
 export function absPctErr(predMs: number, measuredMs: number): number {
   return (Math.abs(predMs - measuredMs) / measuredMs) * 100;
@@ -198,19 +215,22 @@ const MIN_POINTS_PER_PIECE = 4;
 
 export interface FitResult {
   pieces: FitPiece[];
-  knee: number | null;
-  /** Leave-one-out mean abs % error per knee candidate tried. */
-  cvErrPct: { knee: number | null; meanAbsPctErr: number }[];
+  knee: Knee;
+  /** Cross-validated mean abs % error per knee candidate tried. */
+  cvErrPct: { knee: Knee; meanAbsPctErr: number }[];
   quality: FitQuality;
 }
 
-/** Leave-one-out mean absolute percentage error of a knee choice. */
-function looError(samples: readonly Sample[], knee: number | null): number {
+/** K-fold (5, deterministic folds) cross-validated mean absolute percentage error of a knee choice. */
+const CV_FOLDS = 5;
+function looError(samples: readonly Sample[], knee: Knee): number {
   let sum = 0;
-  for (let i = 0; i < samples.length; i++) {
-    const rest = samples.filter((_, k) => k !== i);
+  const folds = Math.min(CV_FOLDS, samples.length);
+  for (let f = 0; f < folds; f++) {
+    const rest = samples.filter((_, k) => k % folds !== f);
+    const held = samples.filter((_, k) => k % folds === f);
     const pieces = fitWithKnee(rest, knee);
-    sum += absPctErr(predictMs(pieces, samples[i]), samples[i].medianMs);
+    for (const s of held) sum += absPctErr(predictMs(pieces, s), s.medianMs);
   }
   return sum / samples.length;
 }
@@ -237,22 +257,34 @@ export function fitQuality(pieces: readonly FitPiece[], train: readonly Sample[]
 
 /**
  * Fit a (possibly piecewise) non-negative model on the train samples,
- * choosing the knee by leave-one-out CV; report quality on the test samples.
+ * choosing the knee(s) by 5-fold CV; report quality on the test samples.
  */
-export function fitLatencyModel(train: readonly Sample[], test: readonly Sample[], knees: readonly (number | null)[] = KNEE_CANDIDATES): FitResult {
+export function fitLatencyModel(
+  train: readonly Sample[],
+  test: readonly Sample[],
+  knees: readonly Knee[] = KNEE_CANDIDATES,
+  twoKnees = true,
+): FitResult {
   if (train.length === 0) throw new Error('fitLatencyModel: no training samples');
   const cvErrPct: FitResult['cvErrPct'] = [];
-  let bestKnee: number | null = null;
+  let bestKnee: Knee = null;
   let bestErr = Infinity;
-  for (const knee of knees) {
-    if (knee !== null) {
-      const lo = train.filter((s) => s.tokens <= knee).length;
-      const hi = train.length - lo;
-      if (lo < MIN_POINTS_PER_PIECE || hi < MIN_POINTS_PER_PIECE) continue;
+  const singles = knees.filter((k): k is number => typeof k === 'number');
+  const candidates: Knee[] = [...knees];
+  if (twoKnees) for (const a of singles) for (const b of singles) if (a < b) candidates.push([a, b]);
+  for (const knee of candidates) {
+    const bounds = kneeList(knee);
+    let ok = true;
+    let lower = 0;
+    for (const b of [...bounds, Infinity]) {
+      const count = train.filter((s) => s.tokens > lower && s.tokens <= b).length;
+      if (count < MIN_POINTS_PER_PIECE) ok = false;
+      lower = b;
     }
+    if (!ok) continue;
     const err = train.length >= 3 ? looError(train, knee) : 0;
     cvErrPct.push({ knee, meanAbsPctErr: err });
-    // a split must earn its keep: prefer the single piece unless >= 5 % (relative) better
+    // every extra piece must earn its keep: >= 5 % (relative) better than the best so far with fewer pieces
     if (err < bestErr * (knee === null ? 1 : 0.95)) {
       bestErr = err;
       bestKnee = knee;

@@ -3,7 +3,7 @@
  * vs fitted per part, fit quality, run-to-run noise, layer-scaling check.
  */
 import type { CalibrationFile } from '../compute/calibration.js';
-import { absPctErr, predictMs, type FitPiece, type Sample } from './fit.js';
+import { absPctErr, kneeText, predictMs, type FitPiece, type Sample } from './fit.js';
 import type { LayerScalingResult, PartOutcome } from './run.js';
 
 export interface ReportInput {
@@ -53,7 +53,7 @@ export function renderReport(input: ReportInput): string {
   for (const p of parts) {
     const q = p.fit.quality;
     out.push(
-      `| ${p.part} | ${q.samples} | ${f(q.r2, 4)} | ${q.heldOutSamples} | ${f(q.heldOutMedianAbsPctErr, 3)} | ${f(q.heldOutP90AbsPctErr, 3)} | ${f(p.noise.medianPct, 2)} / ${f(p.noise.maxPct, 2)} | ${p.fit.knee ?? 'none'} |`,
+      `| ${p.part} | ${q.samples} | ${f(q.r2, 4)} | ${q.heldOutSamples} | ${f(q.heldOutMedianAbsPctErr, 3)} | ${f(q.heldOutP90AbsPctErr, 3)} | ${f(p.noise.medianPct, 2)} / ${f(p.noise.maxPct, 2)} | ${kneeText(p.fit.knee)} |`,
     );
   }
   out.push('');

@@ -28,7 +28,7 @@ import { componentSize, getModel } from '../model/catalog.js';
 import type { ComponentId, ModelSpec } from '../model/types.js';
 import { getHardware, type HardwareProfile } from '../compute/hardware.js';
 import { CALIBRATION_FILE_NAME, validateCalibration, type CalibrationComponent, type CalibrationFile } from '../compute/calibration.js';
-import { fitLatencyModel, type FitResult, type Sample } from './fit.js';
+import { fitLatencyModel, kneeText, type FitResult, type Sample } from './fit.js';
 import { SAMPLES_HEADER, sampleLine } from './samples.js';
 import { TOOL_NAME } from './run.js';
 
@@ -259,7 +259,7 @@ function renderImportReport(file: CalibrationFile, fits: Partial<Record<Componen
       .map((p) => `${p.maxTokens === null ? 'rest' : `<=${p.maxTokens}`}: ${p.c0Ms.toPrecision(3)} + ${p.c1MsPerToken.toPrecision(3)}; ${p.c2MsPerTokenCtx.toPrecision(3)}, ${p.c3MsPerCtx.toPrecision(3)}`)
       .join(' / ');
     out.push(
-      `| ${k} | ${comp.fit?.samples ?? ''} | ${comp.fit?.r2 ?? ''} | ${comp.fit?.heldOutSamples ?? ''} | ${comp.fit?.heldOutMedianAbsPctErr.toFixed(2) ?? ''} | ${comp.fit?.heldOutP90AbsPctErr.toFixed(2) ?? ''} | ${fit?.knee ?? 'none'} | ${pieces} |`,
+      `| ${k} | ${comp.fit?.samples ?? ''} | ${comp.fit?.r2 ?? ''} | ${comp.fit?.heldOutSamples ?? ''} | ${comp.fit?.heldOutMedianAbsPctErr.toFixed(2) ?? ''} | ${comp.fit?.heldOutP90AbsPctErr.toFixed(2) ?? ''} | ${fit ? kneeText(fit.knee) : 'none'} | ${pieces} |`,
     );
   }
   out.push('');
