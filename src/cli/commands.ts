@@ -2,6 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { runCommand } from './run.js';
 import { describeCommand } from './describe.js';
+import { calibrateCommand } from './calibrate.js';
 import { sweepCommand } from './sweep.js';
 import { mergeCommand } from './merge.js';
 
@@ -9,6 +10,7 @@ import { mergeCommand } from './merge.js';
 export const commands: CommandModule<object, never>[] = [
   runCommand as unknown as CommandModule<object, never>,
   describeCommand as unknown as CommandModule<object, never>,
+  calibrateCommand as unknown as CommandModule<object, never>,
   sweepCommand as unknown as CommandModule<object, never>,
   mergeCommand as unknown as CommandModule<object, never>,
 ];
