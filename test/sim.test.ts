@@ -234,3 +234,29 @@ describe('determinism', () => {
     expect(res.systems.map((x) => x.system)).toEqual([...SYSTEM_IDS]);
   });
 });
+
+describe('calibration files in the simulator', () => {
+  it('a shipped measured calibration is used (run.json provenance), and the run differs from the estimate', () => {
+    const measured = runScenario(scenario({
+      model: 'tiny-test', split: { inputLayers: 1, outputLayers: 1 }, systems: ['ushape'],
+      devices: [{ name: 'd', count: 1, hardware: 'ci-cpu-2core', link: { uplinkMbps: 40, downlinkMbps: 80, latencyMs: 5 } }],
+      cloud: { hardware: 'ci-cpu-2core', gpus: 1 },
+      policies: { sd: { drafterModel: 'tiny-test' } },
+    }));
+    const prov = measured.provenance.find((p) => p.hardwareId === 'ci-cpu-2core' && p.modelId === 'tiny-test')!;
+    expect(prov.components.decoderLayer.source).toBe('measured');
+    expect(prov.components.decoderLayer.origin).toMatch(/calibration[\\/]ci-cpu-2core[\\/]tiny-test[\\/]model\.json$/);
+    expect(measured.systems[0].summary.latency_source).toBe('measured');
+    const info = runOutputs(measured).runInfo as { latency: typeof measured.provenance };
+    expect(info.latency).toEqual(measured.provenance);
+  });
+
+  it('a component missing from a calibration file falls back to the estimate with a warning', () => {
+    const s = scenario({ systems: ['ushape'], cloud: { hardware: 'a40', gpus: 1 }, workload: { requestsPerDevice: 1 } });
+    const r = runScenario(s);
+    const a40 = r.provenance.find((p) => p.hardwareId === 'a40')!;
+    expect(a40.components.decoderLayer.source).toBe('imported');
+    expect(a40.components.lmHead.source).toBe('estimate');
+    expect(r.warnings.some((w) => /lmHead/.test(w) && /estimate/.test(w))).toBe(true);
+  });
+});
