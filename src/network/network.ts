@@ -417,7 +417,16 @@ export class Network implements SimNetwork {
       const rs = flows[i].resources;
       for (let k = 0; k < rs.length; k++) cnt[rs[k]]++;
     }
+    // Fast path: if no shared link is oversubscribed by its flows' own caps, every
+    // flow simply runs at its cap (what progressive filling would give, in one pass).
+    let oversubscribed = false;
+    for (let i = 0; i < n && !oversubscribed; i++) {
+      const rs = flows[i].resources;
+      for (let k = 0; k < rs.length; k++) { left[rs[k]] -= rate[i]; if (left[rs[k]] < 0) { oversubscribed = true; break; } }
+    }
     let unfrozen = n;
+    if (oversubscribed) left.set(this.resCapBps);
+    else unfrozen = 0; // rate[i] already holds each flow's cap
     while (unfrozen > 0) {
       let level = Infinity;
       for (let r = 0; r < left.length; r++) {

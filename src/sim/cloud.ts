@@ -21,7 +21,7 @@ export interface CloudWaiter {
 }
 
 export interface CloudJob extends QueuedWork {
-  readonly requestId: number;
+  readonly request: RequestState;
   req: RequestState;
   waiter: CloudWaiter;
   tokens: number;
@@ -48,6 +48,7 @@ export class Replica implements Handler {
   readonly busyIntervalsS: number[] = [];
   private readonly shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
   private readonly taken: number[] = [];
+  private stepSize = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -82,9 +83,9 @@ export class Replica implements Handler {
         job.req.cloudQueueMs += (now - job.enqueuedS) * 1000;
         if (job.req.spans) job.req.span('cloud-queue', job.label, job.enqueuedS, now);
       }
-      this.step.push(job);
+      this.step[this.stepSize++] = job;
     }
-    if (this.step.length === 0) { this.busy = false; return; }
+    if (this.stepSize === 0) { this.busy = false; return; }
     this.busy = true;
     this.stepStartS = now;
     const ms = this.model.batchMs(s, logits);
@@ -98,14 +99,15 @@ export class Replica implements Handler {
     const startS = this.stepStartS, endS = engine.nowS;
     const ms = (endS - startS) * 1000;
     const finished: CloudJob[] = [];
-    for (const job of this.step) {
+    for (let i = 0; i < this.stepSize; i++) {
+      const job = this.step[i];
       job.done += job.taken;
       this.queuedTokens -= job.taken;
       job.req.cloudComputeMs += ms;
       if (job.req.spans) job.req.span('cloud-compute', job.label, startS, endS);
       if (job.done === job.tokens) finished.push(job);
     }
-    this.step.length = 0;
+    this.stepSize = 0;
     if (finished.length > 0) this.queue = this.queue.filter((j) => j.done < j.tokens);
     this.startStep();
     for (const job of finished) job.waiter.cloudDone(engine);

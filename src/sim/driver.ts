@@ -133,7 +133,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
         case 'cloud': {
           const replica = dev.cloud.assign(req);
           const job: CloudJob = {
-            requestId: req.id, req, waiter: this, tokens: op.tokens, done: 0, ctx: op.ctx, logits: op.logits,
+            request: req, req, waiter: this, tokens: op.tokens, done: 0, ctx: op.ctx, logits: op.logits,
             enqueuedS: engine.nowS, started: false, label: op.label, taken: 0,
           };
           this.wait = Wait.Cloud;

@@ -2,10 +2,11 @@
  * Per-request state and accounting in a simulation. One object per request;
  * becomes a RequestRecord (results/types.ts) when the run ends.
  */
+import type { BatchedRequest } from '../policy/batching.js';
 import type { SystemId } from '../scenario/types.js';
 import type { RequestRecord, SpanRecord } from '../results/types.js';
 
-export class RequestState {
+export class RequestState implements BatchedRequest {
   startS = NaN;
   firstTokenS = NaN;
   lastTokenS = NaN;
@@ -17,6 +18,8 @@ export class RequestState {
   rounds = 0; drafted = 0; accepted = 0;
   chunkTokens = 0;
   replica = -1;
+  /** Stamped by the cloud's batcher (policy/batching.ts): one job per request per step. */
+  batchMark = 0;
   /** Spans for the timeline figure; null when the request is not sampled. */
   spans: SpanRecord[] | null = null;
 
