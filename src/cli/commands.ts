@@ -5,6 +5,7 @@ import { describeCommand } from './describe.js';
 import { calibrateCommand } from './calibrate.js';
 import { sweepCommand } from './sweep.js';
 import { mergeCommand } from './merge.js';
+import { liveCommand } from './live.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -13,4 +14,5 @@ export const commands: CommandModule<object, never>[] = [
   calibrateCommand as unknown as CommandModule<object, never>,
   sweepCommand as unknown as CommandModule<object, never>,
   mergeCommand as unknown as CommandModule<object, never>,
+  liveCommand as unknown as CommandModule<object, never>,
 ];
