@@ -6,6 +6,7 @@ import { calibrateCommand } from './calibrate.js';
 import { sweepCommand } from './sweep.js';
 import { mergeCommand } from './merge.js';
 import { liveCommand } from './live.js';
+import { validateCommand } from './validate.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -15,4 +16,5 @@ export const commands: CommandModule<object, never>[] = [
   sweepCommand as unknown as CommandModule<object, never>,
   mergeCommand as unknown as CommandModule<object, never>,
   liveCommand as unknown as CommandModule<object, never>,
+  validateCommand as unknown as CommandModule<object, never>,
 ];

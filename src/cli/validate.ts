@@ -1,0 +1,50 @@
+/** `hatsim validate <scenario>`: run live, simulate the same scenario and seed, print and write the error table. */
+import type { CommandModule } from 'yargs';
+import { resolve } from 'node:path';
+import { InputError } from '../core/errors.js';
+import { loadScenario } from '../scenario/load.js';
+import { killChildren } from '../live/local.js';
+import { runValidation, VALIDATION_METRICS } from '../live/validate.js';
+import { table } from './table.js';
+
+interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string }
+
+export const validateCommand: CommandModule<object, ValidateArgs> = {
+  command: 'validate <scenario>',
+  describe: 'Run a scenario live and in the simulator (same seed); write validation.csv; exit 1 above the error threshold',
+  builder: (y) => y
+    .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario YAML file' })
+    .option('set', { type: 'string', array: true, describe: 'override a scenario field for both runs: --set path=value' })
+    .option('sim-set', { type: 'string', array: true, describe: 'override a field for the simulator only (e.g. to check that a wrong model fails)' })
+    .option('max-error-pct', { type: 'number', default: 10, describe: 'threshold on the median over systems of |error| of mean TTFT and of mean TBT' })
+    .option('out', { type: 'string', describe: 'directory (default results/<scenario>-validate)' })
+    .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
+    .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' }) as never,
+  handler: async (args) => {
+    if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
+    const name = loadScenario(args.scenario, args.set ?? []).name;
+    const out = resolve(args.out ?? `results/${name}-validate`);
+    const onSig = (): void => { killChildren('SIGTERM'); process.exit(130); };
+    process.once('SIGINT', onSig);
+    process.once('SIGTERM', onSig);
+    const r = await runValidation({
+      scenarioPath: args.scenario, overrides: args.set, simOverrides: args['sim-set'], outDir: out,
+      maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], emulate: args.emulate,
+    });
+    const systems = [...new Set(r.rows.map((x) => x.system))];
+    const rows: unknown[][] = [];
+    for (const s of systems) {
+      for (const m of VALIDATION_METRICS) {
+        const x = r.rows.find((y) => y.system === s && y.metric === m)!;
+        rows.push([s, m, x.live, x.sim, x.error_pct]);
+      }
+    }
+    process.stdout.write(`${name}: live vs simulated (error = (sim - live) / live)\n\n${table(['system', 'metric', 'live', 'sim', 'error %'], rows, 2)}\n\n`);
+    for (const w of r.warnings) process.stdout.write(`warning: ${w}\n`);
+    if (r.liveErrors.length > 0) process.stdout.write(`live errors: ${r.liveErrors.length} (see run.json)\n`);
+    const med = r.verdict.medianAbsErrorPct;
+    process.stdout.write(`median |error| over systems: TTFT mean ${med.ttft_mean_ms.toFixed(2)} %, TBT mean ${med.tbt_mean_ms.toFixed(2)} % (threshold ${r.verdict.maxErrorPct} %): ${r.verdict.pass ? 'PASS' : 'FAIL'}\n`);
+    process.stdout.write(`written to ${out}/validation.csv\n`);
+    process.exitCode = r.verdict.pass ? 0 : 1;
+  },
+};

@@ -1,0 +1,143 @@
+/**
+ * Sim-vs-live validation: run a scenario live on this machine (or reuse a
+ * live results directory), simulate the same scenario and seed with the
+ * calibration of this machine, and compare per system.
+ *
+ * Thresholded statistic (docs/LIVE.md): for each of mean TTFT and mean TBT,
+ * the median over systems of |live - sim| / live; the run fails when either
+ * median exceeds --max-error-pct. Other metrics are reported, not thresholded.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { writeFileAtomic } from '../core/atomic.js';
+import { toCsv } from '../results/csv.js';
+import type { SummaryRecord } from '../results/types.js';
+import { writeRunOutputs } from '../results/write.js';
+import { loadScenario } from '../scenario/load.js';
+import { runOutputs } from '../sim/outputs.js';
+import { runScenario } from '../sim/run.js';
+import { runLiveLocal } from './local.js';
+
+export const VALIDATION_METRICS = ['ttft_mean_ms', 'ttft_p50_ms', 'ttft_p99_ms', 'tbt_mean_ms', 'tbt_p99_ms', 'bytes_up_per_request', 'bytes_down_per_request'] as const;
+export type ValidationMetric = (typeof VALIDATION_METRICS)[number];
+export const THRESHOLDED: readonly ValidationMetric[] = ['ttft_mean_ms', 'tbt_mean_ms'];
+
+export interface ValidationRow {
+  system: string;
+  metric: ValidationMetric;
+  live: number;
+  sim: number;
+  /** (sim - live) / live x 100: positive = the simulator predicts more. */
+  error_pct: number;
+}
+
+export interface Verdict {
+  /** Per thresholded metric: median over systems of |error_pct|. */
+  medianAbsErrorPct: Record<string, number>;
+  maxErrorPct: number;
+  pass: boolean;
+}
+
+export function compareSummaries(live: readonly SummaryRecord[], sim: readonly SummaryRecord[]): ValidationRow[] {
+  const rows: ValidationRow[] = [];
+  for (const l of live) {
+    const s = sim.find((x) => x.system === l.system);
+    if (!s) continue;
+    for (const m of VALIDATION_METRICS) {
+      const a = Number(l[m]), b = Number(s[m]);
+      rows.push({ system: l.system, metric: m, live: a, sim: b, error_pct: a !== 0 && Number.isFinite(a) && Number.isFinite(b) ? ((b - a) / a) * 100 : a === b ? 0 : NaN });
+    }
+  }
+  return rows;
+}
+
+function median(xs: number[]): number {
+  const v = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+export function verdict(rows: readonly ValidationRow[], maxErrorPct: number): Verdict {
+  const med: Record<string, number> = {};
+  let pass = true;
+  for (const m of THRESHOLDED) {
+    const v = median(rows.filter((r) => r.metric === m).map((r) => Math.abs(r.error_pct)));
+    med[m] = v;
+    if (!(v <= maxErrorPct)) pass = false;
+  }
+  return { medianAbsErrorPct: med, maxErrorPct, pass };
+}
+
+export function readSummaryCsv(path: string): SummaryRecord[] {
+  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  return rows.map((r) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) out[k] = k === 'system' || k === 'latency_source' ? v : v === '' ? NaN : Number(v);
+    return out as unknown as SummaryRecord;
+  });
+}
+
+export interface ValidateOptions {
+  scenarioPath: string;
+  overrides?: string[];
+  /** Extra overrides for the simulator only (e.g. to show that a broken model is caught). */
+  simOverrides?: string[];
+  outDir: string;
+  maxErrorPct: number;
+  /** Reuse this live results directory instead of running live again. */
+  liveDir?: string;
+  emulate?: string;
+  log?: (line: string) => void;
+}
+
+export interface ValidationResult {
+  rows: ValidationRow[];
+  verdict: Verdict;
+  liveSummary: SummaryRecord[];
+  simSummary: SummaryRecord[];
+  liveErrors: string[];
+  warnings: string[];
+}
+
+export async function runValidation(opts: ValidateOptions): Promise<ValidationResult> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  mkdirSync(opts.outDir, { recursive: true });
+  const scenario = loadScenario(opts.scenarioPath, opts.overrides ?? []);
+  const simScenario = loadScenario(opts.scenarioPath, [...(opts.overrides ?? []), ...(opts.simOverrides ?? [])]);
+  const warnings: string[] = [];
+  // The simulator side: this machine's calibration (the scenario's hardware ids).
+  const sim = runScenario(simScenario);
+  for (const p of sim.provenance) {
+    for (const [c, v] of Object.entries(p.components)) {
+      if (v.source !== 'measured') warnings.push(`${p.hardwareId}/${p.modelId} ${c}: latency source is ${v.source}, not a calibration of this machine (run hatsim calibrate)`);
+    }
+  }
+  writeRunOutputs(join(opts.outDir, 'sim'), runOutputs(sim));
+  let liveSummary: SummaryRecord[];
+  let liveErrors: string[] = [];
+  if (opts.liveDir) {
+    const p = join(opts.liveDir, 'summary.csv');
+    if (!existsSync(join(opts.liveDir, 'run.json'))) throw new Error(`--live-dir ${opts.liveDir}: no complete live run (run.json missing)`);
+    liveSummary = readSummaryCsv(p);
+    const info = JSON.parse(readFileSync(join(opts.liveDir, 'run.json'), 'utf8')) as { errors?: string[]; seed?: number };
+    liveErrors = info.errors ?? [];
+    if (info.seed !== scenario.seed) warnings.push(`live run used seed ${info.seed}, the simulation ${scenario.seed}`);
+  } else {
+    log(`validate: running ${scenario.name} live (${scenario.systems.length} systems)...`);
+    const live = await runLiveLocal({ scenarioPath: opts.scenarioPath, overrides: opts.overrides, outDir: join(opts.outDir, 'live'), emulate: opts.emulate, log });
+    liveSummary = live.summary;
+    liveErrors = live.errors;
+  }
+  const rows = compareSummaries(liveSummary, sim.systems.map((s) => s.summary));
+  const v = verdict(rows, opts.maxErrorPct);
+  if (liveSummary.some((s) => s.unfinished > 0)) { v.pass = false; warnings.push('live run has unfinished requests'); }
+  writeFileAtomic(join(opts.outDir, 'validation.csv'), toCsv(rows, ['system', 'metric', 'live', 'sim', 'error_pct']));
+  writeFileAtomic(join(opts.outDir, 'validation.json'), JSON.stringify({
+    scenario: scenario.name, seed: scenario.seed, simOverrides: opts.simOverrides ?? [], emulate: opts.emulate ?? null,
+    statistic: 'per metric in [ttft_mean_ms, tbt_mean_ms]: median over systems of |sim - live| / live x 100; fail if any > maxErrorPct or any live request unfinished',
+    ...v, warnings, liveErrors,
+  }, null, 2) + '\n');
+  return { rows, verdict: v, liveSummary, simSummary: sim.systems.map((s) => s.summary), liveErrors, warnings };
+}
