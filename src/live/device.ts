@@ -120,20 +120,24 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     if (!compute) throw new Error(`device ${d.index}: no compute parts loaded for ${op.work}`);
     let total = 0;
     const work = async (): Promise<void> => {
-      for (let i = 0; i < op.repeat; i++) {
-        const pass: PassRequest = { work: op.work, tokens: op.tokens, ctx: op.ctx + i * op.tokens, logits: op.logits };
+      const passes: PassRequest[] = [];
+      for (let i = 0; i < op.repeat; i++) passes.push({ work: op.work, tokens: op.tokens, ctx: op.ctx + i * op.tokens, logits: op.logits });
+      // Without emulation the repeats (autoregressive drafting) go to the worker in one message, as a
+      // real drafting loop would run; with emulation each pass is padded to its own target.
+      const groups = emuLat ? passes.map((p) => [p]) : [passes];
+      for (const group of groups) {
         const start = performance.now();
-        const [realMs] = await compute.run([pass]);
+        const realMs = await compute.run(group);
         let target = 0;
         if (emuLat) {
-          target = emuLat.passMs(op.work, pass.tokens, pass.ctx, pass.logits);
+          target = emuLat.passMs(op.work, group[0].tokens, group[0].ctx, group[0].logits);
           await sleepUntil(start + target);
         }
         const end = performance.now();
         total += end - start;
         steps.row({
-          system, role: `device-${d.index}`, request: req.index, kind: op.background ? 'compute-bg' : 'compute', label: op.label,
-          tokens: pass.tokens, ctx: pass.ctx, start_ms: start - t0, end_ms: end - t0, real_ms: realMs, target_ms: target, bytes: 0, frame_bytes: 0,
+          system, role: `device-${d.index}`, request: req.index, kind: op.background ? 'compute-bg' : 'compute', label: group.length > 1 ? `${op.label} x${group.length}` : op.label,
+          tokens: group[0].tokens, ctx: group[0].ctx, start_ms: start - t0, end_ms: end - t0, real_ms: realMs.reduce((a, b) => a + b, 0), target_ms: target, bytes: 0, frame_bytes: 0,
         });
       }
     };
