@@ -7,7 +7,7 @@ import { killChildren } from '../live/local.js';
 import { runValidation, VALIDATION_METRICS } from '../live/validate.js';
 import { table } from './table.js';
 
-interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string }
+interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean }
 
 export const validateCommand: CommandModule<object, ValidateArgs> = {
   command: 'validate <scenario>',
@@ -19,7 +19,8 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('max-error-pct', { type: 'number', default: 10, describe: 'threshold on the median over systems of |error| of mean TTFT and of mean TBT' })
     .option('out', { type: 'string', describe: 'directory (default results/<scenario>-validate)' })
     .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
-    .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' }) as never,
+    .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })
+    .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' }) as never,
   handler: async (args) => {
     if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
     const name = loadScenario(args.scenario, args.set ?? []).name;
@@ -29,7 +30,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     process.once('SIGTERM', onSig);
     const r = await runValidation({
       scenarioPath: args.scenario, overrides: args.set, simOverrides: args['sim-set'], outDir: out,
-      maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], emulate: args.emulate,
+      maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], emulate: args.emulate, calibrate: args.calibrate,
     });
     const systems = [...new Set(r.rows.map((x) => x.system))];
     const rows: unknown[][] = [];

@@ -17,6 +17,8 @@ import { writeRunOutputs } from '../results/write.js';
 import { loadScenario } from '../scenario/load.js';
 import { runOutputs } from '../sim/outputs.js';
 import { runScenario } from '../sim/run.js';
+import { cpSync } from 'node:fs';
+import { runCalibration } from '../calibrate/run.js';
 import { runLiveLocal } from './local.js';
 
 export const VALIDATION_METRICS = ['ttft_mean_ms', 'ttft_p50_ms', 'ttft_p99_ms', 'tbt_mean_ms', 'tbt_p99_ms', 'bytes_up_per_request', 'bytes_down_per_request'] as const;
@@ -89,6 +91,13 @@ export interface ValidateOptions {
   /** Reuse this live results directory instead of running live again. */
   liveDir?: string;
   emulate?: string;
+  /**
+   * Calibrate this machine first (quick grid) into <outDir>/calibration and
+   * simulate with it, instead of the scenario's calibrationDir. Every hardware
+   * id of the scenario gets this machine's profile (a live local run puts all
+   * of them on this machine).
+   */
+  calibrate?: boolean;
   log?: (line: string) => void;
 }
 
@@ -105,7 +114,19 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   mkdirSync(opts.outDir, { recursive: true });
   const scenario = loadScenario(opts.scenarioPath, opts.overrides ?? []);
-  const simScenario = loadScenario(opts.scenarioPath, [...(opts.overrides ?? []), ...(opts.simOverrides ?? [])]);
+  const simOverrides = [...(opts.simOverrides ?? [])];
+  if (opts.calibrate) {
+    const root = join(opts.outDir, 'calibration');
+    const hw = [...new Set([...scenario.devices.map((d) => d.hardware), scenario.cloud.hardware])];
+    const models = [...new Set([scenario.model, ...(scenario.systems.includes('sd') ? [scenario.policies.sd.drafterModel] : [])])];
+    for (const m of models) {
+      log(`validate: calibrating ${m} on this machine as ${hw[0]} (quick grid)...`);
+      await runCalibration({ modelId: m, hardwareId: hw[0], quick: true, outDir: root, layerScaling: false, progress: false, log: () => undefined });
+      for (const h of hw.slice(1)) cpSync(join(root, hw[0], m), join(root, h, m), { recursive: true });
+    }
+    simOverrides.unshift(`calibrationDir=${root}`);
+  }
+  const simScenario = loadScenario(opts.scenarioPath, [...(opts.overrides ?? []), ...simOverrides]);
   const warnings: string[] = [];
   // The simulator side: this machine's calibration (the scenario's hardware ids).
   const sim = runScenario(simScenario);
@@ -135,7 +156,7 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
   if (liveSummary.some((s) => s.unfinished > 0)) { v.pass = false; warnings.push('live run has unfinished requests'); }
   writeFileAtomic(join(opts.outDir, 'validation.csv'), toCsv(rows, ['system', 'metric', 'live', 'sim', 'error_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.json'), JSON.stringify({
-    scenario: scenario.name, seed: scenario.seed, simOverrides: opts.simOverrides ?? [], emulate: opts.emulate ?? null,
+    scenario: scenario.name, seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
     statistic: 'per metric in [ttft_mean_ms, tbt_mean_ms]: median over systems of |sim - live| / live x 100; fail if any > maxErrorPct or any live request unfinished',
     ...v, warnings, liveErrors,
   }, null, 2) + '\n');
