@@ -20,7 +20,7 @@ import { RequestState } from '../sim/request.js';
 import { buildTestbed, type Testbed } from '../sim/run.js';
 import type { SimNetwork } from '../network/types.js';
 import { sleepUntil, withTimeout } from './clock.js';
-import { ComputeClient } from './compute-client.js';
+import { HybridCompute, smallModel } from './compute-client.js';
 import type { PassRequest } from './compute.js';
 import { DeviceConnection } from './device-conn.js';
 import { Family, LiveProc, type LiveDeviceContext } from './driver.js';
@@ -41,6 +41,8 @@ export interface DeviceRunOptions {
   maxFrameBytes?: number;
   /** Give up on a system this long after its last arrival (s). */
   systemTimeoutS?: number;
+  /** Passes predicted under this (ms) run on the main thread for small models (default 2; 0 = always the worker). */
+  inlineBelowMs?: number;
   log?: (line: string) => void;
 }
 
@@ -93,11 +95,12 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     emuLat = deviceLatency(t, dr);
   }
   const needs = deviceNeeds(s);
-  const compute = needs.device || needs.drafter ? new ComputeClient({
+  const small = smallModel(tb.model.hiddenSize, tb.model.intermediateSize) && smallModel(tb.drafterModel.hiddenSize, tb.drafterModel.intermediateSize);
+  const compute = needs.device || needs.drafter ? new HybridCompute({
     plan: { modelId: tb.model.id, inputLayers: tb.plan.inputLayers, outputLayers: tb.plan.outputLayers, middleLayers: tb.plan.middleLayers, drafterModelId: tb.drafterModel.id },
     need: { device: needs.device, drafter: needs.drafter, cloud: false },
-  }) : null;
-  if (compute) await compute.ready;
+  }, small ? (opts.inlineBelowMs ?? 2) : 0) : null;
+  if (compute) await compute.init();
 
   let system: SystemId = s.systems[0];
   let t0 = performance.now();
@@ -127,7 +130,8 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
       const groups = emuLat ? passes.map((p) => [p]) : [passes];
       for (const group of groups) {
         const start = performance.now();
-        const realMs = await compute.run(group);
+        const predictedMs = group.reduce((a, p) => a + devLat.passMs(op.work, p.tokens, p.ctx, p.logits), 0);
+        const realMs = await compute.run(group, predictedMs);
         let target = 0;
         if (emuLat) {
           target = emuLat.passMs(op.work, group[0].tokens, group[0].ctx, group[0].logits);

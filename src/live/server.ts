@@ -28,7 +28,7 @@ import { SYSTEMS } from '../protocol/registry.js';
 import type { Scenario } from '../scenario/types.js';
 import { buildTestbed, type Testbed } from '../sim/run.js';
 import { sleepUntil } from './clock.js';
-import { ComputeClient } from './compute-client.js';
+import { HybridCompute, smallModel } from './compute-client.js';
 import type { PassRequest } from './compute.js';
 import { LinkModel, ShapedSender } from './shaper.js';
 import { StepLog } from './steps.js';
@@ -54,6 +54,8 @@ export interface CloudServerOptions {
   log?: (line: string) => void;
   /** Do not load ONNX sessions (tests of the wire layer only): steps take the emulated or 0 ms. */
   noCompute?: boolean;
+  /** Steps predicted under this (ms) run on the main thread for small models (default 2; 0 = always the worker). */
+  inlineBelowMs?: number;
 }
 
 interface Conn {
@@ -113,8 +115,9 @@ export class CloudServer {
   private readonly requests = new Map<string, ReqEntry>();
   private nextNumericId = 0;
   private readonly barrier = new Map<number, Set<Conn>>();
-  private compute: ComputeClient | null = null;
+  private compute: HybridCompute | null = null;
   private readonly emu: Partial<Record<'middle' | 'full', SubmodelLatencyModel>> = {};
+  private readonly predict: Partial<Record<'middle' | 'full', SubmodelLatencyModel>> = {};
   private readonly log: (l: string) => void;
   private readonly maxFrame: number;
   private readonly expectedDevices: number;
@@ -146,11 +149,15 @@ export class CloudServer {
     const s = this.opts.scenario;
     if (!this.opts.noCompute) {
       const works = new Set(s.systems.map((id) => SYSTEMS[id].cloudWork));
-      this.compute = new ComputeClient({
+      this.compute = new HybridCompute({
         plan: { modelId: this.tb.model.id, inputLayers: this.tb.plan.inputLayers, outputLayers: this.tb.plan.outputLayers, middleLayers: this.tb.plan.middleLayers, drafterModelId: this.tb.drafterModel.id },
         need: { device: false, drafter: false, cloud: works.size > 0 },
-      });
-      await this.compute.ready;
+      }, smallModel(this.tb.model.hiddenSize, this.tb.model.intermediateSize) ? (this.opts.inlineBelowMs ?? 2) : 0);
+      await this.compute.init();
+      for (const id of s.systems) {
+        const w = SYSTEMS[id].cloudWork;
+        this.predict[w] ??= this.tb.cloudLatency.submodel(w);
+      }
     }
     if (this.opts.stepsPath) this.steps = new StepLog(this.opts.stepsPath);
     const host = this.opts.host ?? '127.0.0.1';
@@ -340,7 +347,7 @@ export class CloudServer {
     const system = this.currentSystem;
     const run = async (): Promise<number> => {
       let real = 0;
-      if (this.compute) real = (await this.compute.run(passes)).reduce((a, b) => a + b, 0);
+      if (this.compute) real = (await this.compute.run(passes, this.predict[work]?.batchMs(shape, logits) ?? Infinity)).reduce((a, b) => a + b, 0);
       if (target > 0) await sleepUntil(now + target);
       return real;
     };
