@@ -277,6 +277,14 @@ describe('readers: clear errors', () => {
     expect(() => readSummary(d)).toThrow(/summary\.csv: row 2: column 'requests' must be a finite number, got 'many'/);
   });
 
+  it('empty cells in optional metric columns are allowed (not applicable), in required ones not', () => {
+    const text = readFileSync(join(RUN, 'summary.csv'), 'utf8').replace(/,0,1,estimate$/m, ',,,estimate');
+    const rows = readSummary(dirWith('summary.csv', text));
+    expect(rows[0].acceptance_rate).toBeUndefined();
+    const bad = readFileSync(join(RUN, 'summary.csv'), 'utf8').replace(/^(cloud,)\d+/m, '$1');
+    expect(() => readSummary(dirWith('summary.csv', bad))).toThrow(/column 'requests' must be a finite number/);
+  });
+
   it('a directory with nothing to plot is an InputError', () => {
     const d = mkdtempSync(join(tmp, 'empty-'));
     mkdirSync(join(d, 'sub'));

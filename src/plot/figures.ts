@@ -157,6 +157,7 @@ export function sweepLine(sweep: SweepTable, param: string, metric: string): VlS
   }));
   const groups = [...new Set(values.map((v) => v.group))];
   const xs = values.map((v) => v.x).filter((x): x is number => typeof x === 'number');
+  const distinctX = [...new Set(xs)].sort((a, b) => a - b);
   const logX = numeric && xs.length > 0 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 20;
   const unit = {
     spec: {
@@ -166,7 +167,12 @@ export function sweepLine(sweep: SweepTable, param: string, metric: string): VlS
       mark: { type: 'line', point: { size: 70, filled: true }, strokeWidth: 2.5 },
       encoding: {
         x: numeric
-          ? { field: 'x', type: 'quantitative', title: paramLabel(param), scale: logX ? { type: 'log', nice: false } : { zero: false } }
+          ? {
+            field: 'x', type: 'quantitative', title: paramLabel(param),
+            scale: logX ? { type: 'log', nice: false } : { zero: false },
+            // tick at every swept value when there are few (log axes otherwise label 5, 6, 10, 20, ...)
+            ...(distinctX.length <= 12 ? { axis: { values: distinctX } } : {}),
+          }
           : { field: 'x', type: 'ordinal', title: paramLabel(param), sort: null },
         y: { field: 'y', type: 'quantitative', title: metricLabel(metric) },
         color: systemColor(systems),

@@ -56,11 +56,20 @@ function num(table: CsvTable, row: Record<string, string>, col: string, line: nu
   return v;
 }
 
-/** Parses `cols` of every row as numbers, keeps the rest as strings. */
-function typed<T>(table: CsvTable, numeric: readonly string[]): T[] {
+/**
+ * Parses `numeric` columns of every row as numbers, keeps the rest as strings.
+ * Columns in `required` must hold a number; in the others an empty cell (a
+ * metric that does not apply, e.g. acceptance_rate of a non-speculative
+ * system) becomes undefined.
+ */
+function typed<T>(table: CsvTable, numeric: readonly string[], required: readonly string[] = numeric): T[] {
+  const req = new Set(required);
   return table.rows.map((row, i) => {
-    const out: Record<string, string | number> = { ...row };
-    for (const c of numeric) if (c in row) out[c] = num(table, row, c, i + 2);
+    const out: Record<string, string | number | undefined> = { ...row };
+    for (const c of numeric) {
+      if (!(c in row)) continue;
+      out[c] = !req.has(c) && row[c].trim() === '' ? undefined : num(table, row, c, i + 2);
+    }
     return out as T;
   });
 }
@@ -86,7 +95,7 @@ const REQUEST_NUMERIC: readonly (keyof RequestRecord)[] = [
 export function readRequests(dir: string): RequestRow[] {
   const t = readCsv(join(dir, 'requests.csv'));
   requireColumns(t, REQUEST_COLUMNS_NEEDED);
-  return typed<RequestRow>(t, REQUEST_NUMERIC);
+  return typed<RequestRow>(t, REQUEST_NUMERIC, REQUEST_COLUMNS_NEEDED.filter((c) => c !== 'system' && c !== 'device'));
 }
 
 // ---- summary.csv / sweep.csv --------------------------------------------------------------------
@@ -109,7 +118,7 @@ export type SummaryRow = Pick<SummaryRecord, (typeof SUMMARY_COLUMNS_NEEDED)[num
 export function readSummary(dir: string): SummaryRow[] {
   const t = readCsv(join(dir, 'summary.csv'));
   requireColumns(t, SUMMARY_COLUMNS_NEEDED);
-  return typed<SummaryRow>(t, SUMMARY_NUMERIC.filter((c) => t.columns.includes(c)));
+  return typed<SummaryRow>(t, SUMMARY_NUMERIC.filter((c) => t.columns.includes(c)), SUMMARY_COLUMNS_NEEDED.slice(1));
 }
 
 /** Columns of sweep.csv that identify a point rather than a parameter or a metric. */
@@ -129,7 +138,11 @@ export function readSweep(dir: string): SweepTable {
   const t = readCsv(join(dir, 'sweep.csv'));
   requireColumns(t, SUMMARY_COLUMNS_NEEDED);
   const summarySet = new Set<string>(SUMMARY_COLUMNS);
-  const params = t.columns.filter((c) => !summarySet.has(c) && !SWEEP_ID_COLUMNS.has(c));
+  // sweep.json (written by `hatsim sweep`) names the grid; without it, every non-summary column is a parameter.
+  const gridPaths = readSweepGrid(dir);
+  const params = gridPaths
+    ? gridPaths.filter((p) => t.columns.includes(p))
+    : t.columns.filter((c) => !summarySet.has(c) && !SWEEP_ID_COLUMNS.has(c));
   if (params.length === 0) {
     throw new InputError(
       `${t.file}: no grid parameter column (expected one column per swept parameter, named by its dotted path, e.g. 'devices.0.link.uplinkMbps')`,
@@ -137,8 +150,21 @@ export function readSweep(dir: string): SweepTable {
   }
   const numericParams = params.filter((p) => t.rows.every((r) => r[p].trim() !== '' && Number.isFinite(Number(r[p]))));
   const metrics = SUMMARY_NUMERIC.filter((c) => t.columns.includes(c));
-  const rows = typed<SummaryRow & Record<string, string | number>>(t, [...metrics, ...numericParams]);
+  const rows = typed<SummaryRow & Record<string, string | number>>(t, [...metrics, ...numericParams], [...SUMMARY_COLUMNS_NEEDED.slice(1), ...numericParams]);
   return { file: t.file, params, rows, metrics };
+}
+
+/** Grid parameter paths from `<dir>/sweep.json` (`grid: [{path, values}]`), if that file exists. */
+function readSweepGrid(dir: string): string[] | undefined {
+  const file = join(dir, 'sweep.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { grid?: { path?: unknown }[] };
+    const paths = (doc.grid ?? []).map((g) => g.path).filter((p): p is string => typeof p === 'string');
+    return paths.length ? paths : undefined;
+  } catch (err) {
+    throw new InputError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
 }
 
 // ---- timeline.csv, gpu_util.csv, validation.csv ----------------------------------------------------
