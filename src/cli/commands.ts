@@ -5,6 +5,8 @@ import { describeCommand } from './describe.js';
 import { calibrateCommand } from './calibrate.js';
 import { sweepCommand } from './sweep.js';
 import { mergeCommand } from './merge.js';
+import { plotCommand } from './plot.js';
+import { reportCommand } from './report.js';
 import { liveCommand } from './live.js';
 import { validateCommand } from './validate.js';
 
@@ -15,6 +17,8 @@ export const commands: CommandModule<object, never>[] = [
   calibrateCommand as unknown as CommandModule<object, never>,
   sweepCommand as unknown as CommandModule<object, never>,
   mergeCommand as unknown as CommandModule<object, never>,
+  plotCommand as unknown as CommandModule<object, never>,
+  reportCommand as unknown as CommandModule<object, never>,
   liveCommand as unknown as CommandModule<object, never>,
   validateCommand as unknown as CommandModule<object, never>,
 ];
