@@ -8,6 +8,7 @@
 import type { Engine, Handler } from '../core/engine.js';
 import type { Rng } from '../core/rng.js';
 import type { Direction, SimNetwork } from '../network/types.js';
+import { drawAccepted } from '../policy/acceptance.js';
 import type { Op, Proto, Resume } from '../protocol/ops.js';
 import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
@@ -141,8 +142,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           return;
         }
         case 'accept': {
-          let k = 0;
-          while (k < op.drafted && dev.acceptRng.uniform() < op.rate) k++;
+          const k = drawAccepted(dev.acceptRng, op.drafted, op.rate);
           req.rounds++;
           req.drafted += op.drafted;
           req.accepted += k;
