@@ -153,6 +153,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     system = s.systems[k];
     const def = SYSTEMS[system];
     await conn.ready();
+    t0 = performance.now();
     const startInMs = await conn.hello(k, system);
     t0 = performance.now() + startInMs;
     const streams = new RngStreams(s.seed);

@@ -366,7 +366,7 @@ export class CloudServer {
     r.busyMs += ms;
     this.busyMsBySystem.set(system, (this.busyMsBySystem.get(system) ?? 0) + ms);
     this.steps?.row({
-      system, role: 'cloud', request: step.length, kind: 'step', label: `replica ${r.index}`,
+      system, role: 'cloud', request: -1, kind: 'step', label: `replica ${r.index}: ${step.length} jobs`,
       tokens: step.reduce((a, j) => a + j.taken, 0), ctx: step.reduce((a, j) => a + j.ctx + j.done, 0),
       start_ms: startMs - this.systemT0, end_ms: endMs - this.systemT0, real_ms: realMs, target_ms: targetMs, bytes: 0, frame_bytes: 0,
     });

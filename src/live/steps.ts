@@ -6,6 +6,7 @@ export interface StepRow {
   system: string;
   /** device-<i> or cloud */
   role: string;
+  /** Request index on its device; -1 for cloud steps (which serve several). */
   request: number;
   /** compute | compute-bg | send | recv | step */
   kind: string;
