@@ -60,6 +60,8 @@ const cloudCmd: CommandModule<object, CloudArgs> = {
       };
       process.once('SIGINT', () => stop('SIGINT'));
       process.once('SIGTERM', () => stop('SIGTERM'));
+      // Started by `live local`: stop when the orchestrator goes away.
+      if (process.send) process.once('disconnect', () => stop('orchestrator gone'));
     });
     process.exit(0);
   },
@@ -77,6 +79,7 @@ const deviceCmd: CommandModule<object, DeviceArgs> = {
   handler: async (args) => {
     const scenario = loadScenario(args.scenario, args.set ?? []);
     hostPort(args.server, 'server');
+    if (process.send) process.once('disconnect', () => { process.stderr.write('device: orchestrator gone; exiting\n'); process.exit(1); });
     const r = await runDevice({
       scenario, deviceIndex: args.device, server: args.server, outDir: resolve(args.out ?? `results/${scenario.name}-live`),
       token: args.token, emulate: args.emulate, maxFrameBytes: Math.round((args['max-frame-mb'] ?? 64) * 1024 * 1024),

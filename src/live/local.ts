@@ -51,7 +51,8 @@ export function killChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
 }
 
 function startChild(args: string[], logStream: WriteStream, name: string): { child: ChildProcess; exited: Promise<number> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // An IPC channel only so that a child notices when this process dies (even by SIGKILL) and exits.
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   children.add(child);
   const prefix = (chunk: Buffer): void => {
     for (const line of chunk.toString().split('\n')) if (line.length > 0) logStream.write(`[${name}] ${line}\n`);
