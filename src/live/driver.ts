@@ -26,6 +26,7 @@
  * Byte accounting is the simulator's (payload + scenario headerBytes per op).
  */
 import type { Rng } from '../core/rng.js';
+import { drawAccepted } from '../policy/acceptance.js';
 import type { CloudLoad, ComputeOp, Op, Proto, Resume } from '../protocol/ops.js';
 import type { RequestState } from '../sim/request.js';
 import { Dtype, Flag, Work, type Frame } from './wire.js';
@@ -123,8 +124,7 @@ export class LiveProc {
             break;
           }
           case 'accept': {
-            let k = 0;
-            while (k < op.drafted && dev.acceptRng.uniform() < op.rate) k++;
+            const k = drawAccepted(dev.acceptRng, op.drafted, op.rate);
             req.rounds++;
             req.drafted += op.drafted;
             req.accepted += k;
