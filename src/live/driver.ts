@@ -26,7 +26,6 @@
  * Byte accounting is the simulator's (payload + scenario headerBytes per op).
  */
 import type { Rng } from '../core/rng.js';
-import { drawAccepted } from '../policy/acceptance.js';
 import type { CloudLoad, ComputeOp, Op, Proto, Resume } from '../protocol/ops.js';
 import type { RequestState } from '../sim/request.js';
 import { Dtype, Flag, Work, type Frame } from './wire.js';
@@ -123,14 +122,9 @@ export class LiveProc {
             req.replica = reply.u0;
             break;
           }
-          case 'accept': {
-            const k = drawAccepted(dev.acceptRng, op.drafted, op.rate);
-            req.rounds++;
-            req.drafted += op.drafted;
-            req.accepted += k;
-            value = k;
+          case 'accept':
+            value = req.verifyRound(dev.acceptRng, op.drafted, op.rate);
             break;
-          }
           case 'emit':
             req.tokens(op.tokens, dev.nowMs() / 1000);
             break;

@@ -66,7 +66,8 @@ const FONT_DIRS = [
 ];
 const PREFERRED = ['DejaVuSans.ttf', 'LiberationSans-Regular.ttf', 'Arial.ttf', 'arial.ttf', 'Helvetica.ttc', 'NotoSans-Regular.ttf'];
 
-function findFile(dir: string, names: readonly string[], depth = 4): string | undefined {
+/** First file (breadth first per folder, depth-limited) under `dir` whose name passes `match`. */
+function findFile(dir: string, match: (name: string) => boolean, depth = 4): string | undefined {
   if (depth < 0 || !existsSync(dir)) return undefined;
   let entries;
   try {
@@ -74,28 +75,10 @@ function findFile(dir: string, names: readonly string[], depth = 4): string | un
   } catch {
     return undefined;
   }
-  for (const e of entries) if (e.isFile() && names.includes(e.name)) return join(dir, e.name);
+  for (const e of entries) if (e.isFile() && match(e.name)) return join(dir, e.name);
   for (const e of entries) {
     if (e.isDirectory()) {
-      const f = findFile(join(dir, e.name), names, depth - 1);
-      if (f) return f;
-    }
-  }
-  return undefined;
-}
-
-function anyFont(dir: string, depth = 4): string | undefined {
-  if (depth < 0 || !existsSync(dir)) return undefined;
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return undefined;
-  }
-  for (const e of entries) if (e.isFile() && /\.(ttf|otf)$/i.test(e.name)) return join(dir, e.name);
-  for (const e of entries) {
-    if (e.isDirectory()) {
-      const f = anyFont(join(dir, e.name), depth - 1);
+      const f = findFile(join(dir, e.name), match, depth - 1);
       if (f) return f;
     }
   }
@@ -120,8 +103,8 @@ export function chooseFont(explicit?: string): FontChoice {
   }
   if (cachedFont) return cachedFont;
   let file: string | undefined;
-  for (const d of FONT_DIRS) if (!file) file = findFile(d, PREFERRED);
-  for (const d of FONT_DIRS) if (!file) file = anyFont(d);
+  for (const d of FONT_DIRS) if (!file) file = findFile(d, (n) => PREFERRED.includes(n));
+  for (const d of FONT_DIRS) if (!file) file = findFile(d, (n) => /\.(ttf|otf)$/i.test(n));
   cachedFont = file
     ? { file }
     : { warning: 'no TTF/OTF font found on this machine; PNG text will be missing. Install one (e.g. apt-get install fonts-dejavu-core) or set HATSIM_FONT=/path/font.ttf' };

@@ -8,7 +8,6 @@
 import type { Engine, Handler } from '../core/engine.js';
 import type { Rng } from '../core/rng.js';
 import type { Direction, SimNetwork } from '../network/types.js';
-import { drawAccepted } from '../policy/acceptance.js';
 import type { Op, Proto, Resume } from '../protocol/ops.js';
 import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
@@ -141,14 +140,9 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           replica.submit(job);
           return;
         }
-        case 'accept': {
-          const k = drawAccepted(dev.acceptRng, op.drafted, op.rate);
-          req.rounds++;
-          req.drafted += op.drafted;
-          req.accepted += k;
-          value = k;
+        case 'accept':
+          value = req.verifyRound(dev.acceptRng, op.drafted, op.rate);
           break;
-        }
         case 'emit':
           req.tokens(op.tokens, engine.nowS);
           break;

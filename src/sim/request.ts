@@ -2,6 +2,7 @@
  * Per-request state and accounting in a simulation. One object per request;
  * becomes a RequestRecord (results/types.ts) when the run ends.
  */
+import { drawAccepted, type UniformSource } from '../policy/acceptance.js';
 import type { BatchedRequest } from '../policy/batching.js';
 import type { SystemId } from '../scenario/types.js';
 import type { RequestRecord, SpanRecord } from '../results/types.js';
@@ -36,6 +37,15 @@ export class RequestState implements BatchedRequest {
   ) {}
 
   get finished(): boolean { return !Number.isNaN(this.finishS); }
+
+  /** A verification round: draw how many of `drafted` tokens are accepted (seeded) and count it. */
+  verifyRound(rng: UniformSource, drafted: number, rate: number): number {
+    const k = drawAccepted(rng, drafted, rate);
+    this.rounds++;
+    this.drafted += drafted;
+    this.accepted += k;
+    return k;
+  }
 
   tokens(n: number, nowS: number): void {
     if (n <= 0) return;
