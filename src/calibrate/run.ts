@@ -181,11 +181,13 @@ function hasAttention(part: PartId): boolean {
 
 const FULL_TOKENS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
 const QUICK_TOKENS = [1, 4, 16, 64, 256, 1024];
+/** Parts without attention have no context axis: time them at twice the token resolution (x sqrt 2 steps). */
+const FULL_TOKENS_DENSE = [1, 2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 91, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048];
 
 /** Training grid of one part (uniform batches). */
 export function trainGrid(model: ModelSpec, part: PartId, quick: boolean): MeasureShape[] {
   const maxC = model.maxContext;
-  const tokensList = quick ? QUICK_TOKENS : FULL_TOKENS;
+  const tokensList = quick ? QUICK_TOKENS : hasAttention(part) ? FULL_TOKENS : FULL_TOKENS_DENSE;
   const out: MeasureShape[] = [];
   for (const n of tokensList) {
     if (n > maxC) continue;
