@@ -327,6 +327,8 @@ export function evalPieces(pieces: readonly CalibrationPiece[], tokens: number, 
  */
 export function predictSample(comp: CalibrationComponent, s: CalibrationSample): number {
   const seqs = Math.max(1, s.seqs);
-  const perLayer = evalPieces(comp.pieces, s.tokens, s.tokens * s.ctx, s.ctx * seqs, seqs);
+  // samples.csv holds batch sums of a uniform batch: per sequence n = tokens/seqs, c = ctx/seqs,
+  // so sum(n*c) = tokens*ctx/seqs and sum(c) = ctx (docs/calibration-format.md).
+  const perLayer = evalPieces(comp.pieces, s.tokens, (s.tokens * s.ctx) / seqs, s.ctx, seqs);
   return perLayer * (s.component === 'decoderLayer' ? Math.max(1, s.layers) : 1);
 }
