@@ -155,7 +155,16 @@ export function sweepLine(sweep: SweepTable, param: string, metric: string): VlS
     y: r[metric],
     group: others.map((o) => `${o}=${r[o]}`).join(', ') || 'all',
   }));
-  const groups = [...new Set(values.map((v) => v.group))];
+  // Panels in the order of the other parameters' values (numbers numerically, not as text).
+  const byOthers = [...sweep.rows].sort((a, b) => {
+    for (const o of others) {
+      const va = a[o], vb = b[o];
+      const c = typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va).localeCompare(String(vb));
+      if (c !== 0) return c;
+    }
+    return 0;
+  });
+  const groups = [...new Set(byOthers.map((r) => others.map((o) => `${o}=${r[o]}`).join(', ') || 'all'))];
   const xs = values.map((v) => v.x).filter((x): x is number => typeof x === 'number');
   const distinctX = [...new Set(xs)].sort((a, b) => a - b);
   const logX = numeric && xs.length > 0 && Math.min(...xs) > 0 && Math.max(...xs) / Math.min(...xs) >= 20;
@@ -171,7 +180,7 @@ export function sweepLine(sweep: SweepTable, param: string, metric: string): VlS
             field: 'x', type: 'quantitative', title: paramLabel(param),
             scale: logX ? { type: 'log', nice: false } : { zero: false },
             // tick at every swept value when there are few (log axes otherwise label 5, 6, 10, 20, ...)
-            ...(distinctX.length <= 12 ? { axis: { values: distinctX } } : {}),
+            ...(distinctX.length <= 12 ? { axis: { values: distinctX, labelOverlap: false } } : {}),
           }
           : { field: 'x', type: 'ordinal', title: paramLabel(param), sort: null },
         y: { field: 'y', type: 'quantitative', title: metricLabel(metric) },
@@ -191,7 +200,7 @@ export function sweepLine(sweep: SweepTable, param: string, metric: string): VlS
   if (groups.length > 1) {
     return top(title, `${sub}; one panel per value of the other parameters`, {
       data: { values },
-      facet: { field: 'group', type: 'nominal', title: null },
+      facet: { field: 'group', type: 'nominal', title: null, sort: groups },
       columns: 2,
       ...unit,
     });
