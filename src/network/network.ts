@@ -17,12 +17,12 @@
  *   by its access capacity and each shared link (per direction) a capacity
  *   constraint. Rates are recomputed when a shared flow starts or ends and
  *   when a traced shared flow's capacity changes; progress is integrated
- *   exactly between recomputes. One timer event, for the earliest shared
- *   completion, is pending at a time; it carries a generation counter and a
- *   timer made stale by a recompute is dropped (so a recompute adds at most
- *   one event, whatever the number of flows). Flows finishing at the same
- *   instant complete together, followed by one recompute. The recompute covers
- *   all active shared flows (fine for up to a few thousand concurrent flows).
+ *   exactly between recomputes. Each flow has its own completion event,
+ *   rescheduled only when its rate changes (a stale one is dropped by the
+ *   pipe's generation counter); when no shared link is oversubscribed every
+ *   flow runs at its own cap and a new flow leaves the others' events alone.
+ *   The recompute covers all active shared flows (fine for up to a few
+ *   thousand concurrent flows).
  *
  * Jitter: per message |N(0, jitterMs)| (a normal truncated at 0, i.e.
  * half-normal), added to the latency; the delivery time is then raised to the
@@ -36,7 +36,7 @@
  * Random streams (per device, so adding a device changes no other device's
  * draws): `net/<d>/jitter/up`, `net/<d>/jitter/down`, `net/<d>/trace-offset`.
  *
- * Note: a completion timer made stale by a recompute stays in the engine's heap
+ * Note: a completion event made stale by a recompute stays in the engine's heap
  * until its time (and is then ignored), so the engine's clock may end a run a
  * little after the last delivery.
  */
@@ -111,7 +111,11 @@ class MsgQueue {
   }
 }
 
-/** One device in one direction. Fires as the transmit-completion handler of fixed and traced pipes (tag = generation). */
+/**
+ * One device in one direction. Fires as its head message's transmit-completion
+ * handler (tag = generation; a rate change or a new message bumps it, so stale
+ * completions are dropped).
+ */
 class Pipe implements Handler {
   readonly queue = new MsgQueue(); // head = the transmitting message while busy
   readonly inflight = new MsgQueue(); // transmitted, awaiting delivery; atS = delivery time
@@ -120,6 +124,8 @@ class Pipe implements Handler {
   /** Shared flows: bits left at `net.sharedLastS`, current rate (bps), index in the active list. */
   remainingBits = 0;
   rateBps = 0;
+  /** Shared flows: a completion event for the current rate is pending. */
+  scheduled = false;
   activeIndex = -1;
   tickPending = false;
   lastDeliveryS = 0;
@@ -147,7 +153,8 @@ class Pipe implements Handler {
 
   fire(engine: Engine, tag: number): void {
     if (tag !== this.gen || !this.busy) return;
-    this.net.txDone(engine, this);
+    if (this.kind === KIND_SHARED) this.net.sharedFlowDone(engine, this);
+    else this.net.txDone(engine, this);
   }
 
   /** Access capacity (bps) at simulated time `nowS`. */
@@ -168,16 +175,6 @@ export class Network implements SimNetwork {
   /** Time up to which the active shared flows' remainingBits are integrated. */
   sharedLastS = 0;
   private newRate = new Float64Array(64);
-  private readonly done: Pipe[] = [];
-  private timerGen = 0;
-  private timerAtS = Infinity;
-  private readonly timer: Handler = {
-    fire: (engine: Engine, tag: number): void => {
-      if (tag !== this.timerGen) return;
-      this.timerAtS = Infinity;
-      this.sharedDue(engine);
-    },
-  };
   private frozen = new Uint8Array(64);
 
   constructor(
@@ -308,6 +305,7 @@ export class Network implements SimNetwork {
       if (this.active.length === 0) this.sharedLastS = now;
       p.remainingBits = bits;
       p.rateBps = 0;
+      p.scheduled = false;
       p.activeIndex = this.active.length;
       this.active.push(p);
       if (p.trace && !p.tickPending) this.scheduleTick(engine, p);
@@ -332,24 +330,14 @@ export class Network implements SimNetwork {
     this.startNext(engine, p);
   }
 
-  /** The earliest shared flow(s) finish now: complete every flow with nothing left, then recompute once. */
-  private sharedDue(engine: Engine): void {
+  /** A shared flow's last bit left now (its completion event was current): retire it, start the pipe's next message, recompute. */
+  sharedFlowDone(engine: Engine, p: Pipe): void {
     const now = engine.nowS;
     this.advance(now);
-    const done = this.done;
-    done.length = 0;
-    for (const f of this.active) {
-      const r = f.rateBps;
-      // Finished, up to float rounding: less than 1 ns of work left, or no representable time step.
-      if (r > 0 && (f.remainingBits <= r * 1e-9 || now + f.remainingBits / r <= now)) done.push(f);
-    }
-    for (const f of done) {
-      this.removeActive(f);
-      f.remainingBits = 0; f.rateBps = 0;
-      this.transmitted(engine, f);
-      this.startNext(engine, f);
-    }
-    done.length = 0;
+    this.removeActive(p);
+    p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
+    this.transmitted(engine, p);
+    this.startNext(engine, p);
     this.recompute(now);
   }
 
@@ -402,10 +390,7 @@ export class Network implements SimNetwork {
   private recompute(nowS: number): void {
     this.advance(nowS);
     const flows = this.active, n = flows.length;
-    if (n === 0) {
-      if (this.timerAtS !== Infinity) { this.timerGen = (this.timerGen + 1) | 0; this.timerAtS = Infinity; }
-      return;
-    }
+    if (n === 0) return;
     if (this.newRate.length < n) { this.newRate = new Float64Array(2 * n); this.frozen = new Uint8Array(2 * n); }
     const rate = this.newRate, frozen = this.frozen;
     const left = this.resLeft, cnt = this.resUnfrozen;
@@ -453,18 +438,17 @@ export class Network implements SimNetwork {
         for (let k = 0; k < rs.length; k++) { left[rs[k]] -= level; cnt[rs[k]]--; }
       }
     }
-    // One timer for the earliest shared completion (flows at rate 0, in a trace
-    // outage, wait for the capacity-change tick). Stale timers are dropped by generation.
-    let earliestS = Infinity;
+    // Each flow has its own completion event; only a flow whose rate changed (or a new
+    // flow) is rescheduled, the stale event being dropped by the pipe's generation.
+    // A flow at rate 0 (trace outage) waits for the capacity-change tick.
     for (let i = 0; i < n; i++) {
       const f = flows[i], r = rate[i];
+      if (r === f.rateBps && f.scheduled) continue;
       f.rateBps = r;
-      if (r > 0) { const t = nowS + f.remainingBits / r; if (t < earliestS) earliestS = t; }
+      f.gen = (f.gen + 1) | 0;
+      f.scheduled = r > 0;
+      if (r > 0) this.engine.schedule(nowS + f.remainingBits / r, f, f.gen);
     }
-    if (earliestS === this.timerAtS) return; // the pending timer is still right
-    this.timerGen = (this.timerGen + 1) | 0;
-    this.timerAtS = earliestS;
-    if (earliestS < Infinity) this.engine.schedule(earliestS, this.timer, this.timerGen);
   }
 }
 
