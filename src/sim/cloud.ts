@@ -36,7 +36,8 @@ export interface CloudJob extends QueuedWork {
 }
 
 export class Replica implements Handler {
-  private queue: CloudJob[] = [];
+  private readonly queue: CloudJob[] = [];
+  private readonly finished: CloudJob[] = [];
   private step: CloudJob[] = [];
   private stepStartS = 0;
   private busy = false;
@@ -98,19 +99,28 @@ export class Replica implements Handler {
   fire(engine: Engine): void {
     const startS = this.stepStartS, endS = engine.nowS;
     const ms = (endS - startS) * 1000;
-    const finished: CloudJob[] = [];
+    const finished = this.finished;
+    let nFinished = 0;
     for (let i = 0; i < this.stepSize; i++) {
       const job = this.step[i];
       job.done += job.taken;
       this.queuedTokens -= job.taken;
       job.req.cloudComputeMs += ms;
       if (job.req.spans) job.req.span('cloud-compute', job.label, startS, endS);
-      if (job.done === job.tokens) finished.push(job);
+      if (job.done === job.tokens) finished[nFinished++] = job;
     }
     this.stepSize = 0;
-    if (finished.length > 0) this.queue = this.queue.filter((j) => j.done < j.tokens);
+    if (nFinished > 0) {
+      // Drop finished jobs from the queue in place, keeping FIFO order.
+      const q = this.queue;
+      let w = 0;
+      for (let r = 0; r < q.length; r++) if (q[r].done < q[r].tokens) q[w++] = q[r];
+      q.length = w;
+    }
     this.startStep();
-    for (const job of finished) job.waiter.cloudDone(engine);
+    // Resume waiters after the next step has been formed (iteration-level scheduling:
+    // work they issue now joins the step after).
+    for (let i = 0; i < nFinished; i++) finished[i].waiter.cloudDone(engine);
   }
 }
 
