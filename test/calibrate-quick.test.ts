@@ -74,7 +74,9 @@ describe('hatsim calibrate --quick on tiny-test', () => {
       await session.release();
       errs.push(...partErrs);
       errsDoubled.push(...partDoubled);
-      expect(quantile(partDoubled, 0.5), `${part}: doubled model must fail`).toBeGreaterThan(tolPct);
+      // Per part, the doubled model must be further from fresh measurements than the fitted one
+      // (robust to a uniform drift of the machine's speed below 1.5x); the thresholded check is below.
+      expect(quantile(partDoubled, 0.5), `${part}: doubled model must be worse than the fit`).toBeGreaterThan(quantile(partErrs, 0.5));
     }
     const median = quantile(errs, 0.5);
     console.log(`tiny-test quick: fresh median abs err ${median.toFixed(1)} % (tolerance ${tolPct.toFixed(1)} %, noise medians ${noise.map((n) => n.toFixed(1)).join('/')} %, held-out p90s ${heldOut.map((n) => n.toFixed(1)).join('/')} %), doubled ${quantile(errsDoubled, 0.5).toFixed(1)} %`);
