@@ -2,7 +2,8 @@
  * `npm run bench`: speed of the engine and of the simulator on the testbed.
  *
  *  1. engine: raw event throughput (schedule + fire of a no-op handler, heap of 1,000 pending events);
- *  2. testbed-10k: scenarios/hat-testbed.yaml with 334 requests per device (10,020 requests), each system;
+ *  2. testbed-all-systems: scenarios/hat-testbed.yaml, all five systems, 10,050 requests in total;
+ *     testbed-10k: the same with 334 requests per device (10,020 requests) for each system;
  *  3. devices-1000: the testbed scaled to 1,000 devices (and 32 GPUs), hat only, 5 requests per device.
  *
  * Targets (issue 2): >= 2 M events/s; the 30-device testbed with 10,000 requests in < 2 s of wall time.
@@ -49,6 +50,16 @@ console.log(`hatsim bench on ${cpus()[0]?.model ?? 'unknown CPU'} (${cpus().leng
 const eb = engineBench(quick ? 1_000_000 : 5_000_000);
 console.log(`engine: ${(eb.eventsPerS / 1e6).toFixed(2)} M events/s (no-op handlers, 1,000 pending)`);
 const all: SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
+{
+  // The whole testbed scenario (all five systems) with 10,050 requests in total (67 per device per system).
+  const s = loadScenario('scenarios/hat-testbed.yaml', [`workload.requestsPerDevice=${quick ? 7 : 67}`]);
+  const t0 = performance.now();
+  const tb = buildTestbed(s);
+  let events = 0, requests = 0;
+  for (const sys of all) { const r = simulateSystem(tb, sys, { timelineRequests: 0 }); events += r.eventCount; requests += r.requests.length; }
+  const sec = (performance.now() - t0) / 1000;
+  console.log(`\ntestbed-all-systems: ${requests} requests in total over the five systems: ${sec.toFixed(3)} s wall, ${(events / sec / 1e6).toFixed(2)} M events/s, ${(requests / sec).toFixed(0)} requests/s`);
+}
 simBench('testbed-10k', 'scenarios/hat-testbed.yaml', [`workload.requestsPerDevice=${quick ? 34 : 334}`], all);
 simBench('devices-1000', 'scenarios/hat-testbed.yaml', [
   'devices.0.count=334', 'devices.1.count=333', 'devices.2.count=333', 'cloud.gpus=32', `workload.requestsPerDevice=${quick ? 1 : 5}`,
