@@ -27,11 +27,19 @@ case "$cmd" in
       ip netns exec "$ns" ip addr add "10.77.$i.2/24" dev "$d"
       ip netns exec "$ns" ip link set "$d" up
       ip netns exec "$ns" ip link set lo up
-      # downlink (host -> device) on the host end, uplink on the device end
-      tc qdisc add dev "$h" root handle 1: netem delay "$delay"
-      tc qdisc add dev "$h" parent 1: handle 2: tbf rate "$rate" burst 32kbit latency 400ms
-      ip netns exec "$ns" tc qdisc add dev "$d" root handle 1: netem delay "$delay"
-      ip netns exec "$ns" tc qdisc add dev "$d" parent 1: handle 2: tbf rate "$rate" burst 32kbit latency 400ms
+      # downlink (host -> device) on the host end, uplink on the device end.
+      # netem (delay) is missing on some kernels: then shape the rate with tbf alone
+      # and keep the one-way delay in the user-space shaper (scenario latencyMs).
+      for side in host dev; do
+        run=(); dev="$h"
+        if [ "$side" = dev ]; then run=(ip netns exec "$ns"); dev="$d"; fi
+        if "${run[@]}" tc qdisc add dev "$dev" root handle 1: netem delay "$delay" 2>/dev/null; then
+          "${run[@]}" tc qdisc add dev "$dev" parent 1: handle 2: tbf rate "$rate" burst 32kbit latency 400ms
+        else
+          [ "$side" = host ] && echo "netns-tbf: netem unavailable; shaping rate only (keep latencyMs in the scenario)" >&2
+          "${run[@]}" tc qdisc add dev "$dev" root handle 1: tbf rate "$rate" burst 32kbit latency 400ms
+        fi
+      done
     done ;;
   down)
     for ((i = 0; i < n; i++)); do
