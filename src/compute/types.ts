@@ -25,6 +25,15 @@ export function singleShape(tokens: number, ctxTokens: number): BatchShape {
   return { seqs: 1, tokens, tokCtx: tokens * ctxTokens, ctx: ctxTokens, tokSq: tokens * tokens };
 }
 
+/** Add one sequence of `tokens` new tokens after `ctxTokens` past tokens to a batch shape (in place). */
+export function addSequence(shape: BatchShape, tokens: number, ctxTokens: number): void {
+  shape.seqs++;
+  shape.tokens += tokens;
+  shape.tokCtx += tokens * ctxTokens;
+  shape.ctx += ctxTokens;
+  shape.tokSq += tokens * tokens;
+}
+
 /** Where a latency figure comes from. Measured beats imported beats estimate. */
 export type LatencySource = 'measured' | 'imported' | 'estimate';
 

@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { addSequence, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { formBatch, type QueuedWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
@@ -333,7 +333,7 @@ export class CloudServer {
       const ctxNow = job.ctx + job.done;
       job.taken = t;
       const last = job.done + t === job.tokens;
-      shape.seqs++; shape.tokens += t; shape.tokCtx += t * ctxNow; shape.ctx += ctxNow; shape.tokSq += t * t;
+      addSequence(shape, t, ctxNow);
       if (last) logits += job.logits;
       if (!job.started) { job.started = true; job.queueMs = now - job.enqueuedMs; }
       work = job.work;

@@ -10,7 +10,7 @@
  * interaction; the request stays there until it finishes.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { addSequence, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { formBatch, type QueuedWork } from '../policy/batching.js';
 import type { Router } from '../policy/router.js';
 import type { CloudLoad } from '../protocol/ops.js';
@@ -77,7 +77,7 @@ export class Replica implements Handler {
       const job = this.queue[i];
       const ctxNow = job.ctx + job.done;
       job.taken = t;
-      s.seqs++; s.tokens += t; s.tokCtx += t * ctxNow; s.ctx += ctxNow; s.tokSq += t * t;
+      addSequence(s, t, ctxNow);
       if (job.done + t === job.tokens) logits += job.logits;
       if (!job.started) {
         job.started = true;
