@@ -82,14 +82,22 @@ export function latencyCdf(requests: readonly RequestRow[], metric: 'ttft' | 'tb
     for (const p of ecdf(xs)) values.push({ system, value_ms: p.value, fraction: p.fraction });
   }
   const name = metric === 'ttft' ? 'Time to first token' : 'Time between tokens (per-request mean)';
-  return top(`${name}: CDF per system`, `${requests.length} requests; further left is better`, {
+  // Latencies of different systems often differ by orders of magnitude: use a log axis then.
+  const positive = values.map((v) => v.value_ms as number).filter((x) => x > 0);
+  const logX = positive.length === values.length && positive.length > 0 && Math.max(...positive) / Math.min(...positive) >= 50;
+  const perSystem = systems.length > 0 ? Math.round(requests.length / systems.length) : 0;
+  return top(`${name}: CDF per system`, `${perSystem} requests per system; further left is better${logX ? '; log x axis' : ''}`, {
     width: WIDTH,
     height: HEIGHT,
     data: { values },
     params: [LEGEND_PICK, { name: 'zoom', select: 'interval', bind: 'scales' }],
     mark: { type: 'line', interpolate: 'step-after', strokeWidth: 2.5 },
     encoding: {
-      x: { field: 'value_ms', type: 'quantitative', title: metric === 'ttft' ? 'TTFT (ms)' : 'Mean TBT (ms)' },
+      x: {
+        field: 'value_ms', type: 'quantitative',
+        title: metric === 'ttft' ? `TTFT (ms${logX ? ', log scale' : ''})` : `Mean TBT (ms${logX ? ', log scale' : ''})`,
+        ...(logX ? { scale: { type: 'log' } } : {}),
+      },
       y: { field: 'fraction', type: 'quantitative', title: 'Fraction of requests', scale: { domain: [0, 1] }, axis: { format: '.0%' } },
       color: systemColor(systems),
       opacity: PICK_OPACITY,
