@@ -6,6 +6,7 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { evalPieces } from '../compute/calibration.js';
 import { InputError } from '../core/errors.js';
 import type { RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
 
@@ -310,25 +311,14 @@ export function findCalibrationDirs(dir: string): string[] {
 }
 
 /**
- * Latency of a component per the calibration format: the first piece whose
- * maxTokens is null or >= tokens. `tokens`, `tokCtx`, `ctx` are sums over the
- * sequences of the batch (see docs/calibration-format.md).
- */
-export function evalPieces(pieces: readonly CalibrationPiece[], tokens: number, tokCtx: number, ctx: number, seqs: number): number {
-  const p = pieces.find((x) => x.maxTokens === null || x.maxTokens >= tokens) ?? pieces[pieces.length - 1];
-  return p.c0Ms + p.c1MsPerToken * tokens + p.c2MsPerTokenCtx * tokCtx + p.c3MsPerCtx * ctx + (p.c4MsPerSeq ?? 0) * (seqs - 1);
-}
-
-/**
- * Model prediction for one samples.csv row. Assumption (the format doc names
- * the columns only): `tokens` is the total of new tokens, `ctx` the past
- * context of each sequence, the tokens split evenly over `seqs` sequences;
- * for decoderLayer the sample measures `layers` stacked layers.
+ * Model prediction for one samples.csv row. samples.csv holds batch sums of a
+ * uniform batch (docs/calibration-format.md): per sequence n = tokens/seqs new
+ * tokens after c = ctx/seqs past tokens, so sum(n*c) = tokens*ctx/seqs and
+ * sum(c) = ctx; a decoderLayer sample measures `layers` stacked layers.
  */
 export function predictSample(comp: CalibrationComponent, s: CalibrationSample): number {
   const seqs = Math.max(1, s.seqs);
-  // samples.csv holds batch sums of a uniform batch: per sequence n = tokens/seqs, c = ctx/seqs,
-  // so sum(n*c) = tokens*ctx/seqs and sum(c) = ctx (docs/calibration-format.md).
-  const perLayer = evalPieces(comp.pieces, s.tokens, (s.tokens * s.ctx) / seqs, s.ctx, seqs);
+  const shape = { seqs, tokens: s.tokens, tokCtx: (s.tokens * s.ctx) / seqs, ctx: s.ctx, tokSq: (s.tokens * s.tokens) / seqs };
+  const perLayer = evalPieces(comp.pieces, shape);
   return perLayer * (s.component === 'decoderLayer' ? Math.max(1, s.layers) : 1);
 }
