@@ -259,6 +259,115 @@ describe('Network: shared bottlenecks (max-min)', () => {
   });
 });
 
+/**
+ * Reference model for the max-min network, written as plainly as possible:
+ * time advances from event to event (a send, or the earliest transmit end),
+ * every event recomputes every transmitting flow's rate by progressive filling,
+ * pipes are FIFO, delivery = transmit end + latency. No fast paths: the
+ * simulator's direct-delivery mode and skipped recomputes must give the same times.
+ */
+function referenceDeliveries(
+  devices: { upBps: number; downBps: number; latencyS: number; via: number[] }[],
+  sharedBps: number[], // per shared link, same capacity in each direction
+  sends: { atS: number; device: number; dir: 0 | 1; bytes: number }[],
+): number[] {
+  const out = new Array<number>(sends.length).fill(NaN);
+  const order = [...sends.keys()].sort((a, b) => sends[a].atS - sends[b].atS || a - b);
+  const queues = new Map<number, number[]>(); // pipe -> message indices (head transmitting)
+  const left = new Map<number, number>(); // pipe -> bits left of its head
+  let now = 0, next = 0;
+  const pipeCap = (p: number) => (p & 1 ? devices[p >> 1].downBps : devices[p >> 1].upBps);
+  const pipeRes = (p: number) => devices[p >> 1].via.map((s) => 2 * s + (p & 1));
+  const rates = (): Map<number, number> => {
+    const active = [...left.keys()];
+    const rate = new Map<number, number>(), frozen = new Set<number>();
+    const cap = sharedBps.flatMap((c) => [c, c]);
+    while (frozen.size < active.length) {
+      let level = Infinity;
+      for (let r = 0; r < cap.length; r++) {
+        const users = active.filter((p) => !frozen.has(p) && pipeRes(p).includes(r)).length;
+        if (users > 0) level = Math.min(level, cap[r] / users);
+      }
+      for (const p of active) if (!frozen.has(p)) level = Math.min(level, pipeCap(p));
+      const tol = level * (1 + 1e-12);
+      const freeze = active.filter((p) => !frozen.has(p) && (pipeCap(p) <= tol || pipeRes(p).some((r) => {
+        const users = active.filter((q) => !frozen.has(q) && pipeRes(q).includes(r)).length;
+        return cap[r] / users <= tol;
+      })));
+      for (const p of freeze) { frozen.add(p); rate.set(p, level); for (const r of pipeRes(p)) cap[r] -= level; }
+    }
+    return rate;
+  };
+  const startHead = (p: number) => {
+    const q = queues.get(p)!;
+    while (q.length > 0 && sends[q[0]].bytes === 0) out[q.shift()!] = now + devices[p >> 1].latencyS;
+    if (q.length > 0) left.set(p, sends[q[0]].bytes * 8);
+  };
+  for (;;) {
+    const rate = rates();
+    let tEnd = Infinity;
+    for (const [p, bits] of left) tEnd = Math.min(tEnd, now + bits / rate.get(p)!);
+    const tSend = next < order.length ? sends[order[next]].atS : Infinity;
+    const t = Math.min(tEnd, tSend);
+    if (t === Infinity) break;
+    for (const [p, bits] of left) left.set(p, bits - rate.get(p)! * (t - now));
+    now = t;
+    for (const [p, bits] of [...left]) {
+      if (bits > 1e-6 * (sends[queues.get(p)![0]].bytes * 8) && bits > 1e-3) continue;
+      left.delete(p);
+      const i = queues.get(p)!.shift()!;
+      out[i] = now + devices[p >> 1].latencyS;
+      startHead(p);
+    }
+    while (next < order.length && sends[order[next]].atS <= now) {
+      const i = order[next++], p = 2 * sends[i].device + sends[i].dir;
+      if (!queues.has(p)) queues.set(p, []);
+      const q = queues.get(p)!;
+      q.push(i);
+      if (!left.has(p) && q.length === 1) startHead(p);
+    }
+  }
+  return out;
+}
+
+describe('Network: max-min against a reference model', () => {
+  for (const seed of [1, 2, 3]) {
+    it(`random sends switching between free and oversubscribed shared links match the reference (seed ${seed})`, () => {
+      const streams = new RngStreams(seed);
+      const r = streams.get('test/reference');
+      const devs = [];
+      for (let d = 0; d < 12; d++) {
+        devs.push({ upBps: (2 + r.int(20)) * 1e6, downBps: (4 + r.int(30)) * 1e6, latencyS: (1 + r.int(20)) / 1000, via: d % 4 === 0 ? [] : d % 4 === 3 ? [0, 1] : [0] });
+      }
+      const sharedBps = [40e6, 25e6];
+      const sends: { atS: number; device: number; dir: 0 | 1; bytes: number }[] = [];
+      for (let i = 0; i < 400; i++) {
+        // Bursts (oversubscribed) alternate with quiet stretches (every flow at its cap).
+        const burst = Math.floor(i / 40) % 2 === 0;
+        const atS = Math.floor(i / 40) * 0.5 + (burst ? r.uniform() * 0.05 : r.uniform() * 0.5);
+        sends.push({ atS, device: r.int(devs.length), dir: r.bernoulli(0.5) ? 0 : 1, bytes: r.bernoulli(0.05) ? 0 : 1000 + r.int(150_000) });
+      }
+      const expected = referenceDeliveries(devs, sharedBps, sends);
+      const { engine, net } = setup(
+        devs.map((d) => ({ link: { uplinkMbps: d.upBps / 1e6, downlinkMbps: d.downBps / 1e6, latencyMs: d.latencyS * 1000, jitterMs: 0 }, via: d.via.map((s) => ['ap', 'nic'][s]) })),
+        [{ name: 'ap', uplinkMbps: 40, downlinkMbps: 40 }, { name: 'nic', uplinkMbps: 25, downlinkMbps: 25 }],
+      );
+      const got = new Array<number>(sends.length).fill(NaN);
+      const h: Handler = { fire: (e, tag) => { got[tag] = e.nowS; } };
+      sends.forEach((m, i) => sendAt(engine, net, m.atS, m.device, m.dir === 0 ? 'up' : 'down', m.bytes, h, i));
+      engine.run();
+      let oversubscribedAtSome = false;
+      for (let i = 0; i < sends.length; i++) {
+        expect(got[i], `message ${i}`).toBeCloseTo(expected[i], 7);
+        const alone = sends[i].bytes * 8 / (sends[i].dir === 0 ? devs[sends[i].device].upBps : devs[sends[i].device].downBps);
+        if (expected[i] - sends[i].atS - devs[sends[i].device].latencyS > alone * 1.5) oversubscribedAtSome = true;
+      }
+      expect(oversubscribedAtSome).toBe(true); // the test exercises the shared (slow) regime too
+      expect(net.activeSharedFlows).toBe(0);
+    });
+  }
+});
+
 describe('Network: jitter', () => {
   function run(seed: number, extraDevice: boolean): number[] {
     const devices: NetworkDevice[] = [{ link: link({ jitterMs: 20, latencyMs: 10 }), via: [] }];

@@ -29,7 +29,8 @@ function cyrb128(str: string, seed: number): [number, number, number, number] {
 /** One independent random stream. */
 export class Rng {
   private a: number; private b: number; private c: number; private d: number;
-  private spareNormal: number | null = null;
+  /** The polar method's second normal, or NaN (a number field: no boxing on the hot path). */
+  private spareNormal = NaN;
 
   constructor(seed: number, name = '') {
     const hi = Math.floor(seed / 4294967296) >>> 0;
@@ -63,7 +64,8 @@ export class Rng {
 
   /** Standard normal (Marsaglia polar method). */
   normal(): number {
-    if (this.spareNormal !== null) { const s = this.spareNormal; this.spareNormal = null; return s; }
+    const spare = this.spareNormal;
+    if (spare === spare) { this.spareNormal = NaN; return spare; }
     let u: number, v: number, s: number;
     do { u = 2 * this.uniform() - 1; v = 2 * this.uniform() - 1; s = u * u + v * v; } while (s >= 1 || s === 0);
     const m = Math.sqrt(-2 * Math.log(s) / s);

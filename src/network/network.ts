@@ -8,7 +8,8 @@
  *
  * Three kinds of pipe, by how a flow's rate is found:
  * - fixed: no `via`, no trace. The rate is the access capacity, constant, so
- *   the completion is scheduled directly (one event, no recompute).
+ *   a message's transmit end and delivery are known when it is sent: one
+ *   event (the delivery) per message, no recompute.
  * - traced: no `via`, a bandwidth trace. The flow is alone on its access link,
  *   so its finish time is the inverse of the trace's cumulative capacity
  *   (binary search, exact for the trace's finest representation; one event).
@@ -23,6 +24,15 @@
  *   flow runs at its own cap and a new flow leaves the others' events alone.
  *   The recompute covers all active shared flows (fine for up to a few
  *   thousand concurrent flows).
+ *   Direct delivery, the common case: while no shared link is oversubscribed
+ *   (every flow at its cap; tracked with per-link sums of the flows' caps), a
+ *   lone message whose cap fits under every link it crosses starts without a
+ *   recompute and gets its delivery event at once (one event per message); a
+ *   flow ending then changes nobody's rate, so it needs neither an event nor a
+ *   recompute and is retired lazily. The first recompute that finds a link
+ *   oversubscribed turns direct flows back into ordinary ones (undoing the
+ *   placed delivery by its id). Results are identical to the plain algorithm
+ *   (test: "max-min against a reference model").
  *
  * Jitter: per message |N(0, jitterMs)| (a normal truncated at 0, i.e.
  * half-normal), added to the latency; the delivery time is then raised to the
@@ -81,15 +91,35 @@ class MsgQueue {
   bytes = new Float64Array(8);
   atS = new Float64Array(8);
   tags = new Int32Array(8);
+  /** In-flight queues: the id the delivery event carries (a rescheduled message gets a new one). */
+  ids = new Int32Array(8);
   handlers: (Handler | undefined)[] = new Array<Handler | undefined>(8);
   head = 0;
   size = 0;
 
-  push(bytes: number, handler: Handler, tag: number, atS: number): void {
+  push(bytes: number, handler: Handler, tag: number, atS: number, id = 0): void {
     if (this.size === this.bytes.length) this.grow();
     const i = (this.head + this.size) & (this.bytes.length - 1);
-    this.bytes[i] = bytes; this.handlers[i] = handler; this.tags[i] = tag; this.atS[i] = atS;
+    this.bytes[i] = bytes; this.handlers[i] = handler; this.tags[i] = tag; this.atS[i] = atS; this.ids[i] = id;
     this.size++;
+  }
+
+  /** Put a message back at the head (a direct-delivery flow returned to transmitting). */
+  unshift(bytes: number, handler: Handler, tag: number, atS: number): void {
+    if (this.size === this.bytes.length) this.grow();
+    this.head = (this.head - 1) & (this.bytes.length - 1);
+    const i = this.head;
+    this.bytes[i] = bytes; this.handlers[i] = handler; this.tags[i] = tag; this.atS[i] = atS; this.ids[i] = 0;
+    this.size++;
+  }
+
+  /** Index of the tail (the newest message). */
+  get tailIndex(): number { return (this.head + this.size - 1) & (this.bytes.length - 1); }
+
+  /** Drop the tail (read its fields first via tailIndex). */
+  popTail(): void {
+    this.handlers[this.tailIndex] = undefined;
+    this.size--;
   }
 
   /** Drop the head (read its fields first via headIndex). */
@@ -101,13 +131,13 @@ class MsgQueue {
 
   private grow(): void {
     const cap = this.bytes.length, n = cap * 2;
-    const b = new Float64Array(n), a = new Float64Array(n), t = new Int32Array(n);
+    const b = new Float64Array(n), a = new Float64Array(n), t = new Int32Array(n), id = new Int32Array(n);
     const h = new Array<Handler | undefined>(n);
     for (let k = 0; k < this.size; k++) {
       const j = (this.head + k) & (cap - 1);
-      b[k] = this.bytes[j]; a[k] = this.atS[j]; t[k] = this.tags[j]; h[k] = this.handlers[j];
+      b[k] = this.bytes[j]; a[k] = this.atS[j]; t[k] = this.tags[j]; id[k] = this.ids[j]; h[k] = this.handlers[j];
     }
-    this.bytes = b; this.atS = a; this.tags = t; this.handlers = h; this.head = 0;
+    this.bytes = b; this.atS = a; this.tags = t; this.ids = id; this.handlers = h; this.head = 0;
   }
 }
 
@@ -117,8 +147,8 @@ class MsgQueue {
  * completions are dropped).
  */
 class Pipe implements Handler {
-  readonly queue = new MsgQueue(); // head = the transmitting message while busy
-  readonly inflight = new MsgQueue(); // transmitted, awaiting delivery; atS = delivery time
+  readonly queue = new MsgQueue(); // head = the transmitting message while busy (not in direct mode)
+  readonly inflight = new MsgQueue(); // transmitted (or in direct mode), awaiting delivery; atS = delivery time
   busy = false;
   gen = 0;
   /** Shared flows: bits left at `net.sharedLastS`, current rate (bps), index in the active list. */
@@ -129,6 +159,22 @@ class Pipe implements Handler {
   activeIndex = -1;
   tickPending = false;
   lastDeliveryS = 0;
+  /**
+   * Direct delivery (shared flows while no shared link is oversubscribed): the
+   * transmitting message already sits in `inflight` with its delivery event;
+   * there is no transmit-completion event. `directEndS` is its transmit end.
+   */
+  direct = false;
+  directEndS = 0;
+  /** lastDeliveryS before the direct message was placed, and its jitter draw (s), to undo the placement. */
+  directPrevDeliveryS = 0;
+  directJitterS = 0;
+  /** Jitter (s) already drawn for the transmitting message, or NaN. */
+  pendingJitterS = NaN;
+  /** Fixed pipes: when the last queued message finishes transmitting. */
+  freeAtS = 0;
+  /** Next delivery-event id of this pipe. */
+  nextId = 1;
   readonly deliverer: Handler;
   readonly ticker: Handler;
 
@@ -147,7 +193,7 @@ class Pipe implements Handler {
     /** Shared-resource indices (shared link * 2 + direction) crossed by this pipe. */
     readonly resources: Int32Array,
   ) {
-    this.deliverer = { fire: (engine: Engine): void => net.deliver(engine, this) };
+    this.deliverer = { fire: (engine: Engine, tag: number): void => net.deliver(engine, this, tag) };
     this.ticker = { fire: (engine: Engine): void => net.traceTick(engine, this) };
   }
 
@@ -161,6 +207,11 @@ class Pipe implements Handler {
   capacityAt(nowS: number): number {
     return this.trace ? this.trace.capacityAt(nowS + this.traceOffsetS + TRACE_NUDGE_S) : this.accessBps;
   }
+
+  /** Jitter (s) for the next delivery: one draw per message, in the pipe's message order. */
+  drawJitterS(): number {
+    return this.jitterRng !== undefined ? Math.abs(this.jitterRng.normal()) * this.jitterS : 0;
+  }
 }
 
 export class Network implements SimNetwork {
@@ -170,8 +221,20 @@ export class Network implements SimNetwork {
   private readonly resCapBps: Float64Array;
   private readonly resLeft: Float64Array;
   private readonly resUnfrozen: Int32Array;
+  /** Sum of the access capacities of the active untraced shared flows crossing each resource. */
+  private readonly resCapSumBps: Float64Array;
   private readonly sharedNames: string[];
   private readonly active: Pipe[] = [];
+  /** Active shared flows with a bandwidth trace (their caps vary: no direct delivery while any is active). */
+  private tracedActive = 0;
+  /** Active flows in direct-delivery mode. */
+  private directActive = 0;
+  /**
+   * Every active shared flow runs at its access capacity (the last recompute found
+   * no oversubscribed resource, and flows admitted since fitted): a flow that fits
+   * starts without a recompute, and a flow ending changes nobody's rate.
+   */
+  private unconstrained = true;
   /** Time up to which the active shared flows' remainingBits are integrated. */
   sharedLastS = 0;
   private newRate = new Float64Array(64);
@@ -202,6 +265,7 @@ export class Network implements SimNetwork {
     this.sharedNames = shared.map((s) => s.name);
     this.resLeft = new Float64Array(this.resCapBps.length);
     this.resUnfrozen = new Int32Array(this.resCapBps.length);
+    this.resCapSumBps = new Float64Array(this.resCapBps.length);
 
     devices.forEach((dev, d) => {
       const link = dev.link;
@@ -255,13 +319,27 @@ export class Network implements SimNetwork {
     const p = this.pipes[2 * device + (dir === 'up' ? 0 : 1)];
     if (p === undefined) throw new RangeError(`network.send: no device ${device} (have ${this.pipes.length / 2})`);
     if (!(bytes >= 0) || !Number.isFinite(bytes)) throw new RangeError(`network.send: bytes must be finite and >= 0, got ${bytes}`);
-    const now = this.engine.nowS;
-    p.queue.push(bytes, onDelivered, tag, now);
+    const engine = this.engine, now = engine.nowS;
     (dir === 'up' ? this.stats.sentBytes.up : this.stats.sentBytes.down)[device] += bytes;
     this.stats.messagesSent++;
+    if (p.kind === KIND_FIXED) {
+      // Constant rate, FIFO: the transmit end and the delivery are known now (one event).
+      const startS = p.freeAtS > now ? p.freeAtS : now;
+      const endS = startS + bytes * 8 / p.accessBps;
+      p.freeAtS = endS;
+      this.place(engine, p, bytes, onDelivered, tag, endS, p.drawJitterS());
+      return;
+    }
+    if (p.direct) {
+      // The pipe's direct message: finished transmitting (the pipe is idle), or still
+      // transmitting, in which case the new message waits for its transmit end (an event).
+      if (p.directEndS <= now) this.retireDirect(p);
+      else this.undirect(p, true);
+    }
+    p.queue.push(bytes, onDelivered, tag, now);
     if (!p.busy) {
-      this.startNext(this.engine, p);
-      if (p.kind === KIND_SHARED && p.busy) this.recompute(now);
+      const needRecompute = this.startNext(engine, p);
+      if (needRecompute) this.recompute(now);
     }
   }
 
@@ -275,56 +353,99 @@ export class Network implements SimNetwork {
     return (bytes * 8 / cap) * 1000 + p.latencyS * 1000;
   }
 
-  /** Number of flows currently crossing shared links (for tests and diagnostics). */
-  get activeSharedFlows(): number { return this.active.length; }
+  /** Number of flows currently transmitting through shared links (for tests and diagnostics). */
+  get activeSharedFlows(): number {
+    const now = this.engine.nowS;
+    let n = 0;
+    for (const f of this.active) if (!(f.direct && f.directEndS <= now)) n++;
+    return n;
+  }
 
   /**
    * Start the head message of an idle pipe: zero-byte messages finish at once
-   * (delivered after latency); a shared flow is only registered (the caller
-   * recomputes rates).
+   * (delivered after latency). A shared flow that fits under every shared link
+   * while all flows run at their caps starts in direct mode; otherwise it is
+   * registered and the caller must recompute (returns true).
    */
-  private startNext(engine: Engine, p: Pipe): void {
+  private startNext(engine: Engine, p: Pipe): boolean {
     const q = p.queue;
     while (q.size > 0 && q.bytes[q.head] === 0) {
       this.transmitted(engine, p);
     }
-    if (q.size === 0) { p.busy = false; return; }
+    if (q.size === 0) { p.busy = false; return false; }
     p.busy = true;
     const bits = q.bytes[q.head] * 8;
     const now = engine.nowS;
-    if (p.kind === KIND_FIXED) {
-      p.gen = (p.gen + 1) | 0;
-      engine.schedule(now + bits / p.accessBps, p, p.gen);
-    } else if (p.kind === KIND_TRACED) {
+    if (p.kind === KIND_TRACED) {
       const tr = p.exactTrace!;
       const x0 = now + p.traceOffsetS;
       const endS = tr.timeForCumulativeBits(tr.cumulativeBits(x0) + bits) - p.traceOffsetS;
       p.gen = (p.gen + 1) | 0;
       engine.schedule(endS > now ? endS : now, p, p.gen);
-    } else {
-      if (this.active.length === 0) this.sharedLastS = now;
-      p.remainingBits = bits;
-      p.rateBps = 0;
-      p.scheduled = false;
-      p.activeIndex = this.active.length;
-      this.active.push(p);
-      if (p.trace && !p.tickPending) this.scheduleTick(engine, p);
+      return false;
     }
+    // Shared.
+    if (this.active.length === 0) this.sharedLastS = now;
+    // Direct only for a lone message: queued ones need the transmit-end event to start.
+    const direct = q.size === 1 && p.trace === undefined && this.unconstrained && this.fits(p, now);
+    if (direct) this.advance(now); // integrate the others before this flow joins
+    p.remainingBits = bits;
+    p.rateBps = 0;
+    p.scheduled = false;
+    this.addActive(p);
+    if (p.trace && !p.tickPending) this.scheduleTick(engine, p);
+    if (!direct) return true;
+    // Alone at its cap until it ends, unless a later recompute finds a shared link
+    // oversubscribed (then `undirect` turns it back into a transmitting flow).
+    p.rateBps = p.accessBps;
+    p.scheduled = true;
+    p.direct = true;
+    this.directActive++;
+    p.directEndS = now + bits / p.accessBps;
+    p.directPrevDeliveryS = p.lastDeliveryS;
+    p.directJitterS = p.drawJitterS();
+    p.gen = (p.gen + 1) | 0;
+    const h = q.head;
+    const bytes = q.bytes[h], handler = q.handlers[h]!, tag = q.tags[h];
+    q.pop();
+    this.place(engine, p, bytes, handler, tag, p.directEndS, p.directJitterS);
+    return false;
+  }
+
+  /** Does a new flow of `p` at its cap fit under every shared link it crosses? */
+  private fits(p: Pipe, now: number): boolean {
+    const rs = p.resources, cap = p.accessBps;
+    for (let pass = 0; pass < 2; pass++) {
+      let ok = true;
+      for (let k = 0; k < rs.length; k++) if (this.resCapSumBps[rs[k]] + cap > this.resCapBps[rs[k]]) { ok = false; break; }
+      if (ok) return true;
+      if (pass === 0 && !this.retireFinishedDirect(now)) return false;
+    }
+    return false;
+  }
+
+  /** Place a message in flight: delivered at `endS` + latency + jitter, never before the pipe's previous delivery. */
+  private place(engine: Engine, p: Pipe, bytes: number, handler: Handler, tag: number, endS: number, jitterS: number): void {
+    let atS = endS + p.latencyS + jitterS;
+    if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
+    p.lastDeliveryS = atS;
+    const id = p.nextId++;
+    p.inflight.push(bytes, handler, tag, atS, id);
+    engine.schedule(atS, p.deliverer, id, Prio.completion);
   }
 
   /** The pipe's head message has left the sender: schedule its delivery. */
   private transmitted(engine: Engine, p: Pipe): void {
     const q = p.queue, h = q.head;
-    let atS = engine.nowS + p.latencyS;
-    if (p.jitterRng !== undefined) atS += Math.abs(p.jitterRng.normal()) * p.jitterS;
-    if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
-    p.lastDeliveryS = atS;
-    p.inflight.push(q.bytes[h], q.handlers[h]!, q.tags[h], atS);
+    const bytes = q.bytes[h], handler = q.handlers[h]!, tag = q.tags[h];
     q.pop();
-    engine.schedule(atS, p.deliverer, 0, Prio.completion);
+    let jitterS = p.pendingJitterS;
+    if (jitterS !== jitterS) jitterS = p.drawJitterS(); // NaN: not drawn yet
+    p.pendingJitterS = NaN;
+    this.place(engine, p, bytes, handler, tag, engine.nowS, jitterS);
   }
 
-  /** Transmit completion of a fixed or traced pipe (called by Pipe.fire for a current generation). */
+  /** Transmit completion of a traced (unshared) pipe (called by Pipe.fire for a current generation). */
   txDone(engine: Engine, p: Pipe): void {
     this.transmitted(engine, p);
     this.startNext(engine, p);
@@ -333,21 +454,68 @@ export class Network implements SimNetwork {
   /** A shared flow's last bit left now (its completion event was current): retire it, start the pipe's next message, recompute. */
   sharedFlowDone(engine: Engine, p: Pipe): void {
     const now = engine.nowS;
-    this.advance(now);
+    const wasUnconstrained = this.unconstrained;
+    if (!wasUnconstrained) this.advance(now);
     this.removeActive(p);
     p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
     this.transmitted(engine, p);
-    this.startNext(engine, p);
-    this.recompute(now);
+    const needRecompute = this.startNext(engine, p);
+    // All flows at their caps: this one leaving changes nobody's rate.
+    if (!wasUnconstrained || needRecompute) this.recompute(now);
   }
 
-  deliver(engine: Engine, p: Pipe): void {
+  deliver(engine: Engine, p: Pipe, id: number): void {
     const q = p.inflight, h = q.head;
+    if (q.size === 0 || q.ids[h] !== id) return; // a placement undone by `undirect`
     const bytes = q.bytes[h], handler = q.handlers[h]!, tag = q.tags[h];
     q.pop();
+    if (p.direct && q.size === 0) this.retireDirect(p); // the direct message itself
     (p.dir === 'up' ? this.stats.deliveredBytes.up : this.stats.deliveredBytes.down)[p.device] += bytes;
     this.stats.messagesDelivered++;
     handler.fire(engine, tag);
+  }
+
+  /** A direct flow whose transmit end has passed: it leaves the shared links; the pipe is idle. */
+  private retireDirect(p: Pipe): void {
+    p.direct = false;
+    this.directActive--;
+    this.removeActive(p);
+    p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
+    p.busy = false;
+  }
+
+  /** Retire every direct flow that has finished transmitting by `now`; true if any was. */
+  private retireFinishedDirect(now: number): boolean {
+    if (this.directActive === 0) return false;
+    let any = false;
+    for (let i = this.active.length - 1; i >= 0; i--) {
+      const f = this.active[i];
+      if (f.direct && f.directEndS <= now) { this.retireDirect(f); any = true; }
+    }
+    return any;
+  }
+
+  /**
+   * Turn a direct flow that is still transmitting back into an ordinary one: its
+   * message returns to the head of the queue (the placed delivery is dropped by its id)
+   * with its jitter kept. If `keepRate`, its completion event is scheduled at its
+   * direct transmit end (rate unchanged); otherwise the caller's recompute schedules it.
+   */
+  private undirect(p: Pipe, keepRate: boolean): void {
+    const f = p.inflight, t = f.tailIndex;
+    p.queue.unshift(f.bytes[t], f.handlers[t]!, f.tags[t], f.atS[t]);
+    f.popTail();
+    p.lastDeliveryS = p.directPrevDeliveryS;
+    p.pendingJitterS = p.directJitterS;
+    p.direct = false;
+    this.directActive--;
+    if (keepRate) {
+      p.gen = (p.gen + 1) | 0;
+      p.scheduled = true;
+      this.engine.schedule(p.directEndS, p, p.gen);
+    } else {
+      p.scheduled = false;
+    }
   }
 
   private scheduleTick(engine: Engine, p: Pipe): void {
@@ -367,11 +535,20 @@ export class Network implements SimNetwork {
     this.scheduleTick(engine, p);
   }
 
+  private addActive(p: Pipe): void {
+    p.activeIndex = this.active.length;
+    this.active.push(p);
+    if (p.trace) this.tracedActive++;
+    else for (let k = 0; k < p.resources.length; k++) this.resCapSumBps[p.resources[k]] += p.accessBps;
+  }
+
   private removeActive(p: Pipe): void {
     const a = this.active, i = p.activeIndex;
     const last = a.pop()!;
     if (last !== p) { a[i] = last; last.activeIndex = i; }
     p.activeIndex = -1;
+    if (p.trace) this.tracedActive--;
+    else for (let k = 0; k < p.resources.length; k++) this.resCapSumBps[p.resources[k]] -= p.accessBps;
   }
 
   /** Integrate the shared flows' progress up to `nowS` at their current rates. */
@@ -388,9 +565,10 @@ export class Network implements SimNetwork {
 
   /** Max-min fair rates for all active shared flows (progressive filling), then reschedule changed completions. */
   private recompute(nowS: number): void {
+    this.retireFinishedDirect(nowS);
     this.advance(nowS);
     const flows = this.active, n = flows.length;
-    if (n === 0) return;
+    if (n === 0) { this.unconstrained = true; return; }
     if (this.newRate.length < n) { this.newRate = new Float64Array(2 * n); this.frozen = new Uint8Array(2 * n); }
     const rate = this.newRate, frozen = this.frozen;
     const left = this.resLeft, cnt = this.resUnfrozen;
@@ -409,6 +587,7 @@ export class Network implements SimNetwork {
       const rs = flows[i].resources;
       for (let k = 0; k < rs.length; k++) { left[rs[k]] -= rate[i]; if (left[rs[k]] < 0) { oversubscribed = true; break; } }
     }
+    this.unconstrained = !oversubscribed && this.tracedActive === 0;
     let unfrozen = n;
     if (oversubscribed) left.set(this.resCapBps);
     else unfrozen = 0; // rate[i] already holds each flow's cap
@@ -440,9 +619,15 @@ export class Network implements SimNetwork {
     }
     // Each flow has its own completion event; only a flow whose rate changed (or a new
     // flow) is rescheduled, the stale event being dropped by the pipe's generation.
-    // A flow at rate 0 (trace outage) waits for the capacity-change tick.
+    // A flow at rate 0 (trace outage) waits for the capacity-change tick. Direct flows
+    // stay direct while every flow runs at its cap; otherwise they get completion events
+    // (at their direct transmit end when their rate is unchanged).
     for (let i = 0; i < n; i++) {
       const f = flows[i], r = rate[i];
+      if (f.direct) {
+        if (this.unconstrained) continue;
+        this.undirect(f, r === f.rateBps);
+      }
       if (r === f.rateBps && f.scheduled) continue;
       f.rateBps = r;
       f.gen = (f.gen + 1) | 0;

@@ -45,8 +45,9 @@ export class Replica implements Handler {
   activeRequests = 0;
   busyMs = 0;
   steps = 0;
-  /** Busy intervals [start, end] in seconds, flattened, for utilisation over time. */
-  readonly busyIntervalsS: number[] = [];
+  /** Busy intervals [start, end] in seconds, flattened (growable buffer; see busyIntervalsS). */
+  private busyBuf = new Float64Array(1024);
+  private busyLen = 0;
   private readonly shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
   private readonly taken: number[] = [];
   private stepSize = 0;
@@ -92,9 +93,16 @@ export class Replica implements Handler {
     const ms = this.model.batchMs(s, logits);
     this.busyMs += ms;
     this.steps++;
-    this.busyIntervalsS.push(now, now + ms / 1000);
+    if (this.busyLen + 2 > this.busyBuf.length) {
+      const b = new Float64Array(this.busyBuf.length * 2); b.set(this.busyBuf); this.busyBuf = b;
+    }
+    this.busyBuf[this.busyLen++] = now;
+    this.busyBuf[this.busyLen++] = now + ms / 1000;
     this.engine.after(ms / 1000, this, 0, Prio.completion);
   }
+
+  /** Busy intervals [start, end] in seconds, flattened, for utilisation over time. */
+  get busyIntervalsS(): Float64Array { return this.busyBuf.subarray(0, this.busyLen); }
 
   fire(engine: Engine): void {
     const startS = this.stepStartS, endS = engine.nowS;
@@ -115,7 +123,7 @@ export class Replica implements Handler {
       const q = this.queue;
       let w = 0;
       for (let r = 0; r < q.length; r++) if (q[r].done < q[r].tokens) q[w++] = q[r];
-      q.length = w;
+      while (q.length > w) q.pop(); // pop, not `length = w`: no backing-store trim per step
     }
     this.startStep();
     // Resume waiters after the next step has been formed (iteration-level scheduling:

@@ -47,6 +47,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   private netDir: Direction = 'up';
   private netLabel = '';
   private drafting = false;
+  private job: CloudJob | null = null;
   private readonly family: Family;
 
   constructor(
@@ -132,10 +133,18 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
         }
         case 'cloud': {
           const replica = dev.cloud.assign(req);
-          const job: CloudJob = {
-            request: req, req, waiter: this, tokens: op.tokens, done: 0, ctx: op.ctx, logits: op.logits,
-            enqueuedS: engine.nowS, started: false, label: op.label, taken: 0,
-          };
+          // One job object per branch, reused: a branch has at most one cloud job in
+          // flight, and the replica drops a finished job before resuming its waiter.
+          let job = this.job;
+          if (job === null) {
+            job = this.job = {
+              request: req, req, waiter: this, tokens: op.tokens, done: 0, ctx: op.ctx, logits: op.logits,
+              enqueuedS: engine.nowS, started: false, label: op.label, taken: 0,
+            };
+          } else {
+            job.tokens = op.tokens; job.done = 0; job.ctx = op.ctx; job.logits = op.logits;
+            job.enqueuedS = engine.nowS; job.started = false; job.label = op.label; job.taken = 0;
+          }
           this.wait = Wait.Cloud;
           replica.submit(job);
           return;
