@@ -42,26 +42,34 @@ export function splitPrompt(promptTokens: number, chunkTokens: number): number[]
  * preempted once started), exactly as the simulator schedules them.
  */
 export function predictPipelineMs(chunks: readonly number[], st: PipelineStages): number {
-  const K = chunks.length;
-  const arrivals = new Float64Array(K), sideMs = new Float64Array(K), outMs = new Float64Array(K);
+  return pipelineMs(chunks, chunks.length, 0, 0, st);
+}
+
+/** Scratch for pipelineMs (arrivals, side and output pass times): the chunk search runs per request. */
+let scratch = new Float64Array(3 * 64);
+
+/** The pipeline makespan for `chunks`, or (chunks = null) for `promptTokens` cut in `K` chunks of `size`. */
+function pipelineMs(chunks: readonly number[] | null, K: number, size: number, promptTokens: number, st: PipelineStages): number {
+  if (scratch.length < 3 * K) scratch = new Float64Array(6 * K);
+  const arrivals = scratch, sideOff = K, outOff = 2 * K;
   let inputEnd = 0, upTxEnd = 0, cloudEnd = 0, downTxEnd = 0, ctx = 0;
   for (let k = 0; k < K; k++) {
-    const n = chunks[k];
+    const n = chunks !== null ? chunks[k] : Math.min(size, promptTokens - ctx);
     inputEnd += st.deviceInputMs(n, ctx);
     upTxEnd = Math.max(upTxEnd, inputEnd) + st.upTxMs(n);
     cloudEnd = Math.max(cloudEnd, upTxEnd + st.upLatencyMs) + st.cloudMs(n, ctx);
     downTxEnd = Math.max(downTxEnd, cloudEnd) + st.downTxMs(n);
     arrivals[k] = downTxEnd + st.downLatencyMs;
-    sideMs[k] = st.deviceSideMs(n, ctx);
-    outMs[k] = st.deviceOutputMs(n, ctx, k === K - 1);
+    scratch[sideOff + k] = st.deviceSideMs(n, ctx);
+    scratch[outOff + k] = st.deviceOutputMs(n, ctx, k === K - 1);
     ctx += n;
   }
   // Side pass k becomes ready when input pass k ends; all input passes end by `inputEnd`,
   // and no output can arrive before then, so side work starts at inputEnd at the earliest.
   let t = inputEnd, nextOut = 0, nextSide = 0;
   while (nextOut < K) {
-    if (arrivals[nextOut] <= t) { t += outMs[nextOut++]; continue; }
-    if (nextSide < K) { t += sideMs[nextSide++]; continue; }
+    if (arrivals[nextOut] <= t) { t += scratch[outOff + nextOut++]; continue; }
+    if (nextSide < K) { t += scratch[sideOff + nextSide++]; continue; }
     t = arrivals[nextOut];
   }
   return t;
@@ -85,7 +93,9 @@ export function chooseChunkTokens(spec: ChunkPolicySpec, promptTokens: number, s
       if (!stages) throw new Error('dynamic chunk policy needs latency predictions');
       let best = promptTokens, bestMs = Infinity;
       for (const c of chunkCandidates(promptTokens, spec.minTokens, spec.maxTokens)) {
-        const ms = predictPipelineMs(splitPrompt(promptTokens, c), stages);
+        // = predictPipelineMs(splitPrompt(promptTokens, c), stages), without building the chunk list.
+        const size = Math.max(1, Math.min(c, promptTokens));
+        const ms = pipelineMs(null, Math.ceil(promptTokens / size), size, promptTokens, stages);
         if (ms < bestMs - 1e-9) { bestMs = ms; best = c; }
       }
       return best;
