@@ -90,9 +90,11 @@ export interface CloudLoad {
 export type Resume = number | CloudLoad | undefined;
 export type Proto = Generator<Op, void, Resume>;
 
-// ---- Constructors and typed helpers ---------------------------------------------------
-// Ops that resume with nothing are built by plain functions: `yield compute(...)`.
-// Ops that resume with a value have generator helpers that type it: `const k = yield* accept(g, a)`.
+// ---- Constructors and typed readers ---------------------------------------------------
+// Every op is built by a plain function: `yield compute(...)`. An op that resumes with a
+// value is read back through a typed reader that checks it: `const k = count(yield accept(g, a))`.
+// (Plain objects, not generator helpers: these run once per verification round or per token,
+// and a helper generator per call showed up in the simulator's allocation profile.)
 
 export function compute(work: DeviceWork, tokens: number, ctx: number, logits: number, label: string, repeat = 1, background = false): ComputeOp {
   return { op: 'compute', work, tokens, ctx, logits, repeat, background, label };
@@ -119,15 +121,32 @@ export function note(key: NoteOp['key'], value: number): NoteOp {
 export function* only(op: Op): Proto {
   yield op;
 }
-export function* accept(drafted: number, rate: number): Generator<Op, number, Resume> {
-  return (yield { op: 'accept', drafted, rate }) as number;
+/** Resumes with the number of draft tokens accepted: read it with `count`. */
+export function accept(drafted: number, rate: number): AcceptOp {
+  return { op: 'accept', drafted, rate };
 }
-export function* fork(body: Proto): Generator<Op, number, Resume> {
-  return (yield { op: 'fork', body }) as number;
+/** Resumes with the branch's handle: read it with `count`. */
+export function fork(body: Proto): ForkOp {
+  return { op: 'fork', body };
 }
-export function* cloudLoad(): Generator<Op, CloudLoad, Resume> {
-  return (yield { op: 'cloudLoad' }) as CloudLoad;
+/** Resumes with a load snapshot: read it with `load`. */
+export function cloudLoad(): CloudLoadOp {
+  return CLOUD_LOAD;
 }
-export function* now(): Generator<Op, number, Resume> {
-  return (yield { op: 'now' }) as number;
+/** Resumes with the time in ms: read it with `count`. */
+export function now(): NowOp {
+  return NOW;
+}
+const CLOUD_LOAD: CloudLoadOp = Object.freeze({ op: 'cloudLoad' });
+const NOW: NowOp = Object.freeze({ op: 'now' });
+
+/** The number an `accept`, `fork` or `now` op resumed with. */
+export function count(v: Resume): number {
+  if (typeof v !== 'number') throw new TypeError(`protocol: expected the op to resume with a number, got ${typeof v} (driver bug)`);
+  return v;
+}
+/** The snapshot a `cloudLoad` op resumed with. */
+export function load(v: Resume): CloudLoad {
+  if (typeof v !== 'object' || v === null) throw new TypeError(`protocol: expected a cloud load snapshot, got ${v === null ? 'null' : typeof v} (driver bug)`);
+  return v;
 }

@@ -4,7 +4,7 @@
  * each token id down as soon as it is produced (no per-token uplink).
  */
 import type { SystemDef } from '../context.js';
-import { cloud as cloudStep, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
+import { cloud as cloudStep, count, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
 
 export const cloudOnly: SystemDef = {
   id: 'cloud',
@@ -21,10 +21,10 @@ export const cloudOnly: SystemDef = {
       const P = req.promptTokens;
       yield up(0, P * tb, 'prompt tokens');
       yield cloudStep('full', P, 0, 1, 'prefill');
-      const deliveries: number[] = [yield* fork(deliver())];
+      const deliveries: number[] = [count(yield fork(deliver()))];
       for (let i = 1; i < req.outputTokens; i++) {
         yield cloudStep('full', 1, P + i - 1, 1, 'decode');
-        deliveries.push(yield* fork(deliver()));
+        deliveries.push(count(yield fork(deliver())));
       }
       yield join(deliveries);
     };

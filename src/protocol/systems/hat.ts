@@ -25,7 +25,7 @@
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { ChunkPolicySpec, SystemId } from '../../scenario/types.js';
 import type { ProtocolEnv, SystemDef } from '../context.js';
-import { accept, cloud, compute, down, emit, fork, join, now, up, type Op, type Resume } from '../ops.js';
+import { accept, cloud, compute, count, down, emit, fork, join, now, up, type Op, type Resume } from '../ops.js';
 import { splitPrefill } from './split-prefill.js';
 
 function* verifyRoundTrip(env: ProtocolEnv, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
@@ -72,27 +72,30 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
           if (fresh > 0) yield compute('slm', 1, pos + (g - fresh), 1, 'draft', fresh);
           carried = 0;
           yield compute('input', 1, pos + g, 0, 'input last draft');
-          const state = { arrived: false };
           let pre = 0;
           if (spec.parallelDrafting) {
+            const state = { arrived: false };
             // Draft ahead while the verification is in flight, but start a draft pass only if it is
             // predicted to end before the verification comes back: a pass in progress would delay
             // the output pass, which is on the critical path.
-            const startMs = yield* now();
+            const startMs = count(yield now());
             const replyAtMs = startMs + verifyRoundTripMs(g + 1);
             const stepMs = p.deviceMs('slm', 1, pos + g + 1, 1);
-            const h = yield* fork(verifyRoundTrip(env, g + 1, pos, state));
-            while (!state.arrived && pre < maxPreDraft && (yield* now()) + stepMs <= replyAtMs) {
+            const h = count(yield fork(verifyRoundTrip(env, g + 1, pos, state)));
+            while (!state.arrived && pre < maxPreDraft && count(yield now()) + stepMs <= replyAtMs) {
               yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
               pre++;
             }
             yield join([h]);
           } else {
-            yield* verifyRoundTrip(env, g + 1, pos, state);
+            // verifyRoundTrip inline: no generator per round on the common path.
+            yield up((g + 1) * hb, 0, 'hidden verify');
+            yield cloud('middle', g + 1, pos, 0, 'middle verify');
+            yield down((g + 1) * hb, 0, 'hidden verify');
           }
           yield compute('output', g + 1, pos, g + 1, 'output verify');
-          const k = yield* accept(g, spec.acceptance);
-          if (pre > 0 && k === g && (yield* accept(1, spec.acceptance)) === 1) carried = pre - 1;
+          const k = count(yield accept(g, spec.acceptance));
+          if (pre > 0 && k === g && count(yield accept(1, spec.acceptance)) === 1) carried = pre - 1;
           const n = Math.min(k + 1, remaining);
           yield emit(n);
           policy.observe(g, k);

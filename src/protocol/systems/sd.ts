@@ -9,7 +9,7 @@
  */
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { SystemDef } from '../context.js';
-import { accept, cloud, compute, down, emit, fork, join, only, up } from '../ops.js';
+import { accept, cloud, compute, count, down, emit, fork, join, only, up } from '../ops.js';
 
 export const sd: SystemDef = {
   id: 'sd',
@@ -25,7 +25,7 @@ export const sd: SystemDef = {
     const policy = makeDraftPolicy(spec.draft, spec.acceptance, roundCostMs);
     return function* sdRequest(req) {
       const P = req.promptTokens, O = req.outputTokens;
-      const drafterPrefill = yield* fork(only(compute('drafter', P, 0, 0, 'drafter prefill')));
+      const drafterPrefill = count(yield fork(only(compute('drafter', P, 0, 0, 'drafter prefill'))));
       yield up(0, P * tb, 'prompt tokens');
       yield cloud('full', P, 0, 1, 'prefill');
       yield down(0, tb, 'first token');
@@ -38,7 +38,7 @@ export const sd: SystemDef = {
         if (g > 0) yield compute('drafter', 1, pos, 1, 'draft', g);
         yield up(0, g * tb, 'draft tokens');
         yield cloud('full', g + 1, pos, g + 1, 'verify');
-        const k = yield* accept(g, spec.acceptance);
+        const k = count(yield accept(g, spec.acceptance));
         // Accepted count + the verifier's own next token.
         yield down(0, 2 * tb, 'verdict');
         const n = Math.min(k + 1, O - emitted);

@@ -10,7 +10,7 @@
 import { chooseChunkTokens, splitPrompt, type PipelineStages } from '../../policy/chunk.js';
 import type { ChunkPolicySpec } from '../../scenario/types.js';
 import type { ProtocolEnv, RequestInfo } from '../context.js';
-import { cloud, cloudLoad, compute, down, fork, join, note, only, up, type CloudLoad, type Op, type Resume } from '../ops.js';
+import { cloud, cloudLoad, compute, count, down, fork, join, load as loadOf, note, only, up, type CloudLoad, type Op, type Resume } from '../ops.js';
 
 export function pipelineStages(env: ProtocolEnv, load: CloudLoad | null, withAdapter: boolean): PipelineStages {
   const p = env.predictor, hb = env.hiddenBytesPerToken;
@@ -31,7 +31,7 @@ function* chunkBranch(env: ProtocolEnv, k: number, n: number, ctx: number, last:
   yield compute('input', n, ctx, 0, `input c${k}`);
   // The drafting adapter builds its KV cache for this chunk in the background:
   // it gates neither the upload nor the output passes, only the first draft.
-  if (withAdapter) sideHandles.push(yield* fork(only(compute('adapter', n, ctx, 0, `adapter c${k}`, 1, true))));
+  if (withAdapter) sideHandles.push(count(yield fork(only(compute('adapter', n, ctx, 0, `adapter c${k}`, 1, true)))));
   yield up(n * hb, 0, `hidden c${k}`);
   yield cloud('middle', n, ctx, 0, `middle c${k}`);
   yield down(n * hb, 0, `hidden c${k}`);
@@ -47,7 +47,7 @@ export function* splitPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: Chu
   const P = req.promptTokens;
   let chunkTokens = P;
   if (chunkSpec.kind === 'dynamic') {
-    const load = yield* cloudLoad();
+    const load = loadOf(yield cloudLoad());
     chunkTokens = chooseChunkTokens(chunkSpec, P, pipelineStages(env, load, withAdapter));
   } else {
     chunkTokens = chooseChunkTokens(chunkSpec, P, null);
@@ -58,7 +58,7 @@ export function* splitPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: Chu
   const sideHandles: number[] = [];
   let ctx = 0;
   for (let k = 0; k < chunks.length; k++) {
-    handles.push(yield* fork(chunkBranch(env, k, chunks[k], ctx, k === chunks.length - 1, withAdapter, sideHandles)));
+    handles.push(count(yield fork(chunkBranch(env, k, chunks[k], ctx, k === chunks.length - 1, withAdapter, sideHandles))));
     ctx += chunks[k];
   }
   yield join(handles);
