@@ -1,6 +1,9 @@
 /**
  * The command vocabulary a system's protocol speaks.
  *
+ * Ops are immutable values (readonly fields): a protocol may build a
+ * loop-invariant op once and yield it many times, and drivers only read them.
+ *
  * A protocol is a generator function: it yields one `Op` at a time and is
  * resumed with the op's result. The simulator (sim/driver.ts) executes ops
  * against simulated devices, links and GPUs; the live runner executes the same
@@ -18,63 +21,63 @@ export type DeviceWork = 'input' | 'adapter' | 'output' | 'slm' | 'drafter';
 export type CloudWork = Extract<SubmodelId, 'middle' | 'full'>;
 
 export interface ComputeOp {
-  op: 'compute';
-  work: DeviceWork;
+  readonly op: 'compute';
+  readonly work: DeviceWork;
   /** New tokens processed in one pass. */
-  tokens: number;
+  readonly tokens: number;
   /** Past context length (tokens already in this submodel's KV cache). */
-  ctx: number;
+  readonly ctx: number;
   /** Positions whose logits the LM head computes (output / slm / drafter). */
-  logits: number;
+  readonly logits: number;
   /** Sequential repetitions (autoregressive drafting): pass i has ctx + i*tokens context. */
-  repeat: number;
+  readonly repeat: number;
   /**
    * Background work (e.g. building the adapter's KV cache during prefill) runs
    * only when no foreground work is queued on the device; it is never
    * preempted once started.
    */
-  background: boolean;
-  label: string;
+  readonly background: boolean;
+  readonly label: string;
 }
 
 export interface UpOp {
-  op: 'up';
+  readonly op: 'up';
   /** Payload bytes (hidden states and/or raw tokens); the driver adds the header. */
-  hiddenBytes: number;
-  rawTokenBytes: number;
-  label: string;
+  readonly hiddenBytes: number;
+  readonly rawTokenBytes: number;
+  readonly label: string;
 }
 
 export interface DownOp {
-  op: 'down';
-  hiddenBytes: number;
-  rawTokenBytes: number;
-  label: string;
+  readonly op: 'down';
+  readonly hiddenBytes: number;
+  readonly rawTokenBytes: number;
+  readonly label: string;
 }
 
 export interface CloudOp {
-  op: 'cloud';
-  work: CloudWork;
-  tokens: number;
-  ctx: number;
-  logits: number;
-  label: string;
+  readonly op: 'cloud';
+  readonly work: CloudWork;
+  readonly tokens: number;
+  readonly ctx: number;
+  readonly logits: number;
+  readonly label: string;
 }
 
 /** Verify `drafted` draft tokens: resumes with the number accepted (a prefix, 0..drafted). */
-export interface AcceptOp { op: 'accept'; drafted: number; rate: number }
+export interface AcceptOp { readonly op: 'accept'; readonly drafted: number; readonly rate: number }
 /** `tokens` output tokens are now available to the user at the device. */
-export interface EmitOp { op: 'emit'; tokens: number }
+export interface EmitOp { readonly op: 'emit'; readonly tokens: number }
 /** Start a concurrent branch; resumes with a handle for `join`. */
-export interface ForkOp { op: 'fork'; body: Proto }
+export interface ForkOp { readonly op: 'fork'; readonly body: Proto }
 /** Wait until every listed branch has finished. */
-export interface JoinOp { op: 'join'; handles: number[] }
+export interface JoinOp { readonly op: 'join'; readonly handles: readonly number[] }
 /** Snapshot of the cloud replica that serves (or would serve) this request. */
-export interface CloudLoadOp { op: 'cloudLoad' }
+export interface CloudLoadOp { readonly op: 'cloudLoad' }
 /** Current time in ms since the run started (simulated or real). */
-export interface NowOp { op: 'now' }
+export interface NowOp { readonly op: 'now' }
 /** Record a per-request fact for the results (e.g. the chosen chunk size). */
-export interface NoteOp { op: 'note'; key: 'chunkTokens'; value: number }
+export interface NoteOp { readonly op: 'note'; readonly key: 'chunkTokens'; readonly value: number }
 
 export type Op = ComputeOp | UpOp | DownOp | CloudOp | AcceptOp | EmitOp | ForkOp | JoinOp | CloudLoadOp | NowOp | NoteOp;
 
@@ -109,8 +112,9 @@ export function cloud(work: CloudWork, tokens: number, ctx: number, logits: numb
   return { op: 'cloud', work, tokens, ctx, logits, label };
 }
 export function emit(tokens: number): EmitOp {
-  return { op: 'emit', tokens };
+  return tokens === 1 ? EMIT_ONE : { op: 'emit', tokens };
 }
+const EMIT_ONE: EmitOp = { op: 'emit', tokens: 1 };
 export function join(handles: number[]): JoinOp {
   return { op: 'join', handles };
 }

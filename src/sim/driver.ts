@@ -40,7 +40,7 @@ class Family {
 
 /** One running protocol branch. The root proc calls `onFinish` when the whole request is done. */
 export class Proc implements Handler, ComputeWaiter, CloudWaiter {
-  private waitingOn: number[] | null = null;
+  private waitingOn: readonly number[] | null = null;
   finished = false;
   private wait: Wait = Wait.None;
   private netStartS = 0;

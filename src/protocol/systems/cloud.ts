@@ -13,9 +13,10 @@ export const cloudOnly: SystemDef = {
   sendsRawTokens: true,
   createDevice(env) {
     const tb = env.tokenBytes;
+    const downToken = down(0, tb, 'token'), emitOne = emit(1); // ops are immutable: built once
     function* deliver(): Generator<Op, void, Resume> {
-      yield down(0, tb, 'token');
-      yield emit(1);
+      yield downToken;
+      yield emitOne;
     }
     return function* cloudRequest(req) {
       const P = req.promptTokens;

@@ -19,11 +19,12 @@ export const ushape: SystemDef = {
       yield emit(1);
       // `pos` = tokens already in every submodel's KV cache; the newest output token is not yet.
       let pos = req.promptTokens;
+      const upHidden = up(hb, 0, 'hidden'), downHidden = down(hb, 0, 'hidden'); // loop-invariant ops
       for (let i = 1; i < req.outputTokens; i++) {
         yield compute('input', 1, pos, 0, 'input');
-        yield up(hb, 0, 'hidden');
+        yield upHidden;
         yield cloud('middle', 1, pos, 0, 'middle');
-        yield down(hb, 0, 'hidden');
+        yield downHidden;
         yield compute('output', 1, pos, 1, 'output');
         yield emit(1);
         pos++;
