@@ -117,6 +117,36 @@ function worstSourceOf(provs: LatencyProvenance[]): LatencySource {
   return worst;
 }
 
+/**
+ * Arrivals known before the run starts (open loop; a closed loop's first
+ * requests), merged over all devices and sorted by (time, device, request):
+ * one pending engine event for the next of them instead of one per device,
+ * which keeps the engine's heap small (it then holds only in-flight work).
+ */
+class ArrivalFeed implements Handler {
+  private next = 0;
+  constructor(private readonly engine: Engine, private readonly order: { atS: number; device: SimDevice }[]) {}
+
+  static build(engine: Engine, devices: readonly SimDevice[]): ArrivalFeed {
+    const order: { atS: number; device: SimDevice; d: number; i: number }[] = [];
+    devices.forEach((dev, d) => dev.requests.forEach((r, i) => { if (!Number.isNaN(r.arrivalS)) order.push({ atS: r.arrivalS, device: dev, d, i }); }));
+    order.sort((a, b) => a.atS - b.atS || a.d - b.d || a.i - b.i);
+    return new ArrivalFeed(engine, order);
+  }
+
+  begin(): void { this.scheduleNext(); }
+
+  private scheduleNext(): void {
+    if (this.next < this.order.length) this.engine.schedule(this.order[this.next].atS, this, 0, Prio.arrival);
+  }
+
+  fire(): void {
+    const dev = this.order[this.next++].device;
+    this.scheduleNext();
+    dev.arrive();
+  }
+}
+
 /** One device during one system's simulation: its request queue and arrivals. */
 class SimDevice implements Handler {
   private readonly waiting: RequestState[] = [];
@@ -131,20 +161,14 @@ class SimDevice implements Handler {
     private readonly closedLoopThinkS: number | null,
   ) {}
 
-  begin(): void { this.scheduleArrival(); }
-
-  private scheduleArrival(): void {
-    if (this.nextArrival >= this.requests.length) return;
-    const r = this.requests[this.nextArrival];
-    if (Number.isNaN(r.arrivalS)) return; // closed loop: issued when the previous request finishes
-    this.ctx.engine.schedule(r.arrivalS, this, 0, Prio.arrival);
-  }
-
-  fire(): void {
+  /** The next request arrives now (from the ArrivalFeed, or the device's own closed-loop event). */
+  arrive(): void {
     this.waiting.push(this.requests[this.nextArrival++]);
-    this.scheduleArrival();
     this.tryStart();
   }
+
+  /** A closed-loop arrival this device scheduled itself. */
+  fire(): void { this.arrive(); }
 
   private tryStart(): void {
     if (this.current !== null || this.waiting.length === 0) return;
@@ -162,8 +186,11 @@ class SimDevice implements Handler {
     this.current = null;
     this.finished++;
     if (this.closedLoopThinkS !== null && this.nextArrival < this.requests.length) {
-      this.requests[this.nextArrival].arrivalS = engine.nowS + this.closedLoopThinkS;
-      this.scheduleArrival();
+      const next = this.requests[this.nextArrival];
+      if (Number.isNaN(next.arrivalS)) { // issued when the previous request finishes
+        next.arrivalS = engine.nowS + this.closedLoopThinkS;
+        engine.schedule(next.arrivalS, this, 0, Prio.arrival);
+      }
     }
     this.tryStart();
   }
@@ -238,7 +265,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     const sd = new SimDevice(ctx, reqs, def.createDevice(env), closedLoop);
     simDevices.push(sd);
   }
-  for (const d of simDevices) d.begin();
+  ArrivalFeed.build(engine, simDevices).begin();
   engine.run(s.horizonS);
 
   const records: RequestRecord[] = [];
