@@ -6,10 +6,10 @@ function sample(tokens: number, ctx: number, seqs: number, ms: number, split: 't
   return { component: 'decoderLayer', tokens, ctx, seqs, layers: 1, medianMs: ms, p10Ms: ms, p90Ms: ms, reps: 5, split };
 }
 
-const TRUE = { c0: 8, c1: 0.6, c2: 2e-5, c3: 1.5e-3, c4: 0.3 };
+const TRUE = { c0: 8, c1: 0.6, c2: 2e-5, c3: 1.5e-3, c4: 0.3, c5: 1e-5 };
 function truth(tokens: number, ctx: number, seqs: number): number {
-  const tokCtx = (tokens * ctx) / seqs;
-  return TRUE.c0 + TRUE.c1 * tokens + TRUE.c2 * tokCtx + TRUE.c3 * ctx + TRUE.c4 * (seqs - 1);
+  const tokCtx = (tokens * ctx) / seqs, tokSq = (tokens * tokens) / seqs;
+  return TRUE.c0 + TRUE.c1 * tokens + TRUE.c2 * tokCtx + TRUE.c3 * ctx + TRUE.c4 * (seqs - 1) + TRUE.c5 * tokSq;
 }
 
 function grid(noisePct: number, rng: Rng): Sample[] {
@@ -31,6 +31,7 @@ describe('fitting', () => {
     expect(p.c2MsPerTokenCtx / TRUE.c2).toBeCloseTo(1, 6);
     expect(p.c3MsPerCtx / TRUE.c3).toBeCloseTo(1, 6);
     expect(p.c4MsPerSeq).toBeCloseTo(TRUE.c4, 6);
+    expect(p.c5MsPerTokenSq / TRUE.c5).toBeCloseTo(1, 6);
     expect(fit.quality.r2).toBeCloseTo(1, 9);
   });
 
@@ -50,7 +51,7 @@ describe('fitting', () => {
     const train = [0, 500, 1000, 2000, 4000].flatMap((c) => [1, 10, 100].map((n) => sample(n, c, 1, 5 + 0.1 * n - 0.0002 * c)));
     const fit = fitLatencyModel(train, [], [null]);
     for (const p of fit.pieces) {
-      for (const v of [p.c0Ms, p.c1MsPerToken, p.c2MsPerTokenCtx, p.c3MsPerCtx, p.c4MsPerSeq]) expect(v).toBeGreaterThanOrEqual(0);
+      for (const v of [p.c0Ms, p.c1MsPerToken, p.c2MsPerTokenCtx, p.c3MsPerCtx, p.c4MsPerSeq, p.c5MsPerTokenSq]) expect(v).toBeGreaterThanOrEqual(0);
     }
     const c = nnlsWeighted([[1, -1], [1, -2], [1, -3]], [1, 2, 3], [1, 1, 1]);
     expect(c.every((v) => v >= 0)).toBe(true);
@@ -66,6 +67,21 @@ describe('fitting', () => {
     expect(fit.knee!).toBeLessThanOrEqual(32);
     expect(predictMs(fit.pieces, { tokens: 2, ctx: 0, seqs: 1 })).toBeCloseTo(10.02, 1);
     expect(predictMs(fit.pieces, { tokens: 1024, ctx: 0, seqs: 1 })).toBeCloseTo(514, 0);
+  });
+
+  it('statistic p10: fits the 10th percentiles, and held-out error is against them', () => {
+    // p10 follows the true model; medians are inflated by interference (+30 %, +0..60 % at random).
+    const rng = new Rng(5);
+    const withTail = (s: Sample): Sample => ({ ...s, p10Ms: s.medianMs, medianMs: s.medianMs * (1.3 + 0.6 * rng.uniform()) });
+    const train = grid(0, rng).map(withTail);
+    const test = [sample(3, 100, 1, truth(3, 100, 1), 'test'), sample(500, 3000, 1, truth(500, 3000, 1), 'test')].map(withTail);
+    const p10 = fitLatencyModel(train, test, [null], false, { statistic: 'p10' });
+    expect(p10.statistic).toBe('p10');
+    expect(p10.quality.heldOutMedianAbsPctErr).toBeLessThan(1e-6);
+    expect(p10.pieces[0].c1MsPerToken).toBeCloseTo(TRUE.c1, 6);
+    const median = fitLatencyModel(train, test, [null], false);
+    expect(median.statistic).toBe('median');
+    expect(median.pieces[0].c1MsPerToken).toBeGreaterThan(TRUE.c1 * 1.2);
   });
 
   it('scalePieces doubles every prediction', () => {

@@ -266,13 +266,13 @@ describe('calibration files', () => {
 
   it('evalPieces: hand-computed values, piece selection by maxTokens', () => {
     const pieces: LinearPiece[] = [
-      { maxTokens: 8, c0Ms: 9.1, c1MsPerToken: 0.4, c2MsPerTokenCtx: 0.00001, c3MsPerCtx: 0.001, c4MsPerSeq: 0.2 },
+      { maxTokens: 8, c0Ms: 9.1, c1MsPerToken: 0.4, c2MsPerTokenCtx: 0.00001, c3MsPerCtx: 0.001, c4MsPerSeq: 0.2, c5MsPerTokenSq: 0.001 },
       { maxTokens: null, c0Ms: 7.0, c1MsPerToken: 0.62, c2MsPerTokenCtx: 0.00002, c3MsPerCtx: 0.001 },
     ];
-    // tokens 8 <= 8: first piece. 9.1 + 0.4*8 + 1e-5*1000 + 0.001*300 + 0.2*(2-1) = 12.81
+    // tokens 8 <= 8: first piece. 9.1 + 0.4*8 + 1e-5*1000 + 0.001*300 + 0.2*(2-1) + 0.001*40 = 12.85
     const a: BatchShape = { seqs: 2, tokens: 8, tokCtx: 1000, ctx: 300, tokSq: 40 };
-    expect(evalPieces(pieces, a)).toBeCloseTo(12.81, 10);
-    // tokens 9: second piece, c4 omitted = 0. 7 + 0.62*9 + 2e-5*900 + 0.001*100 = 12.698
+    expect(evalPieces(pieces, a)).toBeCloseTo(12.85, 10);
+    // tokens 9: second piece, c4 and c5 omitted = 0. 7 + 0.62*9 + 2e-5*900 + 0.001*100 = 12.698
     const b: BatchShape = { seqs: 3, tokens: 9, tokCtx: 900, ctx: 100, tokSq: 81 };
     expect(evalPieces(pieces, b)).toBeCloseTo(12.698, 10);
   });
@@ -288,6 +288,14 @@ describe('calibration files', () => {
     }
     // 0.7 + 0.01*1 = 0.71
     expect(layer.batchMs(singleShape(1, 0))).toBeCloseTo(0.71, 12);
+    // the optional tokSq coefficient (c5) in the compiled model too
+    const withC5 = structuredClone(file);
+    for (const piece of withC5.components.decoderLayer?.pieces ?? []) piece.c5MsPerTokenSq = 0.003;
+    const layerC5 = calibratedComponent(withC5, 'decoderLayer', VALID_FILE);
+    for (const shape of [singleShape(1, 0), singleShape(9, 100), singleShape(512, 2048)]) {
+      expect(layerC5.batchMs(shape)).toBeCloseTo(layer.batchMs(shape) + 0.003 * shape.tokSq, 9);
+      expect(layerC5.batchMs(shape)).toBeCloseTo(evalPieces(withC5.components.decoderLayer?.pieces ?? [], shape), 12);
+    }
     expect(calibratedComponent(file, 'embedding', VALID_FILE).source).toBe('imported');
     expect(() => calibratedComponent(file, 'adapter', VALID_FILE)).toThrow(InputError);
   });

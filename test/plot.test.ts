@@ -297,7 +297,7 @@ describe('calibration figures use the calibrator’s sample semantics', () => {
   it('predictSample agrees with the fitter for multi-sequence batch samples (tokens and ctx are batch sums)', async () => {
     const { predictSample } = await import('../src/plot/read.js');
     const { predictMs } = await import('../src/calibrate/fit.js');
-    const piece = { maxTokens: null, c0Ms: 1, c1MsPerToken: 0.5, c2MsPerTokenCtx: 0.001, c3MsPerCtx: 0.01, c4MsPerSeq: 0.3 };
+    const piece = { maxTokens: null, c0Ms: 1, c1MsPerToken: 0.5, c2MsPerTokenCtx: 0.001, c3MsPerCtx: 0.01, c4MsPerSeq: 0.3, c5MsPerTokenSq: 0.002 };
     const comp = { source: 'measured' as const, pieces: [piece] };
     for (const [tokens, ctx, seqs] of [[4, 2048, 4], [64, 0, 4], [1, 512, 1], [8, 4096, 8]]) {
       const sample = { component: 'adapter' as const, tokens, ctx, seqs, layers: 1, median_ms: 0, p10_ms: 0, p90_ms: 0, reps: 1, split: 'train' as const };

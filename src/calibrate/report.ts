@@ -3,7 +3,7 @@
  * vs fitted per part, fit quality, run-to-run noise, layer-scaling check.
  */
 import type { CalibrationFile } from '../compute/calibration.js';
-import { absPctErr, kneeText, predictMs, type FitPiece, type Sample } from './fit.js';
+import { absPctErr, kneeText, predictMs, statValue, type FitPiece, type FitStatistic, type Sample } from './fit.js';
 import type { LayerScalingResult, PartOutcome } from './run.js';
 
 export interface ReportInput {
@@ -23,15 +23,16 @@ function f(x: number, digits = 3): string {
 
 function pieceText(p: FitPiece): string {
   const range = p.maxTokens === null ? 'rest' : `tokens <= ${p.maxTokens}`;
-  return `${range}: ${f(p.c0Ms)} ms + ${f(p.c1MsPerToken)} ms/token + ${f(p.c2MsPerTokenCtx)} ms/(token*ctx) + ${f(p.c3MsPerCtx)} ms/ctx + ${f(p.c4MsPerSeq)} ms/extra seq`;
+  return `${range}: ${f(p.c0Ms)} ms + ${f(p.c1MsPerToken)} ms/token + ${f(p.c2MsPerTokenCtx)} ms/(token*ctx) + ${f(p.c3MsPerCtx)} ms/ctx + ${f(p.c4MsPerSeq)} ms/extra seq + ${f(p.c5MsPerTokenSq)} ms/token^2`;
 }
 
-function pointsTable(pieces: readonly FitPiece[], samples: readonly Sample[]): string[] {
-  const lines = ['| tokens | ctx | seqs | measured ms (p10-p90) | fitted ms | error % |', '|---:|---:|---:|---:|---:|---:|'];
+function pointsTable(pieces: readonly FitPiece[], samples: readonly Sample[], statistic: FitStatistic): string[] {
+  const lines = [`| tokens | ctx | seqs | measured ${statistic} ms | median (p10-p90) ms | fitted ms | error % |`, '|---:|---:|---:|---:|---:|---:|---:|'];
   const sorted = [...samples].sort((a, b) => a.tokens - b.tokens || a.ctx - b.ctx || a.seqs - b.seqs);
   for (const s of sorted) {
     const pred = predictMs(pieces, s);
-    lines.push(`| ${s.tokens} | ${s.ctx} | ${s.seqs} | ${f(s.medianMs)} (${f(s.p10Ms)}-${f(s.p90Ms)}) | ${f(pred)} | ${f(((pred - s.medianMs) / s.medianMs) * 100, 2)} |`);
+    const v = statValue(s, statistic);
+    lines.push(`| ${s.tokens} | ${s.ctx} | ${s.seqs} | ${f(v)} | ${f(s.medianMs)} (${f(s.p10Ms)}-${f(s.p90Ms)}) | ${f(pred)} | ${f(((pred - v) / v) * 100, 2)} |`);
   }
   return lines;
 }
@@ -47,6 +48,8 @@ export function renderReport(input: ReportInput): string {
   out.push(`- load average (1 min) start/end/mean: ${f(input.loadAvg.start)}/${f(input.loadAvg.end)}/${f(input.loadAvg.mean)}; duration ${(input.durationMs / 1000).toFixed(0)} s`);
   out.push('');
   out.push('## Fit quality');
+  out.push('');
+  out.push(`A point's latency is the ${parts[0]?.fit.statistic === 'median' ? 'median' : '10th percentile (p10)'} of its repeats; errors are against that.`);
   out.push('');
   out.push('| part | train pts | R² | held-out pts | held-out median abs err % | p90 % | run-to-run noise median / max % | knee |');
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -79,9 +82,9 @@ export function renderReport(input: ReportInput): string {
     out.push('');
     out.push('Held-out points (fresh random shapes, not used by the fit):');
     out.push('');
-    out.push(...pointsTable(p.fit.pieces, p.test));
+    out.push(...pointsTable(p.fit.pieces, p.test, p.fit.statistic));
     out.push('');
-    const errs = p.train.map((s) => absPctErr(predictMs(p.fit.pieces, s), s.medianMs));
+    const errs = p.train.map((s) => absPctErr(predictMs(p.fit.pieces, s), statValue(s, p.fit.statistic)));
     out.push(`Training points: ${p.train.length}, mean abs err ${f(errs.reduce((a, b) => a + b, 0) / Math.max(1, errs.length), 3)} %.`);
   }
   out.push('');

@@ -19,9 +19,9 @@ import {
   type CalibrationComponent,
   type CalibrationFile,
 } from '../compute/calibration.js';
-import { fitLatencyModel, kneeText, quantile, type FitResult, type Sample } from './fit.js';
+import { fitLatencyModel, kneeText, quantile, type FitResult, type FitStatistic, type Sample } from './fit.js';
 import { buildPartGraph, opsNote, PART_IDS, partWeightBytes, type GraphVariant, type PartId } from './graph.js';
-import { createSession, FULL_REPS, ortVersion, QUICK_REPS, timeShape, type MeasureShape, type RepPolicy, type Session, type Timing } from './measure.js';
+import { createSession, FULL_REPS, ortVersion, pageInTable, QUICK_REPS, timeReps, timeShape, type MeasureShape, type RepPolicy, type Session, type Timing } from './measure.js';
 import { renderReport } from './report.js';
 import { sampleKey, SamplesWriter } from './samples.js';
 
@@ -52,6 +52,8 @@ export interface CalibrateOptions {
   layerScaling?: boolean;
   /** Held-out points per part (default 20, quick 8). */
   heldOutPoints?: number;
+  /** What a point's latency is taken to be (fit and held-out error): p10 (default) or median of its repeats. */
+  statistic?: FitStatistic;
   /** Show a progress bar on stderr (default: when stderr is a TTY). */
   progress?: boolean;
   /** Log lines (default: stderr). */
@@ -121,6 +123,7 @@ interface Resolved {
   variant: GraphVariant | 'auto';
   layerScaling: boolean;
   heldOut: number;
+  statistic: FitStatistic;
   progress: boolean;
   log: (line: string) => void;
   signal: AbortSignal | undefined;
@@ -153,6 +156,8 @@ export function resolveOptions(o: CalibrateOptions): Resolved {
   if (o.onnxDir !== undefined && !existsSync(o.onnxDir)) throw new InputError(`--onnx-dir ${o.onnxDir} does not exist`, 'onnx-dir');
   const heldOut = o.heldOutPoints ?? (o.quick ? 8 : 20);
   if (!Number.isInteger(heldOut) || heldOut < 1) throw new InputError(`held-out points ${heldOut}: an integer >= 1`, 'held-out');
+  const statistic = o.statistic ?? 'p10';
+  if (statistic !== 'p10' && statistic !== 'median') throw new InputError(`--statistic "${String(statistic)}": allowed p10, median`, 'statistic');
   return {
     model,
     hardwareId: o.hardwareId,
@@ -166,6 +171,7 @@ export function resolveOptions(o: CalibrateOptions): Resolved {
     variant,
     layerScaling: o.layerScaling ?? true,
     heldOut,
+    statistic,
     progress: o.progress ?? Boolean(process.stderr.isTTY),
     log: o.log ?? ((line: string) => process.stderr.write(line + '\n')),
     signal: o.signal,
@@ -177,6 +183,16 @@ export function resolveOptions(o: CalibrateOptions): Resolved {
 
 function hasAttention(part: PartId): boolean {
   return part === 'decoderLayer' || part === 'adapter';
+}
+
+/**
+ * Parts timed with batches of several sequences: only the decoder layer, which
+ * the cloud runs batched. The adapter, like the embedding and the LM head, runs
+ * on the device for one request at a time (the simulator asks it for one
+ * sequence only), so multi-sequence shapes would only blur its fit.
+ */
+function batched(part: PartId): boolean {
+  return part === 'decoderLayer';
 }
 
 const FULL_TOKENS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048];
@@ -200,7 +216,7 @@ export function trainGrid(model: ModelSpec, part: PartId, quick: boolean): Measu
       if (c >= 0 && c + n <= maxC) out.push({ tokensPerSeq: n, ctxPerSeq: c, seqs: 1 });
     }
   }
-  if (hasAttention(part)) {
+  if (batched(part)) {
     // batch compositions: decode steps of several sequences, and a prefill batch
     const seqsList = quick ? [3, 8] : [2, 4, 8, 16];
     const ctxList = quick ? [256, Math.floor(maxC / 2)] : [128, 512, Math.floor(maxC / 2), maxC - 1];
@@ -220,7 +236,7 @@ export function heldOutGrid(model: ModelSpec, part: PartId, quick: boolean, coun
   let guard = 0;
   while (out.length < count && guard++ < count * 50) {
     let s: MeasureShape;
-    if (hasAttention(part) && rng.uniform() < 0.25) {
+    if (batched(part) && rng.uniform() < 0.25) {
       s = { tokensPerSeq: 1, ctxPerSeq: rng.int(maxC), seqs: 2 + rng.int(7) };
     } else {
       const n = Math.max(1, Math.min(maxN, Math.round(Math.exp(rng.uniform() * Math.log(maxN)))));
@@ -336,11 +352,15 @@ async function openPart(r: Resolved, part: PartId, layers: number, tmp: string):
 
 // ---------------------------------------------------------------- run
 
-const SPREAD_RETRY = 1.35;
-const MAX_RETRIES = 2;
-function spread(t: Timing): number {
-  return t.p90Ms / Math.max(t.p10Ms, 1e-9);
-}
+/** Untimed warm-up of the timing loop before a part's first point (about 0.3 s). */
+const HARNESS_WARMUP: RepPolicy = { warmup: 2, minReps: 20, maxReps: 3000, targetMs: 300 };
+
+/** Round-robin passes over a part's points (see runCalibration). */
+const FULL_ROUNDS = 4;
+const QUICK_ROUNDS = 2;
+/** Passes for a cheap part: one whose largest point runs in under CHEAP_PART_MS. */
+const CHEAP_ROUNDS = 16;
+const CHEAP_PART_MS = 20;
 
 function loadAvg1m(): number {
   return os.loadavg()[0];
@@ -380,19 +400,21 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
   const policy: RepPolicy = r.quick ? QUICK_REPS : FULL_REPS;
   const rng = new Rng(r.seed, 'calibrate');
 
-  // Plan every part's points up front (progress total, memory checks).
-  interface Plan { part: PartId; train: MeasureShape[]; test: MeasureShape[] }
-  const plans: Plan[] = r.parts.map((part) => ({
-    part,
-    train: shuffle(trainGrid(r.model, part, r.quick), rng),
-    test: heldOutGrid(r.model, part, r.quick, r.heldOut, rng),
-  }));
-  for (const p of plans) checkMemory(r.model, p.part, 1, [...p.train, ...p.test]);
+  // Plan every part's points up front (progress total, memory checks). Training and
+  // held-out points of a part are measured in one seeded random order, in `rounds`
+  // round-robin passes (see measurePart): slow drift in the machine's speed then
+  // hits training and held-out points alike instead of biasing one against the other.
+  interface Plan { part: PartId; order: { s: MeasureShape; split: 'train' | 'test' }[] }
+  const plans: Plan[] = r.parts.map((part) => {
+    const train = trainGrid(r.model, part, r.quick), test = heldOutGrid(r.model, part, r.quick, r.heldOut, rng);
+    return { part, order: shuffle([...train.map((s) => ({ s, split: 'train' as const })), ...test.map((s) => ({ s, split: 'test' as const }))], rng) };
+  });
+  for (const p of plans) checkMemory(r.model, p.part, 1, p.order.map((x) => x.s));
   const doScaling = r.layerScaling && r.parts.includes('decoderLayer');
   const scalingShapes = layerScalingShapes(r.model, r.quick);
   const noiseCount = r.quick ? 4 : 6;
-  const total =
-    plans.reduce((a, p) => a + p.train.length + p.test.length + Math.min(noiseCount, p.train.length), 0) + (doScaling ? 2 * 2 * scalingShapes.length : 0);
+  const baseRounds = r.quick ? QUICK_ROUNDS : FULL_ROUNDS;
+  let total = plans.reduce((a, p) => a + p.order.length * baseRounds, 0) + (doScaling ? 2 * 2 * scalingShapes.length : 0);
 
   // Keep other parts' rows when re-running only some parts.
   const writer = new SamplesWriter(samplesPath, r.resume, r.resume ? undefined : (c) => !r.parts.includes(c as PartId));
@@ -412,47 +434,68 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
   const outcomes: PartOutcome[] = [];
   const layerScaling: LayerScalingResult[] = [];
   let interrupted = false;
-  let retries = 0;
 
   try {
     for (const plan of plans) {
       if (aborted()) break;
-      const pending = [...plan.train.map((s) => ({ s, split: 'train' as const })), ...plan.test.map((s) => ({ s, split: 'test' as const }))];
       const open = await openPart(r, plan.part, 1, tmp);
       if (!open) continue;
       r.log(`${plan.part}: session ready in ${(open.sessionMs / 1000).toFixed(1)} s (${open.opsNote}); load avg ${loadAvg1m().toFixed(2)}`);
-      const first = new Map<string, number>();
-      // A point whose repeats spread widely (p90/p10 > SPREAD_RETRY) was probably hit by
-      // contention from other processes: it is measured again at the end of the part
-      // (up to MAX_RETRIES times) and the measurement with the smallest spread is kept.
-      const queue = pending.map((p) => ({ ...p, attempt: 0, best: null as null | Timing }));
-      for (let qi = 0; qi < queue.length; qi++) {
-        if (aborted()) break;
-        const item = queue[qi];
-        const { s, split } = item;
-        const key = sampleKey(sampleOf(plan.part, s, 1, split, { medianMs: 0, p10Ms: 0, p90Ms: 0, reps: 0 }));
-        if (!writer.has(key)) {
-          const t = await timeShape(open.session, r.model, s, policy);
-          const best = item.best === null || spread(t) < spread(item.best) ? t : item.best;
-          if (spread(t) > SPREAD_RETRY && item.attempt < MAX_RETRIES) {
-            queue.push({ ...item, attempt: item.attempt + 1, best });
-            retries++;
-            continue;
-          }
-          writer.append(sampleOf(plan.part, s, 1, split, best));
-        }
-        first.set(key, writer.has(key)!.medianMs);
-        tick(plan.part, shapeText(s));
+      if (await pageInTable(open.session, r.model)) r.log(`${plan.part}: paged in the whole table (every token id once) before timing`);
+      // Untimed warm-up of the timing loop itself (JavaScript JIT, onnxruntime-node's call path):
+      // measured here, the first visits of a fresh process ran microsecond-scale parts 2.5x slower.
+      await timeReps(open.session, r.model, plan.order.reduce((a, x) => (x.s.tokensPerSeq * x.s.seqs < a.tokensPerSeq * a.seqs ? x.s : a), plan.order[0].s), HARNESS_WARMUP);
+      // A part whose largest point runs in microseconds to a few ms (the embedding) is noisy
+      // between passes rather than within one (drift in memory bandwidth): it gets more, shorter passes.
+      let rounds = baseRounds;
+      if (!r.quick) {
+        const largest = plan.order.reduce((a, x) => (x.s.tokensPerSeq * x.s.seqs > a.tokensPerSeq * a.seqs ? x.s : a), plan.order[0].s);
+        const probe = await timeReps(open.session, r.model, largest, { warmup: 1, minReps: 3, maxReps: 3, targetMs: 0 });
+        if (quantile(probe, 0.5) < CHEAP_PART_MS) rounds = CHEAP_ROUNDS;
       }
-      // run-to-run noise: re-measure some training points
+      if (rounds !== baseRounds) {
+        total += plan.order.length * (rounds - baseRounds);
+        bar?.setTotal(total);
+      }
+      const keyOf = (x: { s: MeasureShape; split: 'train' | 'test' }): string => sampleKey(sampleOf(plan.part, x.s, 1, x.split, { medianMs: 0, p10Ms: 0, p90Ms: 0, reps: 0 }));
+      const todo = plan.order.filter((x) => !writer.has(keyOf(x)));
+      for (let i = 0; i < (plan.order.length - todo.length) * rounds; i++) tick(plan.part, 'kept');
+      // Round-robin passes: every pass visits every point once (in the plan's random order)
+      // and times about 1/rounds of its repeats; a point's median and p10/p90 pool all of
+      // its repeats. Points are written when the last pass is done (an interrupted part is
+      // measured again from its first pass on --resume; finished parts are kept).
+      const times = new Map<string, number[]>();
+      const passStats = new Map<string, number[]>(); // the fitted statistic of each pass's repeats
+      const passPolicy: RepPolicy = {
+        warmup: policy.warmup,
+        minReps: Math.max(2, Math.ceil(policy.minReps / rounds)),
+        maxReps: Math.ceil(policy.maxReps / rounds),
+        targetMs: policy.targetMs / rounds,
+      };
+      const statQ = r.statistic === 'p10' ? 0.1 : 0.5;
+      for (let pass = 0; pass < rounds && !aborted(); pass++) {
+        // Later passes find the session warm: one warm-up run per visit is enough.
+        const pol = pass === 0 ? passPolicy : { ...passPolicy, warmup: 1 };
+        for (const x of todo) {
+          if (aborted()) break;
+          const k = keyOf(x);
+          const ts = await timeReps(open.session, r.model, x.s, pol);
+          times.set(k, [...(times.get(k) ?? []), ...ts]);
+          passStats.set(k, [...(passStats.get(k) ?? []), quantile(ts, statQ)]);
+          tick(plan.part, `pass ${pass + 1}/${rounds} ${shapeText(x.s)}`);
+        }
+      }
+      if (!aborted()) {
+        for (const x of todo) {
+          const ts = times.get(keyOf(x))!;
+          writer.append(sampleOf(plan.part, x.s, 1, x.split, { medianMs: quantile(ts, 0.5), p10Ms: quantile(ts, 0.1), p90Ms: quantile(ts, 0.9), reps: ts.length }));
+        }
+      }
+      // Run-to-run noise: the same training point's statistic (p10 or median) in the first and the last pass.
       const noisePts: number[] = [];
-      for (const s of plan.train.slice(0, noiseCount)) {
-        if (aborted()) break;
-        const key = sampleKey(sampleOf(plan.part, s, 1, 'train', { medianMs: 0, p10Ms: 0, p90Ms: 0, reps: 0 }));
-        const again = await timeShape(open.session, r.model, s, policy);
-        const m1 = first.get(key);
-        if (m1 !== undefined) noisePts.push((Math.abs(again.medianMs - m1) / m1) * 100);
-        tick(plan.part, `noise ${shapeText(s)}`);
+      for (const x of todo.filter((y) => y.split === 'train').slice(0, noiseCount)) {
+        const m = passStats.get(keyOf(x));
+        if (m && m.length === rounds && rounds > 1) noisePts.push((Math.abs(m[rounds - 1] - m[0]) / m[0]) * 100);
       }
       loads.push(loadAvg1m());
       if (aborted()) {
@@ -462,13 +505,13 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
       const rows = writer.all().filter((x) => x.component === plan.part && x.layers === 1);
       const train = rows.filter((x) => x.split === 'train');
       const test = rows.filter((x) => x.split === 'test');
-      const fit = fitLatencyModel(train, test);
+      const fit = fitLatencyModel(train, test, undefined, undefined, { quadratic: hasAttention(plan.part), statistic: r.statistic });
       outcomes.push({
         part: plan.part,
         fit,
         train,
         test,
-        noise: { points: noisePts.length, medianPct: quantile(noisePts, 0.5), maxPct: Math.max(...noisePts) },
+        noise: { points: noisePts.length, medianPct: quantile(noisePts, 0.5), maxPct: noisePts.length > 0 ? Math.max(...noisePts) : NaN },
         opsNote: open.opsNote,
         sessionMs: open.sessionMs,
       });
@@ -520,7 +563,6 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
   loads.push(loadAvg1m());
   const loadAvg = { start: loads[0], end: loads[loads.length - 1], mean: loads.reduce((a, b) => a + b, 0) / loads.length };
   const durationMs = Date.now() - started;
-  r.log(`calibration: ${retries} re-measurements of points with p90/p10 > ${SPREAD_RETRY}`);
 
   if (interrupted) {
     const report = `calibration interrupted: ${writer.all().length} samples kept in ${samplesPath}; rerun the same command with --resume to continue.`;
@@ -575,6 +617,7 @@ function buildFile(
         c2MsPerTokenCtx: round(p.c2MsPerTokenCtx),
         c3MsPerCtx: round(p.c3MsPerCtx),
         c4MsPerSeq: round(p.c4MsPerSeq),
+        c5MsPerTokenSq: round(p.c5MsPerTokenSq),
       })),
       fit: {
         samples: o.fit.quality.samples,
@@ -584,6 +627,7 @@ function buildFile(
         heldOutP90AbsPctErr: round(o.fit.quality.heldOutP90AbsPctErr, 4),
         runToRunNoiseMedianPct: round(o.noise.medianPct, 4),
         runToRunNoiseMaxPct: round(o.noise.maxPct, 4),
+        statistic: o.fit.statistic,
       },
       samplesFile: 'samples.csv',
     };
@@ -592,6 +636,7 @@ function buildFile(
   const partNotes = outcomes.map((o) => `${o.part}: ${o.opsNote}; knee ${kneeText(o.fit.knee)}`).join(' | ');
   const notes =
     `${r.quick ? 'QUICK run (small grid, few repeats). ' : ''}fp32 weights (seeded random) on the ${r.ep} EP, intraOpNumThreads=${r.threads}; ` +
+    `latency of a point = ${r.statistic === 'p10' ? '10th percentile' : 'median'} of its repeats; ` +
     `batches are uniform (samples.csv tokens/ctx are batch sums); present KV computed but not copied back while timing; ` +
     `load avg 1m start/end/mean ${loadAvg.start.toFixed(2)}/${loadAvg.end.toFixed(2)}/${loadAvg.mean.toFixed(2)}; run took ${(durationMs / 1000).toFixed(0)} s; ` +
     partNotes;

@@ -181,7 +181,7 @@ export function importVidur(opts: ImportVidurOptions): ImportVidurResult {
     }));
     const train = samples.filter((s) => s.split === 'train');
     const test = samples.filter((s) => s.split === 'test');
-    const fit = fitLatencyModel(train, test);
+    const fit = fitLatencyModel(train, test, undefined, undefined, { quadratic: false }); // see the note on prefill n^2 below
     fits[component] = fit;
     allSamples.push(...samples);
     let c2 = 0;

@@ -53,6 +53,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       .option('ops', { type: 'string', default: 'auto', choices: ['auto', 'fused', 'standard'], describe: 'generated graph operators' })
       .option('layer-scaling', { type: 'boolean', default: true, describe: 'also time 2 and 4 stacked layers' })
       .option('held-out', { type: 'number', describe: 'held-out random shapes per part (default 20, quick 8)' })
+      .option('statistic', { type: 'string', default: 'p10', choices: ['p10', 'median'], describe: "a point's latency: 10th percentile (repeatable on shared machines) or median of its repeats" })
       .option('progress', { type: 'boolean', describe: 'progress bar (default: when stderr is a terminal)' })
       .option('gpu', { type: 'string', describe: 'import-vidur: GPU folder (a40, a100, h100)' })
       .option('model-id', { type: 'string', describe: 'import-vidur: hatsim catalog model id to write (e.g. llama2-7b)' })
@@ -98,6 +99,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
         variant: args.ops as 'auto' | 'fused' | 'standard' | undefined,
         layerScaling: args['layer-scaling'],
         heldOutPoints: args['held-out'],
+        statistic: args.statistic as 'p10' | 'median' | undefined,
         progress: args.progress,
         signal: controller.signal,
       });

@@ -30,8 +30,9 @@ const pieceSchema = z.strictObject(
     c2MsPerTokenCtx: coef,
     c3MsPerCtx: coef,
     c4MsPerSeq: coef.optional(),
+    c5MsPerTokenSq: coef.optional(),
   },
-  { error: 'an object with maxTokens, c0Ms, c1MsPerToken, c2MsPerTokenCtx, c3MsPerCtx and optional c4MsPerSeq' },
+  { error: 'an object with maxTokens, c0Ms, c1MsPerToken, c2MsPerTokenCtx, c3MsPerCtx and optional c4MsPerSeq, c5MsPerTokenSq' },
 );
 
 const pct = z.number({ error: 'a finite number (percent)' });
@@ -43,6 +44,7 @@ const fitSchema = z.looseObject(
     heldOutSamples: count('an integer >= 0'),
     heldOutMedianAbsPctErr: pct.min(0, { error: 'a finite number >= 0 (percent)' }),
     heldOutP90AbsPctErr: pct.min(0, { error: 'a finite number >= 0 (percent)' }),
+    statistic: z.enum(['median', 'p10'], { error: '"median" or "p10"' }).optional(),
   },
   { error: 'an object with samples, r2, heldOutSamples, heldOutMedianAbsPctErr, heldOutP90AbsPctErr' },
 );
@@ -283,7 +285,7 @@ export function findCalibration(calibrationDir: string, hardwareId: string, mode
 /**
  * Piecewise-linear latency (ms): the first piece whose maxTokens is null or
  * >= shape.tokens, evaluated as
- *   c0 + c1*tokens + c2*tokCtx + c3*ctx + c4*(seqs - 1).
+ *   c0 + c1*tokens + c2*tokCtx + c3*ctx + c4*(seqs - 1) + c5*tokSq.
  */
 export function evalPieces(pieces: readonly LinearPiece[], shape: BatchShape): number {
   const n = pieces.length;
@@ -299,7 +301,8 @@ export function evalPieces(pieces: readonly LinearPiece[], shape: BatchShape): n
     p.c1MsPerToken * shape.tokens +
     p.c2MsPerTokenCtx * shape.tokCtx +
     p.c3MsPerCtx * shape.ctx +
-    (p.c4MsPerSeq ?? 0) * (shape.seqs - 1)
+    (p.c4MsPerSeq ?? 0) * (shape.seqs - 1) +
+    (p.c5MsPerTokenSq ?? 0) * shape.tokSq
   );
 }
 
@@ -321,6 +324,7 @@ export function calibratedComponent(
   const c2 = new Float64Array(n);
   const c3 = new Float64Array(n);
   const c4 = new Float64Array(n);
+  const c5 = new Float64Array(n);
   comp.pieces.forEach((p, i) => {
     maxTokens[i] = p.maxTokens === null ? Infinity : p.maxTokens;
     c0[i] = p.c0Ms;
@@ -328,6 +332,7 @@ export function calibratedComponent(
     c2[i] = p.c2MsPerTokenCtx;
     c3[i] = p.c3MsPerCtx;
     c4[i] = p.c4MsPerSeq ?? 0;
+    c5[i] = p.c5MsPerTokenSq ?? 0;
   });
   const last = n - 1;
   return {
@@ -338,7 +343,7 @@ export function calibratedComponent(
       const tokens = shape.tokens;
       let i = 0;
       while (i < last && maxTokens[i] < tokens) i++;
-      return c0[i] + c1[i] * tokens + c2[i] * shape.tokCtx + c3[i] * shape.ctx + c4[i] * (shape.seqs - 1);
+      return c0[i] + c1[i] * tokens + c2[i] * shape.tokCtx + c3[i] * shape.ctx + c4[i] * (shape.seqs - 1) + c5[i] * shape.tokSq;
     },
   };
 }

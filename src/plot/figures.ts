@@ -421,13 +421,14 @@ export function fmtBytes(b: number): string {
 
 export function calibrationFit(cal: Calibration, component: string): VlSpec {
   const comp: CalibrationComponent = cal.components[component];
+  const p10 = comp.fit?.statistic === 'p10'; // the statistic the model was fitted to
   const values = cal.samples
     .filter((s) => s.component === component)
     .map((s) => ({
       tokens: s.tokens,
       ctx: `ctx ${s.ctx}${s.seqs > 1 ? `, ${s.seqs} seqs` : ''}`,
       curve: `${s.ctx}/${s.seqs}/${s.layers}`,
-      measured_ms: s.median_ms,
+      measured_ms: p10 ? s.p10_ms : s.median_ms,
       p10_ms: s.p10_ms,
       p90_ms: s.p90_ms,
       model_ms: predictSample(comp, s),
@@ -438,7 +439,7 @@ export function calibrationFit(cal: Calibration, component: string): VlSpec {
   const layers = [...new Set(values.map((v) => v.layers))];
   const layerNote = component === 'decoderLayer' ? ` (samples of ${layers.join('/')} stacked layers; model = layers x one layer)` : '';
   const fit = comp.fit;
-  const sub = `points: measured median with p10-p90; lines: fitted model${layerNote}` +
+  const sub = `points: measured ${p10 ? 'p10' : 'median'} with p10-p90 of the repeats; lines: fitted model${layerNote}` +
     (fit?.heldOutMedianAbsPctErr !== undefined ? `; held-out error median ${fit.heldOutMedianAbsPctErr}%, p90 ${fit.heldOutP90AbsPctErr ?? '?'}%` : '');
   const x = { field: 'tokens', type: 'quantitative', title: 'New tokens in the batch (tokens, log scale)', scale: { type: 'log', base: 2 } };
   return top(`Calibration of ${component} on ${cal.hardwareId} / ${cal.modelId}`, sub, {

@@ -231,11 +231,12 @@ export interface CalibrationPiece {
   c2MsPerTokenCtx: number;
   c3MsPerCtx: number;
   c4MsPerSeq?: number;
+  c5MsPerTokenSq?: number;
 }
 export interface CalibrationComponent {
   source: string;
   pieces: CalibrationPiece[];
-  fit?: { samples?: number; r2?: number; heldOutSamples?: number; heldOutMedianAbsPctErr?: number; heldOutP90AbsPctErr?: number };
+  fit?: { samples?: number; r2?: number; heldOutSamples?: number; heldOutMedianAbsPctErr?: number; heldOutP90AbsPctErr?: number; statistic?: 'median' | 'p10' };
   samplesFile?: string;
 }
 export interface CalibrationSample {
