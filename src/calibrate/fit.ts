@@ -167,7 +167,7 @@ function fitOnePiece(samples: readonly Sample[], quadratic: boolean): number[] {
   const base = y.map((t) => 1 / Math.max(t, 1e-6) ** 2);
   let c = nnlsWeighted(X, y, base);
   for (let it = 0; it < IRLS_ITERATIONS && samples.length > 6; it++) {
-    const rel = samples.map((s, i) => Math.abs(predictOne(X[i], c) - y[i]) / y[i]);
+    const rel = samples.map((_s, i) => Math.abs(predictOne(X[i], c) - y[i]) / y[i]);
     const scale = quantile(rel, 0.5);
     if (!(scale > 0)) break;
     const w = base.map((b, i) => b * Math.min(1, (HUBER_K * scale) / Math.max(rel[i], 1e-12)));

@@ -21,7 +21,7 @@ import {
 } from '../compute/calibration.js';
 import { fitLatencyModel, kneeText, quantile, type FitResult, type FitStatistic, type Sample } from './fit.js';
 import { buildPartGraph, opsNote, PART_IDS, partWeightBytes, type GraphVariant, type PartId } from './graph.js';
-import { createSession, FULL_REPS, ortVersion, pageInTable, QUICK_REPS, timeReps, timeShape, type MeasureShape, type RepPolicy, type Session, type Timing } from './measure.js';
+import { createSession, FULL_REPS, ortVersion, pageInTable, QUICK_REPS, timeReps, timeShape, type MeasureShape, type RepPolicy, type Session } from './measure.js';
 import { renderReport } from './report.js';
 import { sampleKey, SamplesWriter } from './samples.js';
 

@@ -26,7 +26,6 @@ export interface DeviceContext {
   computeMs(op: Extract<Op, { op: 'compute' }>): number;
 }
 
-const enum Wait { None, Compute, Net, Cloud, Join }
 
 /**
  * All branches of one request. Fork handles index `procs`, so any branch can
@@ -42,7 +41,6 @@ class Family {
 export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   private waitingOn: readonly number[] | null = null;
   finished = false;
-  private wait: Wait = Wait.None;
   private netStartS = 0;
   private netDir: Direction = 'up';
   private netLabel = '';
@@ -68,19 +66,16 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
     const ms = (engine.nowS - this.netStartS) * 1000;
     req.networkMs += ms;
     if (req.spans) req.span(this.netDir === 'up' ? 'uplink' : 'downlink', this.netLabel, this.netStartS, engine.nowS);
-    this.wait = Wait.None;
     this.step(undefined);
   }
 
   computeDone(engine: Engine, startS: number, durationMs: number): void {
     this.req.deviceComputeMs += durationMs;
-    this.wait = Wait.None;
     if (this.req.spans) this.req.span(this.drafting ? 'drafting' : 'device-compute', this.netLabel, startS, engine.nowS);
     this.step(undefined);
   }
 
   cloudDone(): void {
-    this.wait = Wait.None;
     this.step(undefined);
   }
 
@@ -97,7 +92,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
     if (ready.length === 0) return;
     for (const p of ready) family.joiners.splice(family.joiners.indexOf(p), 1);
     for (const p of ready) {
-      p.wait = Wait.None;
       p.waitingOn = null;
       p.step(undefined);
     }
@@ -114,7 +108,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
         case 'compute': {
           this.netLabel = op.label;
           this.drafting = op.work === 'slm' || (op.work === 'drafter' && op.tokens === 1);
-          this.wait = Wait.Compute;
           dev.processor.submit(this, dev.computeMs(op), op.background);
           return;
         }
@@ -127,7 +120,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           this.netStartS = engine.nowS;
           this.netDir = op.op;
           this.netLabel = op.label;
-          this.wait = Wait.Net;
           dev.network.send(dev.index, op.op, bytes, this, 0);
           return;
         }
@@ -145,7 +137,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
             job.tokens = op.tokens; job.done = 0; job.ctx = op.ctx; job.logits = op.logits;
             job.enqueuedS = engine.nowS; job.started = false; job.label = op.label; job.taken = 0;
           }
-          this.wait = Wait.Cloud;
           replica.submit(job);
           return;
         }
@@ -166,7 +157,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           if (op.handles.length === 0) break;
           this.waitingOn = op.handles;
           if (this.joinReady()) { this.waitingOn = null; break; }
-          this.wait = Wait.Join;
           this.family.joiners.push(this);
           return;
         }
