@@ -87,3 +87,32 @@ describe('hatsim calibrate --quick on tiny-test', () => {
     expect(quantile(errsDoubled, 0.5)).toBeGreaterThan(tolPct);
   }, 60_000);
 });
+
+describe('hatsim calibrate: interrupt and resume', () => {
+  it('keeps the finished parts when interrupted, and --resume measures only what is missing', async () => {
+    const dir = mkdtempSync(join(out, 'resume-'));
+    const controller = new AbortController();
+    const parts = ['embedding', 'lmHead'];
+    // Interrupt as soon as the second part's session is ready: the first part is finished.
+    const first = await runCalibration({
+      modelId: 'tiny-test', hardwareId: 'ci-resume', quick: true, outDir: dir, progress: false, parts, signal: controller.signal,
+      log: (line) => { if (line.startsWith('lmHead: session ready')) controller.abort(); },
+    });
+    expect(first.interrupted).toBe(true);
+    expect(first.modelPath).toBeNull();
+    const kept = readSamples(first.samplesPath);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.every((s) => s.component === 'embedding')).toBe(true); // the interrupted part wrote nothing
+    const resumed = await runCalibration({ modelId: 'tiny-test', hardwareId: 'ci-resume', quick: true, outDir: dir, progress: false, parts, resume: true, log: () => {} });
+    expect(resumed.interrupted).toBe(false);
+    const all = readSamples(resumed.samplesPath);
+    // The embedding's points were kept as measured, not measured again; the LM head's were added.
+    const key = (s: { component: string; tokens: number; ctx: number; seqs: number; split: string }): string => `${s.component}|${s.tokens}|${s.ctx}|${s.seqs}|${s.split}`;
+    const before = new Map(kept.map((s) => [key(s), s.medianMs]));
+    for (const s of all.filter((x) => x.component === 'embedding')) expect(s.medianMs).toBe(before.get(key(s)));
+    expect(all.filter((s) => s.component === 'embedding')).toHaveLength(kept.length);
+    expect(all.some((s) => s.component === 'lmHead')).toBe(true);
+    const file = loadCalibration(resumed.modelPath!, { hardwareId: 'ci-resume', modelId: 'tiny-test' });
+    expect(Object.keys(file.components).sort()).toEqual(['embedding', 'lmHead']);
+  }, 120_000);
+});

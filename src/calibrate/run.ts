@@ -441,14 +441,16 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
       const open = await openPart(r, plan.part, 1, tmp);
       if (!open) continue;
       r.log(`${plan.part}: session ready in ${(open.sessionMs / 1000).toFixed(1)} s (${open.opsNote}); load avg ${loadAvg1m().toFixed(2)}`);
-      if (await pageInTable(open.session, r.model)) r.log(`${plan.part}: paged in the whole table (every token id once) before timing`);
+      const keyOf = (x: { s: MeasureShape; split: 'train' | 'test' }): string => sampleKey(sampleOf(plan.part, x.s, 1, x.split, { medianMs: 0, p10Ms: 0, p90Ms: 0, reps: 0 }));
+      const todo = plan.order.filter((x) => !writer.has(keyOf(x)));
+      if (todo.length > 0 && (await pageInTable(open.session, r.model))) r.log(`${plan.part}: paged in the whole table (every token id once) before timing`);
       // Untimed warm-up of the timing loop itself (JavaScript JIT, onnxruntime-node's call path):
       // measured here, the first visits of a fresh process ran microsecond-scale parts 2.5x slower.
-      await timeReps(open.session, r.model, plan.order.reduce((a, x) => (x.s.tokensPerSeq * x.s.seqs < a.tokensPerSeq * a.seqs ? x.s : a), plan.order[0].s), HARNESS_WARMUP);
+      if (todo.length > 0) await timeReps(open.session, r.model, plan.order.reduce((a, x) => (x.s.tokensPerSeq * x.s.seqs < a.tokensPerSeq * a.seqs ? x.s : a), plan.order[0].s), HARNESS_WARMUP);
       // A part whose largest point runs in microseconds to a few ms (the embedding) is noisy
       // between passes rather than within one (drift in memory bandwidth): it gets more, shorter passes.
       let rounds = baseRounds;
-      if (!r.quick) {
+      if (!r.quick && todo.length > 0) {
         const largest = plan.order.reduce((a, x) => (x.s.tokensPerSeq * x.s.seqs > a.tokensPerSeq * a.seqs ? x.s : a), plan.order[0].s);
         const probe = await timeReps(open.session, r.model, largest, { warmup: 1, minReps: 3, maxReps: 3, targetMs: 0 });
         if (quantile(probe, 0.5) < CHEAP_PART_MS) rounds = CHEAP_ROUNDS;
@@ -457,8 +459,6 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
         total += plan.order.length * (rounds - baseRounds);
         bar?.setTotal(total);
       }
-      const keyOf = (x: { s: MeasureShape; split: 'train' | 'test' }): string => sampleKey(sampleOf(plan.part, x.s, 1, x.split, { medianMs: 0, p10Ms: 0, p90Ms: 0, reps: 0 }));
-      const todo = plan.order.filter((x) => !writer.has(keyOf(x)));
       for (let i = 0; i < (plan.order.length - todo.length) * rounds; i++) tick(plan.part, 'kept');
       // Round-robin passes: every pass visits every point once (in the plan's random order)
       // and times about 1/rounds of its repeats; a point's median and p10/p90 pool all of
