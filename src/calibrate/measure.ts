@@ -179,9 +179,13 @@ export async function timeReps(session: Session, model: ModelSpec, shape: Measur
   return times;
 }
 
-export async function timeShape(session: Session, model: ModelSpec, shape: MeasureShape, policy: RepPolicy): Promise<Timing> {
-  const times = await timeReps(session, model, shape, policy);
+/** Median, p10 and p90 of repeat times (ms). */
+export function timingOf(times: readonly number[]): Timing {
   return { medianMs: quantile(times, 0.5), p10Ms: quantile(times, 0.1), p90Ms: quantile(times, 0.9), reps: times.length };
+}
+
+export async function timeShape(session: Session, model: ModelSpec, shape: MeasureShape, policy: RepPolicy): Promise<Timing> {
+  return timingOf(await timeReps(session, model, shape, policy));
 }
 
 /** Total shape figures (format semantics) of a uniform batch. */

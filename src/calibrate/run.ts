@@ -19,9 +19,9 @@ import {
   type CalibrationComponent,
   type CalibrationFile,
 } from '../compute/calibration.js';
-import { fitLatencyModel, kneeText, quantile, type FitResult, type FitStatistic, type Sample } from './fit.js';
+import { fitLatencyModel, kneeText, quantile, statValue, type FitResult, type FitStatistic, type Sample } from './fit.js';
 import { buildPartGraph, opsNote, PART_IDS, partWeightBytes, type GraphVariant, type PartId } from './graph.js';
-import { createSession, FULL_REPS, ortVersion, pageInTable, QUICK_REPS, timeReps, timeShape, type MeasureShape, type RepPolicy, type Session } from './measure.js';
+import { createSession, FULL_REPS, ortVersion, pageInTable, QUICK_REPS, timeReps, timeShape, timingOf, type MeasureShape, type RepPolicy, type Session } from './measure.js';
 import { renderReport } from './report.js';
 import { sampleKey, SamplesWriter } from './samples.js';
 
@@ -402,7 +402,7 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
 
   // Plan every part's points up front (progress total, memory checks). Training and
   // held-out points of a part are measured in one seeded random order, in `rounds`
-  // round-robin passes (see measurePart): slow drift in the machine's speed then
+  // round-robin passes (see the pass loop below): slow drift in the machine's speed then
   // hits training and held-out points alike instead of biasing one against the other.
   interface Plan { part: PartId; order: { s: MeasureShape; split: 'train' | 'test' }[] }
   const plans: Plan[] = r.parts.map((part) => {
@@ -472,7 +472,6 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
         maxReps: Math.ceil(policy.maxReps / rounds),
         targetMs: policy.targetMs / rounds,
       };
-      const statQ = r.statistic === 'p10' ? 0.1 : 0.5;
       for (let pass = 0; pass < rounds && !aborted(); pass++) {
         // Later passes find the session warm: one warm-up run per visit is enough.
         const pol = pass === 0 ? passPolicy : { ...passPolicy, warmup: 1 };
@@ -480,15 +479,15 @@ export async function runCalibration(opts: CalibrateOptions): Promise<Calibratio
           if (aborted()) break;
           const k = keyOf(x);
           const ts = await timeReps(open.session, r.model, x.s, pol);
-          times.set(k, [...(times.get(k) ?? []), ...ts]);
-          passStats.set(k, [...(passStats.get(k) ?? []), quantile(ts, statQ)]);
+          if (!times.has(k)) { times.set(k, []); passStats.set(k, []); }
+          times.get(k)!.push(...ts);
+          passStats.get(k)!.push(statValue(timingOf(ts), r.statistic));
           tick(plan.part, `pass ${pass + 1}/${rounds} ${shapeText(x.s)}`);
         }
       }
       if (!aborted()) {
         for (const x of todo) {
-          const ts = times.get(keyOf(x))!;
-          writer.append(sampleOf(plan.part, x.s, 1, x.split, { medianMs: quantile(ts, 0.5), p10Ms: quantile(ts, 0.1), p90Ms: quantile(ts, 0.9), reps: ts.length }));
+          writer.append(sampleOf(plan.part, x.s, 1, x.split, timingOf(times.get(keyOf(x))!)));
         }
       }
       // Run-to-run noise: the same training point's statistic (p10 or median) in the first and the last pass.

@@ -457,7 +457,6 @@ export class Network implements SimNetwork {
     const wasUnconstrained = this.unconstrained;
     if (!wasUnconstrained) this.advance(now);
     this.removeActive(p);
-    p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
     this.transmitted(engine, p);
     const needRecompute = this.startNext(engine, p);
     // All flows at their caps: this one leaving changes nobody's rate.
@@ -480,7 +479,6 @@ export class Network implements SimNetwork {
     p.direct = false;
     this.directActive--;
     this.removeActive(p);
-    p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
     p.busy = false;
   }
 
@@ -547,6 +545,7 @@ export class Network implements SimNetwork {
     const last = a.pop()!;
     if (last !== p) { a[i] = last; last.activeIndex = i; }
     p.activeIndex = -1;
+    p.remainingBits = 0; p.rateBps = 0; p.scheduled = false;
     if (p.trace) this.tracedActive--;
     else for (let k = 0; k < p.resources.length; k++) this.resCapSumBps[p.resources[k]] -= p.accessBps;
   }

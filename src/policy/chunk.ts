@@ -26,9 +26,14 @@ export interface PipelineStages {
   deviceOutputMs(tokens: number, ctx: number, last: boolean): number;
 }
 
+/** The size of every chunk but the last: chunkTokens, within [1, promptTokens]. */
+function chunkSize(promptTokens: number, chunkTokens: number): number {
+  return Math.max(1, Math.min(chunkTokens, promptTokens));
+}
+
 /** Split `promptTokens` into chunks of `chunkTokens` (last one shorter). */
 export function splitPrompt(promptTokens: number, chunkTokens: number): number[] {
-  const size = Math.max(1, Math.min(chunkTokens, promptTokens));
+  const size = chunkSize(promptTokens, chunkTokens);
   const out: number[] = [];
   for (let done = 0; done < promptTokens; done += size) out.push(Math.min(size, promptTokens - done));
   return out;
@@ -94,7 +99,7 @@ export function chooseChunkTokens(spec: ChunkPolicySpec, promptTokens: number, s
       let best = promptTokens, bestMs = Infinity;
       for (const c of chunkCandidates(promptTokens, spec.minTokens, spec.maxTokens)) {
         // = predictPipelineMs(splitPrompt(promptTokens, c), stages), without building the chunk list.
-        const size = Math.max(1, Math.min(c, promptTokens));
+        const size = chunkSize(promptTokens, c);
         const ms = pipelineMs(null, Math.ceil(promptTokens / size), size, promptTokens, stages);
         if (ms < bestMs - 1e-9) { bestMs = ms; best = c; }
       }

@@ -141,8 +141,8 @@ export function cloudLoad(): CloudLoadOp {
 export function now(): NowOp {
   return NOW;
 }
-const CLOUD_LOAD: CloudLoadOp = Object.freeze({ op: 'cloudLoad' });
-const NOW: NowOp = Object.freeze({ op: 'now' });
+const CLOUD_LOAD: CloudLoadOp = { op: 'cloudLoad' };
+const NOW: NowOp = { op: 'now' };
 
 /** The number an `accept`, `fork` or `now` op resumed with. */
 export function count(v: Resume): number {
