@@ -2,7 +2,7 @@
  * The live cloud server: serves the middle (split systems) or full (cloud,
  * sd) submodel to many devices over WebSocket (docs/wire-protocol.md), with
  * the simulator's batching and routing: per replica a queue and continuous
- * batching with formBatch (policy/batching.ts), a router (policy/router.ts)
+ * batching with composeStep (policy/batching.ts), a router (policy/router.ts)
  * assigning a replica at the first request (or load query) of a (device,
  * request) pair and releasing it on the device's bye-request or disconnect.
  *
@@ -21,8 +21,8 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
-import { addSequence, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
-import { formBatch, type QueuedWork } from '../policy/batching.js';
+import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { composeStep, type StepWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import type { Scenario } from '../scenario/types.js';
@@ -68,7 +68,7 @@ interface Conn {
   closed: boolean;
 }
 
-interface Job extends QueuedWork {
+interface Job extends StepWork {
   request: ReqEntry;
   conn: Conn;
   key: string;
@@ -319,11 +319,10 @@ export class CloudServer {
   }
 
   private startStep(r: LiveReplica): void {
-    formBatch(r.queue, this.opts.scenario.cloud.tokenBudget, this.opts.scenario.cloud.maxBatchSeqs, this.taken);
+    const shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
+    const logits = composeStep(r.queue, this.opts.scenario.cloud.tokenBudget, this.opts.scenario.cloud.maxBatchSeqs, this.taken, shape);
     const step: Job[] = [];
     const passes: PassRequest[] = [];
-    const shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
-    let logits = 0;
     const now = performance.now();
     let work: 'middle' | 'full' = 'middle';
     for (let i = 0; i < r.queue.length; i++) {
@@ -331,10 +330,7 @@ export class CloudServer {
       if (t === 0) continue;
       const job = r.queue[i];
       const ctxNow = job.ctx + job.done;
-      job.taken = t;
       const last = job.done + t === job.tokens;
-      addSequence(shape, t, ctxNow);
-      if (last) logits += job.logits;
       if (!job.started) { job.started = true; job.queueMs = now - job.enqueuedMs; }
       work = job.work;
       passes.push({ work: job.work, tokens: t, ctx: ctxNow, logits: last ? job.logits : 0 });

@@ -9,6 +9,7 @@
  * token budget or the sequence limit is reached. A job larger than the budget
  * left is split across steps (chunked prefill).
  */
+import { addSequence, type BatchShape } from '../compute/types.js';
 
 /** State shared by all jobs of one request: the batcher stamps it to allow one job per step. */
 export interface BatchedRequest {
@@ -44,4 +45,36 @@ export function formBatch(queue: readonly QueuedWork[], tokenBudget: number, max
   }
   for (; i < queue.length; i++) taken[i] = 0;
   return seqs;
+}
+
+/** A queued job as a step sees it. */
+export interface StepWork extends QueuedWork {
+  /** Context the job started from (its KV cache holds ctx + done tokens when it runs). */
+  readonly ctx: number;
+  /** Positions whose logits are computed in the step that completes the job. */
+  readonly logits: number;
+  /** Tokens taken in the step being formed (set by composeStep). */
+  taken: number;
+}
+
+/**
+ * Form the next step (formBatch) and describe it: stamps each job's `taken`,
+ * resets `shape` and adds each taken job as one sequence of `taken` new tokens
+ * after ctx + done past tokens, and returns the logits positions of the step
+ * (a job's logits come with the step that completes it). `taken[i]` as in formBatch.
+ * Shared by the simulated and the live cloud, so both price a step alike.
+ */
+export function composeStep(queue: readonly StepWork[], tokenBudget: number, maxBatchSeqs: number, taken: number[], shape: BatchShape): number {
+  formBatch(queue, tokenBudget, maxBatchSeqs, taken);
+  shape.seqs = 0; shape.tokens = 0; shape.tokCtx = 0; shape.ctx = 0; shape.tokSq = 0;
+  let logits = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const t = taken[i];
+    if (t === 0) continue;
+    const job = queue[i];
+    job.taken = t;
+    addSequence(shape, t, job.ctx + job.done);
+    if (job.done + t === job.tokens) logits += job.logits;
+  }
+  return logits;
 }

@@ -10,8 +10,8 @@
  * interaction; the request stays there until it finishes.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import { addSequence, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
-import { formBatch, type QueuedWork } from '../policy/batching.js';
+import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { composeStep, type StepWork } from '../policy/batching.js';
 import type { Router } from '../policy/router.js';
 import type { CloudLoad } from '../protocol/ops.js';
 import type { RequestState } from './request.js';
@@ -20,7 +20,7 @@ export interface CloudWaiter {
   cloudDone(engine: Engine): void;
 }
 
-export interface CloudJob extends QueuedWork {
+export interface CloudJob extends StepWork {
   readonly request: RequestState;
   req: RequestState;
   waiter: CloudWaiter;
@@ -68,18 +68,11 @@ export class Replica implements Handler {
 
   private startStep(): void {
     const s = this.shape;
-    s.seqs = 0; s.tokens = 0; s.tokCtx = 0; s.ctx = 0; s.tokSq = 0;
-    let logits = 0;
     const now = this.engine.nowS;
-    formBatch(this.queue, this.tokenBudget, this.maxBatchSeqs, this.taken);
+    const logits = composeStep(this.queue, this.tokenBudget, this.maxBatchSeqs, this.taken, s);
     for (let i = 0; i < this.queue.length; i++) {
-      const t = this.taken[i];
-      if (t === 0) continue;
+      if (this.taken[i] === 0) continue;
       const job = this.queue[i];
-      const ctxNow = job.ctx + job.done;
-      job.taken = t;
-      addSequence(s, t, ctxNow);
-      if (job.done + t === job.tokens) logits += job.logits;
       if (!job.started) {
         job.started = true;
         job.req.cloudQueueMs += (now - job.enqueuedS) * 1000;
