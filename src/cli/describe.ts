@@ -12,7 +12,8 @@ import { chooseChunkTokens, predictPipelineMs, splitPrompt } from '../policy/chu
 import { pipelineStages } from '../protocol/systems/split-prefill.js';
 import type { Predictor, ProtocolEnv } from '../protocol/context.js';
 import { loadScenario } from '../scenario/load.js';
-import { buildTestbed } from '../sim/run.js';
+import { buildTestbed, deviceLink } from '../sim/run.js';
+import { describeTopology } from './describe-topology.js';
 import { deviceLatency } from '../sim/latency.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
 import { table } from './table.js';
@@ -27,7 +28,10 @@ export function describeScenario(args: ScenarioArgs): string {
   const P = prompts[Math.floor(prompts.length / 2)] ?? 1;
   out.push(`${s.name}: ${s.description}`.trim());
   out.push(`model ${model.id}: ${model.numLayers} layers, hidden ${model.hiddenSize}, ${model.numHeads} heads (${model.numKvHeads} KV); split ${plan.inputLayers}/${plan.middleLayers}/${plan.outputLayers}, adapter ${plan.adapter.kind}`);
-  out.push(`${tb.devices.length} devices in ${s.devices.length} groups; cloud ${s.cloud.gpus} x ${s.cloud.hardware}, token budget ${s.cloud.tokenBudget}, router ${s.cloud.router}; systems ${s.systems.join(', ')}`);
+  const groups = [...new Map(tb.devices.map((d) => [d.node.group, d])).values()];
+  const servers = tb.topology.nodes.filter((n) => n.processor.kind === 'batching');
+  const srvText = servers.map((n) => n.processor.kind === 'batching' ? `${n.name} ${n.processor.gpus} x ${n.hardware}, token budget ${n.processor.tokenBudget}, router ${n.processor.router}` : '').join('; ');
+  out.push(`${tb.devices.length} devices in ${groups.length} groups; ${srvText || 'no batching server'}; systems ${s.systems.join(', ')}`);
   out.push(`${tb.workload.flat().length} requests per system; median prompt ${P} tokens`);
   out.push('', 'Sizes per component (fp16 weights):');
   out.push(table(['component', 'params M', 'weights MB', 'GFLOP/token', 'KV bytes/token'],
@@ -48,7 +52,7 @@ export function describeScenario(args: ScenarioArgs): string {
   const rows: unknown[][] = [];
   const seen = new Set<string>();
   for (const d of tb.devices) {
-    const hw = d.group.hardware;
+    const hw = d.hardware;
     if (seen.has(hw)) continue;
     seen.add(hw);
     const l = tb.deviceLatency.get(hw)!;
@@ -58,12 +62,13 @@ export function describeScenario(args: ScenarioArgs): string {
   }
   out.push(table(['where', 'input prefill', 'adapter prefill', 'output prefill', 'input 1 tok', 'SLM draft step', 'drafter step'], rows, 2));
   const mid = tb.cloudLatency.submodel('middle'), full = tb.cloudLatency.submodel('full');
-  out.push(table(['cloud ' + s.cloud.hardware, 'middle prefill', 'middle 1 tok', 'middle 5 tok', 'full prefill', 'full 1 tok'],
+  out.push(table(['cloud ' + (servers[0]?.hardware ?? tb.provenance[tb.provenance.length - 1].hardwareId), 'middle prefill', 'middle 1 tok', 'middle 5 tok', 'full prefill', 'full 1 tok'],
     [['batch of one', mid.batchMs(singleShape(P, 0), 0), mid.batchMs(singleShape(1, P), 0), mid.batchMs(singleShape(5, P), 0), full.batchMs(singleShape(P, 0), 1), full.batchMs(singleShape(1, P), 1)]], 2));
 
   out.push('', `Prefill of a ${P}-token prompt per device group (idle cloud and links; HAT chunk policy ${JSON.stringify(s.policies.hat.chunk)}):`);
   const crow: unknown[][] = [];
-  for (const g of s.devices) {
+  for (const d of groups.filter((x) => x.node.server !== null && servers.some((n) => n.name === x.node.server))) {
+    const g = { name: d.node.group, hardware: d.hardware, link: deviceLink(tb, d).link };
     const l = tb.deviceLatency.get(g.hardware)!;
     const dl = deviceLatency(l.target, l.drafter);
     const bps = (mbps: number) => mbps * 1e6;
@@ -73,13 +78,14 @@ export function describeScenario(args: ScenarioArgs): string {
       txMs: (dir, bytes) => ((bytes + s.network.headerBytes) * 8) / bps(dir === 'up' ? g.link.uplinkMbps : g.link.downlinkMbps) * 1000,
       latencyMs: () => g.link.latencyMs,
     };
-    const env: ProtocolEnv = { hiddenBytesPerToken: hb, tokenBytes: s.network.tokenBytes, predictor, policies: s.policies };
+    const env: ProtocolEnv = { hiddenBytesPerToken: hb, tokenBytes: s.network.tokenBytes, predictor, policies: s.policies, topology: { nodes: tb.topology.nodes, device: d.node.index, server: -1, index: () => -1 } };
     const st = pipelineStages(env, null, true);
     const chunk = chooseChunkTokens(s.policies.hat.chunk, P, st);
     crow.push([g.name, g.hardware, `${g.link.uplinkMbps}/${g.link.downlinkMbps} Mbit/s, ${g.link.latencyMs} ms`, chunk,
       splitPrompt(P, chunk).length, predictPipelineMs(splitPrompt(P, chunk), st), predictPipelineMs([P], st)]);
   }
   out.push(table(['group', 'hardware', 'link up/down, one-way', 'chunk tokens', 'chunks', 'hat prefill ms', 'unchunked ms'], crow, 1));
+  out.push('', ...describeTopology(tb));
   if (tb.warnings.length > 0) out.push('', ...tb.warnings.map((w) => `warning: ${w}`));
   return out.join('\n') + '\n';
 }

@@ -8,7 +8,7 @@ import { COMPONENT_IDS, type ComponentId, type ModelSpec, type SplitPlan, type S
 import { calibratedComponent, calibrationPath, findCalibration, loadCalibration, type CalibrationFile } from './calibration.js';
 import { HARDWARE, hasHardware } from './hardware.js';
 import { rooflineComponent } from './roofline.js';
-import { composeSubmodel, submodelComponents } from './submodel.js';
+import { composeParts, composeSubmodel, compositionComponents, submodelComponents, type Composition } from './submodel.js';
 import type { ComponentLatencyModel, LatencyProvenance, SubmodelLatencyModel } from './types.js';
 
 export interface ResolveOptions {
@@ -26,6 +26,8 @@ export interface ResolveOptions {
 
 export interface ResolvedLatency {
   submodel(id: SubmodelId): SubmodelLatencyModel;
+  /** Any composition of the model's components (a stage of a staged system); cached by `key`. */
+  part(key: string, c: Composition): SubmodelLatencyModel;
   provenance: LatencyProvenance;
 }
 
@@ -80,8 +82,17 @@ export function resolveLatency(opts: ResolveOptions): ResolvedLatency {
 
   const provenance: LatencyProvenance = { hardwareId, modelId: model.id, components, warnings };
   const cache = new Map<SubmodelId, SubmodelLatencyModel>();
+  const parts = new Map<string, SubmodelLatencyModel>();
   return {
     provenance,
+    part(key: string, c: Composition): SubmodelLatencyModel {
+      const cached = parts.get(key);
+      if (cached !== undefined) return cached;
+      for (const id of compositionComponents(c)) if (missing.has(id)) throw unresolvable(id);
+      const built = composeParts('middle', c, models);
+      parts.set(key, built);
+      return built;
+    },
     submodel(id: SubmodelId): SubmodelLatencyModel {
       const cached = cache.get(id);
       if (cached !== undefined) return cached;

@@ -19,7 +19,7 @@ export function worstSource(sources: readonly LatencySource[]): LatencySource {
   return worst;
 }
 
-interface Composition {
+export interface Composition {
   embedding: boolean;
   layers: number;
   adapter: boolean;
@@ -48,13 +48,7 @@ export function submodelComposition(submodel: SubmodelId, plan: SplitPlan, model
 
 /** Components a submodel uses (the LM head counted as used when the submodel has one). */
 export function submodelComponents(submodel: SubmodelId, plan: SplitPlan, model: ModelSpec): ComponentId[] {
-  const c = submodelComposition(submodel, plan, model);
-  const out: ComponentId[] = [];
-  if (c.embedding) out.push('embedding');
-  if (c.layers > 0) out.push('decoderLayer');
-  if (c.adapter) out.push('adapter');
-  if (c.lmHead) out.push('lmHead');
-  return out;
+  return compositionComponents(submodelComposition(submodel, plan, model));
 }
 
 export function composeSubmodel(
@@ -63,8 +57,30 @@ export function composeSubmodel(
   model: ModelSpec,
   components: Record<ComponentId, ComponentLatencyModel>,
 ): SubmodelLatencyModel {
-  const c = submodelComposition(submodel, plan, model);
-  const used = submodelComponents(submodel, plan, model);
+  return composeParts(submodel, submodelComposition(submodel, plan, model), components);
+}
+
+/** Components a composition uses. */
+export function compositionComponents(c: Composition): ComponentId[] {
+  const out: ComponentId[] = [];
+  if (c.embedding) out.push('embedding');
+  if (c.layers > 0) out.push('decoderLayer');
+  if (c.adapter) out.push('adapter');
+  if (c.lmHead) out.push('lmHead');
+  return out;
+}
+
+/**
+ * Latency of any composition of components (a pipeline stage of a staged system, an exit
+ * head): embedding? + layers x decoderLayer + adapter? + lmHead (when logits are asked).
+ * `submodel` labels it.
+ */
+export function composeParts(
+  submodel: SubmodelId,
+  c: Composition,
+  components: Record<ComponentId, ComponentLatencyModel>,
+): SubmodelLatencyModel {
+  const used = compositionComponents(c);
   const source = worstSource(used.map((id) => components[id].source));
   const embedding = c.embedding ? components.embedding : null;
   const layer = c.layers > 0 ? components.decoderLayer : null;

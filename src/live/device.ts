@@ -17,7 +17,7 @@ import type { RequestRecord } from '../results/types.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from '../sim/latency.js';
 import { RequestState } from '../sim/request.js';
-import { buildTestbed, type Testbed } from '../sim/run.js';
+import { buildTestbed, deviceLink, type Testbed } from '../sim/run.js';
 import type { SimNetwork } from '../network/types.js';
 import { sleepUntil, withTimeout } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
@@ -77,7 +77,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
   const tb: Testbed = buildTestbed(s);
   const d = tb.devices[opts.deviceIndex];
   if (!d) throw new Error(`--device ${opts.deviceIndex}: the scenario has ${tb.devices.length} devices (0..${tb.devices.length - 1})`);
-  const link = d.group.link;
+  const { link, batching } = deviceLink(tb, d);
   if (link.trace) log(`device ${d.index}: bandwidth traces are not replayed live; shaping with the fixed rates ${link.uplinkMbps}/${link.downlinkMbps} Mbit/s`);
   mkdirSync(opts.outDir, { recursive: true });
   const recordsPath = join(opts.outDir, `device-${d.index}.jsonl`);
@@ -85,7 +85,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
   const emit = (line: DeviceLine): void => appendFileSync(recordsPath, JSON.stringify(line) + '\n');
   const steps = new StepLog(join(opts.outDir, `steps-device-${d.index}.csv`));
 
-  const lat = tb.deviceLatency.get(d.group.hardware)!;
+  const lat = tb.deviceLatency.get(d.hardware)!;
   const devLat: DeviceLatency = deviceLatency(lat.target, lat.drafter);
   let emuLat: DeviceLatency | null = null;
   if (opts.emulate) {
@@ -163,7 +163,8 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
       hiddenBytesPerToken: hb,
       tokenBytes: s.network.tokenBytes,
       policies: s.policies,
-      predictor: simPredictor(devLat, cloudModel, def.cloudWork, s.cloud.tokenBudget, fixedLinkNetwork(link.uplinkMbps, link.downlinkMbps, link.latencyMs), 0, s.network.headerBytes, link.latencyMs),
+      topology: { nodes: tb.topology.nodes, device: d.node.index, server: deviceLink(tb, d).server.index, index: (n) => tb.topology.nodes.findIndex((x) => x.name === n) },
+      predictor: simPredictor(devLat, cloudModel, def.cloudWork, batching.tokenBudget, fixedLinkNetwork(link.uplinkMbps, link.downlinkMbps, link.latencyMs), 0, s.network.headerBytes, link.latencyMs),
     };
     const protocol = def.createDevice(env);
     const ctx: LiveDeviceContext = {

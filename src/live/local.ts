@@ -162,7 +162,7 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
     for (const r of rs) { first = Math.min(first, r.arrival_s); last = Math.max(last, r.arrival_s + r.e2e_ms / 1000); }
     return summarize(records, {
       system, unfinished: unfinished.get(system) ?? 0, spanS: rs.length > 0 ? last - first : 0,
-      gpuBusyMs: cloudInfo.busyMsBySystem?.[system] ?? 0, gpus: scenario.cloud.gpus, latencySource: source,
+      gpuBusyMs: cloudInfo.busyMsBySystem?.[system] ?? 0, gpus: scenario.topology.nodes.reduce((a, n) => a + (n.processor.kind === 'batching' ? n.processor.gpus : 0), 0), latencySource: source,
     });
   });
   // steps.csv = cloud steps + every device's steps.

@@ -26,7 +26,7 @@ import { composeStep, type StepWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import type { Scenario } from '../scenario/types.js';
-import { buildTestbed, type Testbed } from '../sim/run.js';
+import { buildTestbed, deviceLink, type Testbed } from '../sim/run.js';
 import { sleepUntil } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
 import type { PassRequest } from './compute.js';
@@ -128,12 +128,16 @@ export class CloudServer {
   /** Rejected frames / connections (for tests and run.json). */
   readonly rejections: string[] = [];
   readonly busyMsBySystem = new Map<string, number>();
+  /** The server node's batching settings (the legacy form's cloud section). */
+  private readonly batching: { gpus: number; tokenBudget: number; maxBatchSeqs: number; router: 'least-loaded' | 'round-robin' };
 
   constructor(private readonly opts: CloudServerOptions) {
     this.tb = buildTestbed(opts.scenario);
     const s = opts.scenario;
-    this.replicas = Array.from({ length: s.cloud.gpus }, (_, i) => new LiveReplica(i));
-    this.router = makeRouter(s.cloud.router);
+    const batching = deviceLink(this.tb, this.tb.devices[0]).batching;
+    this.batching = batching;
+    this.replicas = Array.from({ length: batching.gpus }, (_, i) => new LiveReplica(i));
+    this.router = makeRouter(batching.router);
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
     this.maxFrame = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.expectedDevices = opts.devices ?? this.tb.devices.length;
@@ -247,7 +251,7 @@ export class CloudServer {
     conn.deviceId = f.deviceId;
     conn.systemIndex = idx;
     const d = this.tb.devices[f.deviceId];
-    const link = d.group.link;
+    const link = deviceLink(this.tb, d).link;
     const streams = new RngStreams(this.opts.scenario.seed);
     const model = new LinkModel({ mbps: link.downlinkMbps, latencyMs: link.latencyMs, jitterMs: link.jitterMs }, link.jitterMs > 0 ? streams.get(`net/${d.index}/jitter/down`) : null);
     // The device measured the real one-way transit; the downlink writes that much early (docs/LIVE.md).
@@ -320,7 +324,7 @@ export class CloudServer {
 
   private startStep(r: LiveReplica): void {
     const shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
-    const logits = composeStep(r.queue, this.opts.scenario.cloud.tokenBudget, this.opts.scenario.cloud.maxBatchSeqs, this.taken, shape);
+    const logits = composeStep(r.queue, this.batching.tokenBudget, this.batching.maxBatchSeqs, this.taken, shape);
     const step: Job[] = [];
     const passes: PassRequest[] = [];
     const now = performance.now();

@@ -117,7 +117,7 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
   const simOverrides = [...(opts.simOverrides ?? [])];
   if (opts.calibrate) {
     const root = join(opts.outDir, 'calibration');
-    const hw = [...new Set([...scenario.devices.map((d) => d.hardware), scenario.cloud.hardware])];
+    const hw = [...new Set(scenario.topology.nodes.flatMap((n) => (n.hardware === null ? [] : [n.hardware])))];
     const models = [...new Set([scenario.model, ...(scenario.systems.includes('sd') ? [scenario.policies.sd.drafterModel] : [])])];
     for (const m of models) {
       log(`validate: calibrating ${m} on this machine as ${hw[0]} (quick grid)...`);

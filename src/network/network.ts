@@ -65,6 +65,11 @@ export interface NetLinkSpec {
   latencyMs: number;
   jitterMs: number;
   trace?: TraceSpec;
+  /** Downlink latency and jitter when they differ from the uplink's (topology paths whose two routes differ). */
+  downLatencyMs?: number;
+  downJitterMs?: number;
+  /** Use the trace's down file for the uplink and its up file for the downlink (a traced link crossed b -> a). */
+  traceReversed?: boolean;
 }
 
 /** Structurally identical to scenario's SharedLinkSpec. */
@@ -76,9 +81,20 @@ export interface NetSharedLinkSpec {
 
 export interface NetworkDevice {
   link: NetLinkSpec;
-  /** Names of the shared links this device's traffic crosses. */
+  /** Names of the shared links this device's traffic crosses (the uplink crosses their uplink direction, the downlink their downlink). */
   via: string[];
+  /**
+   * Topology paths (topology/paths.ts): the shared link directions each direction of this
+   * path crosses, when they are not simply `via` in the same direction (a link a-b crossed
+   * b -> a by the uplink). Replaces `via` when given.
+   */
+  viaDirected?: { up: SharedHop[]; down: SharedHop[] };
+  /** Name used in this pipe's random stream names (`net/<name>/jitter/up`); default: its index. */
+  streamName?: string;
 }
+
+/** One shared link crossed in one of its directions ('up' = its uplinkMbps side). */
+export interface SharedHop { name: string; dir: Direction }
 
 export type NetworkOptions = TraceLoadOptions;
 
@@ -272,14 +288,29 @@ export class Network implements SimNetwork {
       const field = `device ${d} link`;
       if (!(link.latencyMs >= 0) || !Number.isFinite(link.latencyMs)) throw new InputError(`${field}: latencyMs must be a finite number >= 0, got ${link.latencyMs}`, 'latencyMs');
       if (!(link.jitterMs >= 0) || !Number.isFinite(link.jitterMs)) throw new InputError(`${field}: jitterMs must be a finite number >= 0, got ${link.jitterMs}`, 'jitterMs');
-      const via: number[] = [];
-      for (const name of dev.via) {
+      const sharedIndex = (name: string): number => {
         const i = byName.get(name);
         if (i === undefined) {
           throw new InputError(`${field}: via '${name}' is not a shared link; define it under network.shared (known: ${this.sharedNames.join(', ') || 'none'})`, 'via');
         }
-        if (!via.includes(i)) via.push(i);
+        return i;
+      };
+      // Shared resources per direction: resource = shared link * 2 + (0 its uplink, 1 its downlink).
+      const res: { up: number[]; down: number[] } = { up: [], down: [] };
+      if (dev.viaDirected) {
+        for (const dir of ['up', 'down'] as const) {
+          for (const h of dev.viaDirected[dir]) {
+            const r = 2 * sharedIndex(h.name) + (h.dir === 'up' ? 0 : 1);
+            if (!res[dir].includes(r)) res[dir].push(r);
+          }
+        }
+      } else {
+        for (const name of dev.via) {
+          const i = sharedIndex(name);
+          if (!res.up.includes(2 * i)) { res.up.push(2 * i); res.down.push(2 * i + 1); }
+        }
       }
+      const streamName = dev.streamName ?? String(d);
       let upT: { exact: CapacityTrace; binned: CapacityTrace } | undefined;
       let downT: typeof upT;
       let offUp = 0, offDown = 0;
@@ -289,7 +320,8 @@ export class Network implements SimNetwork {
         const offS = link.trace.offsetS;
         if (!Number.isFinite(offS)) throw new InputError(`${field}: trace.offsetS must be a finite number of seconds, got ${offS}`, 'offsetS');
         // One uniform per device for both directions: the same instant of the recording.
-        const u = link.trace.randomOffset ? rng(`net/${d}/trace-offset`).uniform() : 0;
+        const u = link.trace.randomOffset ? rng(`net/${streamName}/trace-offset`).uniform() : 0;
+        if (link.traceReversed) { const t0 = upT; upT = downT; downT = t0; }
         const rnd = u * Math.min(upT.binned.periodS, downT.binned.periodS);
         offUp = mod(offS + rnd, upT.binned.periodS);
         offDown = mod(offS + rnd, downT.binned.periodS);
@@ -297,19 +329,23 @@ export class Network implements SimNetwork {
         positiveMbps(link.uplinkMbps, `${field} uplinkMbps`);
         positiveMbps(link.downlinkMbps, `${field} downlinkMbps`);
       }
-      const kind = via.length > 0 ? KIND_SHARED : link.trace ? KIND_TRACED : KIND_FIXED;
-      const jitterS = link.jitterMs / 1000;
       for (const dir of ['up', 'down'] as const) {
-        const di = dir === 'up' ? 0 : 1;
         const tr = dir === 'up' ? upT : downT;
+        const rs = res[dir];
+        const kind = rs.length > 0 ? KIND_SHARED : link.trace ? KIND_TRACED : KIND_FIXED;
+        const latencyMs = dir === 'down' && link.downLatencyMs !== undefined ? link.downLatencyMs : link.latencyMs;
+        const jitterMs = dir === 'down' && link.downJitterMs !== undefined ? link.downJitterMs : link.jitterMs;
+        if (!(latencyMs >= 0) || !Number.isFinite(latencyMs)) throw new InputError(`${field}: ${dir}link latencyMs must be a finite number >= 0, got ${latencyMs}`, 'latencyMs');
+        if (!(jitterMs >= 0) || !Number.isFinite(jitterMs)) throw new InputError(`${field}: ${dir}link jitterMs must be a finite number >= 0, got ${jitterMs}`, 'jitterMs');
+        const jitterS = jitterMs / 1000;
         this.pipes.push(new Pipe(
           this, d, dir, kind,
           (dir === 'up' ? link.uplinkMbps : link.downlinkMbps) * 1e6,
           tr?.binned, tr?.exact,
           dir === 'up' ? offUp : offDown,
-          link.latencyMs / 1000, jitterS,
-          jitterS > 0 ? rng(`net/${d}/jitter/${dir}`) : undefined,
-          Int32Array.from(via, (i) => 2 * i + di),
+          latencyMs / 1000, jitterS,
+          jitterS > 0 ? rng(`net/${streamName}/jitter/${dir}`) : undefined,
+          Int32Array.from(rs),
         ));
       }
     });

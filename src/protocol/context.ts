@@ -3,6 +3,7 @@
  * runner each provide a `ProtocolEnv`; protocols never see either driver.
  */
 import type { PolicySpec, SystemId } from '../scenario/types.js';
+import type { TopoNode } from '../topology/types.js';
 import type { CloudLoad, CloudWork, DeviceWork, Proto } from './ops.js';
 
 export interface RequestInfo {
@@ -26,6 +27,27 @@ export interface Predictor {
   latencyMs(dir: 'up' | 'down'): number;
 }
 
+/** What a protocol sees of the topology: node indices are what place-naming ops take. */
+export interface TopologyView {
+  readonly nodes: readonly TopoNode[];
+  /** This device's node. */
+  readonly device: number;
+  /** The node that serves this device's requests (its `server`), or -1. */
+  readonly server: number;
+  /** Node index by name (throws for an unknown name: a system bug, the scenario was checked). */
+  index(name: string): number;
+}
+
+/** What a system needs to know of the testbed before it runs (node pairs, checks). */
+export interface SystemTopology {
+  readonly nodes: readonly TopoNode[];
+  /** Device node indices, in workload order (device d issues workload[d]). */
+  readonly devices: readonly number[];
+  readonly policies: PolicySpec;
+  /** Layers of the served model (staged systems split them). */
+  readonly modelLayers: number;
+}
+
 export interface ProtocolEnv {
   /** Bytes of one token's hidden state on the wire (hidden size x activation bytes). */
   hiddenBytesPerToken: number;
@@ -33,6 +55,7 @@ export interface ProtocolEnv {
   tokenBytes: number;
   predictor: Predictor;
   policies: PolicySpec;
+  topology: TopologyView;
 }
 
 /** One device's instance of a system: call it once per request. Holds per-device policy state. */
@@ -47,4 +70,11 @@ export interface SystemDef {
   /** Whether the system sends raw tokens to the cloud (privacy exposure). */
   sendsRawTokens: boolean;
   createDevice(env: ProtocolEnv): DeviceProtocol;
+  /**
+   * Ordered node pairs the system sends messages between (each becomes a network path).
+   * Default: each device and its server (the HAT family's up/down).
+   */
+  pairs?(t: SystemTopology): Array<[number, number]>;
+  /** Checks that the topology suits the system; throws an InputError naming the field. */
+  check?(t: SystemTopology): void;
 }

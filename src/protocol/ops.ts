@@ -79,7 +79,60 @@ export interface NowOp { readonly op: 'now' }
 /** Record a per-request fact for the results (e.g. the chosen chunk size). */
 export interface NoteOp { readonly op: 'note'; readonly key: 'chunkTokens'; readonly value: number }
 
-export type Op = ComputeOp | UpOp | DownOp | CloudOp | AcceptOp | EmitOp | ForkOp | JoinOp | CloudLoadOp | NowOp | NoteOp;
+// ---- Ops that name places (topology/types.ts) ----------------------------------------
+// Nodes are indices into the topology's node list (ProtocolEnv.topology). The HAT family's
+// ops above are the special case "my device" (compute), "my device's link to its server"
+// (up/down) and "my server" (cloud).
+
+/**
+ * A part of the model: which components a pass runs (composition rules as in
+ * compute/submodel.ts). `key` names it (for the batching of a server node, which hosts
+ * one part, and for describe).
+ */
+export interface PartSpec {
+  readonly key: string;
+  readonly embedding: boolean;
+  readonly layers: number;
+  readonly adapter: boolean;
+  readonly lmHead: boolean;
+}
+
+/**
+ * Work on a node: one pass of `part` over `tokens` new tokens after `ctx` past tokens.
+ * The node's processor model decides how it runs: FIFO on a `single` or `workers` node,
+ * continuous batching (with other requests' work) on a `batching` node.
+ */
+export interface ExecOp {
+  readonly op: 'exec';
+  readonly node: number;
+  readonly part: PartSpec;
+  readonly tokens: number;
+  readonly ctx: number;
+  readonly logits: number;
+  readonly label: string;
+}
+
+/** Send a message from node `from` to node `to` along its route (payload bytes; the driver adds the header). */
+export interface SendOp {
+  readonly op: 'send';
+  readonly from: number;
+  readonly to: number;
+  readonly hiddenBytes: number;
+  readonly rawTokenBytes: number;
+  readonly label: string;
+}
+
+/** A uniform draw in [0, 1) from the device's decision stream (a policy picking a node, an exit): read it with `count`. */
+export interface DrawOp { readonly op: 'draw' }
+
+/** Load of a node now: jobs waiting + in service (join-shortest-queue and similar policies): read it with `count`. */
+export interface NodeLoadOp { readonly op: 'nodeLoad'; readonly node: number }
+
+/** Record a per-request fact for the results: the stage a task exited at (staged systems). */
+export interface MarkOp { readonly op: 'mark'; readonly key: 'exitStage' | 'correct'; readonly value: number }
+
+export type Op = ComputeOp | UpOp | DownOp | CloudOp | AcceptOp | EmitOp | ForkOp | JoinOp | CloudLoadOp | NowOp | NoteOp
+  | ExecOp | SendOp | DrawOp | NodeLoadOp | MarkOp;
 
 export interface CloudLoad {
   replica: number;
@@ -141,10 +194,22 @@ export function cloudLoad(): CloudLoadOp {
 export function now(): NowOp {
   return NOW;
 }
+export function exec(node: number, part: PartSpec, tokens: number, ctx: number, logits: number, label: string): ExecOp {
+  return { op: 'exec', node, part, tokens, ctx, logits, label };
+}
+export function send(from: number, to: number, hiddenBytes: number, rawTokenBytes: number, label: string): SendOp {
+  return { op: 'send', from, to, hiddenBytes, rawTokenBytes, label };
+}
+/** Resumes with a uniform in [0, 1): read it with `count`. */
+export function draw(): DrawOp { return DRAW; }
+/** Resumes with the node's jobs waiting + in service: read it with `count`. */
+export function nodeLoad(node: number): NodeLoadOp { return { op: 'nodeLoad', node }; }
+export function mark(key: MarkOp['key'], value: number): MarkOp { return { op: 'mark', key, value }; }
+const DRAW: DrawOp = { op: 'draw' };
 const CLOUD_LOAD: CloudLoadOp = { op: 'cloudLoad' };
 const NOW: NowOp = { op: 'now' };
 
-/** The number an `accept`, `fork` or `now` op resumed with. */
+/** The number an `accept`, `fork`, `now`, `draw` or `nodeLoad` op resumed with. */
 export function count(v: Resume): number {
   if (typeof v !== 'number') throw new TypeError(`protocol: expected the op to resume with a number, got ${typeof v} (driver bug)`);
   return v;

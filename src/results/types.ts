@@ -102,3 +102,55 @@ export interface GpuUtilRecord {
   busy_fraction: number;
 }
 export const GPU_UTIL_COLUMNS: readonly (keyof GpuUtilRecord)[] = ['system', 'gpu', 'time_s', 'busy_fraction'];
+
+/** nodes.csv: one row per system and topology node (docs/OUTPUTS.md). */
+export interface NodeRecord {
+  system: string;
+  node: string;
+  kind: string;
+  hardware: string;
+  host: string;
+  /** Parallel servers: 1 (single), k (workers), GPUs (batching). */
+  servers: number;
+  /** Jobs run on the node (compute passes, exec passes, batched jobs). */
+  jobs: number;
+  busy_ms: number;
+  /** busy_ms / (servers x simulated span). */
+  utilization: number;
+  /** Mean time a job waited before it started (ms). */
+  mean_wait_ms: number;
+}
+export const NODE_COLUMNS: readonly (keyof NodeRecord)[] = ['system', 'node', 'kind', 'hardware', 'host', 'servers', 'jobs', 'busy_ms', 'utilization', 'mean_wait_ms'];
+
+/** links.csv: one row per system, link and direction that carried bytes. */
+export interface LinkRecord {
+  system: string;
+  link: string;
+  from: string;
+  to: string;
+  /** Bytes delivered across this link direction (every message whose route crosses it). */
+  bytes: number;
+  capacity_mbps: number;
+  /** bytes x 8 / (capacity x simulated span). */
+  utilization: number;
+  /** Max-min fair shared bottleneck (true) or a per-flow cap of one node pair (false). */
+  shared: boolean;
+}
+export const LINK_COLUMNS: readonly (keyof LinkRecord)[] = ['system', 'link', 'from', 'to', 'bytes', 'capacity_mbps', 'utilization', 'shared'];
+
+/** hops.csv: one row per `exec` visit of a request to a node (systems that route tasks). */
+export interface HopRecord {
+  system: string;
+  device: string;
+  request: number;
+  /** 0-based order of the visit within the request. */
+  seq: number;
+  node: string;
+  /** Times relative to the request's arrival (ms). */
+  submit_ms: number;
+  start_ms: number;
+  end_ms: number;
+  queue_ms: number;
+  compute_ms: number;
+}
+export const HOP_COLUMNS: readonly (keyof HopRecord)[] = ['system', 'device', 'request', 'seq', 'node', 'submit_ms', 'start_ms', 'end_ms', 'queue_ms', 'compute_ms'];

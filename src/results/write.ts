@@ -1,14 +1,14 @@
 /**
  * Writes a run's results directory: requests.csv, summary.csv, timeline.csv,
- * gpu_util.csv, run.json. Each file is written atomically (temp + rename);
+ * gpu_util.csv, nodes.csv, links.csv, hops.csv (when tasks visit nodes), run.json. Each file is written atomically (temp + rename);
  * run.json is written last, so its presence marks a complete directory.
  */
 import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from './csv.js';
-import { GPU_UTIL_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS } from './types.js';
-import type { GpuUtilRecord, RequestRecord, SpanRecord, SummaryRecord } from './types.js';
+import { GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS } from './types.js';
+import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord } from './types.js';
 
 export const VERSION = '0.1.0';
 
@@ -17,6 +17,10 @@ export interface RunOutputs {
   summary: SummaryRecord[];
   spans: SpanRecord[];
   gpuUtil: GpuUtilRecord[];
+  /** Per node and per link direction (topology), and per node visit (systems that route tasks; may be empty). */
+  nodes?: NodeRecord[];
+  links?: LinkRecord[];
+  hops?: HopRecord[];
   /** Everything for run.json (resolved scenario, seed, version, wall time, event count, provenance...). */
   runInfo: Record<string, unknown>;
 }
@@ -28,5 +32,9 @@ export function writeRunOutputs(dir: string, out: RunOutputs): void {
   writeFileAtomic(join(dir, 'summary.csv'), toCsv(out.summary, SUMMARY_COLUMNS));
   writeFileAtomic(join(dir, 'timeline.csv'), toCsv(out.spans, SPAN_COLUMNS));
   writeFileAtomic(join(dir, 'gpu_util.csv'), toCsv(out.gpuUtil, GPU_UTIL_COLUMNS));
+  if (out.nodes) writeFileAtomic(join(dir, 'nodes.csv'), toCsv(out.nodes, NODE_COLUMNS));
+  if (out.links) writeFileAtomic(join(dir, 'links.csv'), toCsv(out.links, LINK_COLUMNS));
+  if (out.hops && out.hops.length > 0) writeFileAtomic(join(dir, 'hops.csv'), toCsv(out.hops, HOP_COLUMNS));
+  else if (existsSync(join(dir, 'hops.csv'))) rmSync(join(dir, 'hops.csv'));
   writeFileAtomic(marker, JSON.stringify(out.runInfo, null, 2) + '\n');
 }

@@ -13,6 +13,8 @@ import { InputError } from '../core/errors.js';
 import type { DeviceGroup, Scenario } from './types.js';
 import { ScenarioSchema, type ScenarioParsed } from './schema.js';
 import { applyOverrides, didYouMean, formatPath, type PathSegment } from './overrides.js';
+import { formTopology, legacyTopology } from './topology.js';
+import type { TopologySpec } from '../topology/types.js';
 
 export { scenarioJsonSchema } from './schema.js';
 
@@ -149,7 +151,8 @@ function parseScenarioInternal(
 /** Checks that span several fields; run on the raw object so they are reported even when other fields are invalid. */
 function crossChecks(raw: Record<string, unknown>, add: (p: PathSegment[], message: string, withValue?: boolean) => void): void {
   const network = asRecord(raw.network);
-  const shared = Array.isArray(network?.shared) ? network.shared : [];
+  const sharedRaw = network?.shared;
+  const shared: unknown[] = Array.isArray(sharedRaw) ? sharedRaw : [];
   const sharedNames: string[] = [];
   shared.forEach((s, i) => {
     const name = asRecord(s)?.name;
@@ -201,7 +204,7 @@ function resolve(
     return abs;
   };
 
-  const devices: DeviceGroup[] = s.devices.map((g, i) => {
+  const devices: DeviceGroup[] | undefined = s.devices?.map((g, i) => {
     const { trace, ...link } = g.link;
     return {
       ...g,
@@ -225,6 +228,22 @@ function resolve(
   if (s.workload.tracePath !== undefined) tracePath = file(['workload', 'tracePath'], s.workload.tracePath);
   else if (arrival.kind === 'trace' && (s.workload.promptTokens.kind === 'trace' || s.workload.outputTokens.kind === 'trace')) tracePath = arrival.path;
 
+  const net = { ...s.network, shared: s.network.shared.map((x) => ({ ...x })) };
+  let topology: TopologySpec;
+  if (s.nodes !== undefined) {
+    if (devices !== undefined || s.cloud !== undefined) add(['devices'], 'cannot be combined with nodes: describe the testbed either with devices + cloud + network.shared, or with nodes + links', false);
+    if (net.shared.length > 0) add(['network', 'shared'], 'is for the devices + cloud form; with nodes + links, mark a link `shared: true` instead', false);
+    const links = (s.links ?? []).map((l, i) => (l.trace
+      ? { ...l, trace: { ...l.trace, path: file(['links', i, 'trace', 'path'], l.trace.path, l.trace.format === 'mahimahi' ? ['.up', '.down'] : ['']) } }
+      : l));
+    topology = formTopology(s.nodes, links, s.routes ?? [], add);
+  } else {
+    if (devices === undefined) add(['devices'], 'missing: describe the testbed with devices + cloud (+ network.shared), or with nodes + links', false);
+    if (s.cloud === undefined) add(['cloud'], 'missing: the devices + cloud form needs a cloud section (hardware, gpus)', false);
+    if (s.links !== undefined || s.routes !== undefined) add([s.links !== undefined ? 'links' : 'routes'], 'needs nodes: links and routes belong to the nodes + links form', false);
+    topology = devices && s.cloud ? legacyTopology(devices, s.cloud, net) : { nodes: [], links: [], routes: [] };
+  }
+
   const scenario: Scenario = {
     name: s.name ?? opts.defaultName ?? 'scenario',
     description: s.description,
@@ -232,9 +251,10 @@ function resolve(
     model: s.model,
     split: { ...s.split },
     systems: [...s.systems],
-    devices,
-    cloud: { ...s.cloud },
-    network: { ...s.network, shared: s.network.shared.map((x) => ({ ...x })) },
+    topology,
+    ...(devices ? { devices } : {}),
+    ...(s.cloud ? { cloud: { ...s.cloud } } : {}),
+    network: net,
     workload: {
       arrival,
       promptTokens: s.workload.promptTokens,

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import { SYSTEM_IDS } from './types.js';
 import { didYouMean } from './overrides.js';
+import { PROCESSOR_KINDS } from '../topology/types.js';
 
 // --- field builders with "what is allowed" messages -----------------------
 
@@ -220,6 +221,56 @@ export const SplitSchema = obj({
   adapter: oneOf(ADAPTER_KINDS).default('attention-block'),
 });
 
+// --- topology form (nodes / links / routes): topology/types.ts -------------
+
+export const ProcessorSchema = byKind(PROCESSOR_KINDS, [
+  obj({ kind: z.literal('single') }),
+  obj({ kind: z.literal('workers'), workers: int({ gte: 1 }) }),
+  obj({
+    kind: z.literal('batching'),
+    gpus: int({ gte: 1 }).default(1),
+    tokenBudget: int({ gte: 1 }).default(2048),
+    maxBatchSeqs: int({ gte: 1 }).default(256),
+    router: oneOf(ROUTERS).default('least-loaded'),
+  }),
+]);
+
+export const NodeSchema = obj({
+  name: str(),
+  kind: str(),
+  /** Expands to `<name>-0 .. <name>-(count-1)`; links naming the group get one link per member. */
+  count: int({ gte: 1 }).optional(),
+  hardware: str().optional(),
+  /** Memory for models; default: the hardware profile's. */
+  memoryGB: num({ gt: 0 }).optional(),
+  processor: ProcessorSchema.optional(),
+  host: str().optional(),
+  server: str().optional(),
+  stage: int({ gte: 1 }).optional(),
+  concurrency: z.union([int({ gte: 1 }), z.literal('unlimited')], { error: 'must be an integer >= 1 or "unlimited"' }).optional(),
+});
+
+export const TopoLinkSchema = obj({
+  name: str().optional(),
+  a: str(),
+  b: str(),
+  /** Both directions; or give aToBMbps and bToAMbps. */
+  mbps: num({ gt: 0 }).optional(),
+  aToBMbps: num({ gt: 0 }).optional(),
+  bToAMbps: num({ gt: 0 }).optional(),
+  latencyMs: num({ gte: 0 }),
+  jitterMs: num({ gte: 0 }).default(0),
+  trace: LinkTraceSchema.optional(),
+  /** Always a max-min fair shared bottleneck, even when one node pair crosses it. */
+  shared: bool().default(false),
+});
+
+export const RouteSchema = obj({
+  from: str(),
+  to: str(),
+  links: list(str()),
+});
+
 /** The whole scenario file. `name` and `calibrationDir` get file-derived defaults in load.ts. */
 export const ScenarioSchema = obj({
   name: str().optional(),
@@ -231,8 +282,11 @@ export const ScenarioSchema = obj({
     .min(1, { error: 'must list at least one system' })
     .refine((s) => new Set(s).size === s.length, { error: 'must not list a system twice' })
     .default(() => [...SYSTEM_IDS]),
-  devices: list(DeviceGroupSchema).min(1, { error: 'must list at least one device group' }),
-  cloud: CloudSchema,
+  devices: list(DeviceGroupSchema).min(1, { error: 'must list at least one device group' }).optional(),
+  cloud: CloudSchema.optional(),
+  nodes: list(NodeSchema).min(1, { error: 'must list at least one node' }).optional(),
+  links: list(TopoLinkSchema).optional(),
+  routes: list(RouteSchema).optional(),
   network: NetworkSchema.prefault({}),
   workload: WorkloadSchema,
   policies: PoliciesSchema.prefault({}),

@@ -3,6 +3,7 @@
  * defaults are applied. Field names carry their units. This is the single
  * contract between scenario/ (parsing, validation) and sim/ (running).
  */
+import type { TopologySpec } from '../topology/types.js';
 
 export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat';
 export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
@@ -16,8 +17,15 @@ export interface Scenario {
   split: { inputLayers: number; outputLayers: number; adapter: 'attention-block' | 'mlp' | 'decoder-layer' };
   /** Systems to simulate; each runs separately on the same testbed and workload. */
   systems: SystemId[];
-  devices: DeviceGroup[];
-  cloud: CloudSpec;
+  /**
+   * Where everything is: nodes, links, routes (topology/types.ts). Built from the
+   * `nodes`/`links`/`routes` form, or expanded from today's `devices` + `cloud` +
+   * `network.shared` form (scenario/topology.ts).
+   */
+  topology: TopologySpec;
+  /** The legacy form as given (absent in the nodes/links form). */
+  devices?: DeviceGroup[];
+  cloud?: CloudSpec;
   network: NetworkSpec;
   workload: WorkloadSpec;
   policies: PolicySpec;

@@ -45,6 +45,9 @@ export class Replica implements Handler {
   activeRequests = 0;
   busyMs = 0;
   steps = 0;
+  /** Jobs started and their total queueing time (nodes.csv). */
+  jobs = 0;
+  waitMs = 0;
   /** Busy intervals [start, end] in seconds, flattened (growable buffer; see busyIntervalsS). */
   private busyBuf = new Float64Array(1024);
   private busyLen = 0;
@@ -75,7 +78,10 @@ export class Replica implements Handler {
       const job = this.queue[i];
       if (!job.started) {
         job.started = true;
-        job.req.cloudQueueMs += (now - job.enqueuedS) * 1000;
+        const waitMs = (now - job.enqueuedS) * 1000;
+        job.req.cloudQueueMs += waitMs;
+        this.waitMs += waitMs;
+        this.jobs++;
         if (job.req.spans) job.req.span('cloud-queue', job.label, job.enqueuedS, now);
       }
       this.step[this.stepSize++] = job;
@@ -148,6 +154,38 @@ export class CloudCluster {
       this.replicas[req.replica].activeRequests++;
     }
     return this.replicas[req.replica];
+  }
+
+  /**
+   * The replica serving this request on this cluster for `exec` work (a request may visit
+   * several batching nodes, so the assignment is kept per cluster on the request).
+   */
+  assignExec(req: RequestState): Replica {
+    let m = req.execReplicas;
+    if (m === null) m = req.execReplicas = new Map();
+    let r = m.get(this);
+    if (r === undefined) {
+      for (let i = 0; i < this.replicas.length; i++) {
+        this.active[i] = this.replicas[i].activeRequests;
+        this.queued[i] = this.replicas[i].queuedTokens;
+      }
+      r = this.router.pick(this.active, this.queued);
+      this.replicas[r].activeRequests++;
+      m.set(this, r);
+    }
+    return this.replicas[r];
+  }
+
+  /** Requests assigned to the replicas (the load a node-choosing policy sees). */
+  get activeLoad(): number {
+    let n = 0;
+    for (const r of this.replicas) n += r.activeRequests;
+    return n;
+  }
+
+  releaseExec(req: RequestState): void {
+    const r = req.execReplicas?.get(this);
+    if (r !== undefined) this.replicas[r].activeRequests--;
   }
 
   load(req: RequestState): CloudLoad {

@@ -33,10 +33,13 @@ export class DeviceProcessor implements Handler {
   private currentWaiter: ComputeWaiter | null = null;
   private currentMs = 0;
   busyMs = 0;
+  /** Jobs waiting + in service. */
+  load = 0;
 
   constructor(private readonly engine: Engine) {}
 
   submit(waiter: ComputeWaiter, durationMs: number, background = false): void {
+    this.load++;
     (background ? this.bg : this.fg).push(waiter, durationMs);
     if (!this.busy) this.startNext();
   }
@@ -62,6 +65,7 @@ export class DeviceProcessor implements Handler {
     const waiter = this.currentWaiter!;
     const durationMs = this.currentMs, startS = this.currentStartS;
     this.busyMs += durationMs;
+    this.load--;
     this.startNext();
     waiter.computeDone(engine, startS, durationMs);
   }

@@ -12,15 +12,23 @@ import type { Op, Proto, Resume } from '../protocol/ops.js';
 import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
 import type { RequestState } from './request.js';
+import type { SimWorld } from './world.js';
 
 /** Everything a request's processes need from its device and the testbed. */
 export interface DeviceContext {
   engine: Engine;
+  /** Network path of this device to its server (the HAT family's up/down), or -1. */
   index: number;
+  /** This device's node in the topology. */
+  node: number;
   processor: DeviceProcessor;
   network: SimNetwork;
-  cloud: CloudCluster;
+  /** The batching cluster of this device's server (the HAT family's `cloud` op), or null. */
+  cloud: CloudCluster | null;
+  world: SimWorld;
   acceptRng: Rng;
+  /** Draws for policies that pick nodes or decide exits (`draw` op). */
+  decideRng: Rng;
   headerBytes: number;
   /** Latency (ms) of device work, from the device's latency models. */
   computeMs(op: Extract<Op, { op: 'compute' }>): number;
@@ -47,6 +55,10 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   private drafting = false;
   private job: CloudJob | null = null;
   private readonly family: Family;
+  /** Node of the `exec` or `compute` op in flight (-1: none), when it was submitted, the request's cloud queue time then. */
+  private execNode = -1;
+  private execSubmitS = 0;
+  private execQueueBeforeMs = 0;
 
   constructor(
     private readonly gen: Proto,
@@ -70,12 +82,37 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   }
 
   computeDone(engine: Engine, startS: number, durationMs: number): void {
-    this.req.deviceComputeMs += durationMs;
-    if (this.req.spans) this.req.span(this.drafting ? 'drafting' : 'device-compute', this.netLabel, startS, engine.nowS);
+    const req = this.req, n = this.execNode;
+    if (n >= 0) {
+      // A place-naming exec on a single/workers node.
+      this.execNode = -1;
+      const st = this.dev.world.nodes[n].stats;
+      const waitMs = (startS - this.execSubmitS) * 1000;
+      st.jobs++; st.waitMs += waitMs; st.computeMs += durationMs;
+      if (n === this.dev.node) req.deviceComputeMs += durationMs;
+      else { req.cloudComputeMs += durationMs; req.cloudQueueMs += waitMs; }
+      if (req.hops) req.hops.push({ node: n, submitS: this.execSubmitS, startS, endS: engine.nowS });
+      if (req.spans) req.span(n === this.dev.node ? 'device-compute' : 'node-compute', this.netLabel, startS, engine.nowS);
+      this.step(undefined);
+      return;
+    }
+    req.deviceComputeMs += durationMs;
+    const st = this.dev.world.nodes[this.dev.node].stats;
+    st.jobs++; st.waitMs += (startS - this.execSubmitS) * 1000; st.computeMs += durationMs;
+    if (req.spans) req.span(this.drafting ? 'drafting' : 'device-compute', this.netLabel, startS, engine.nowS);
     this.step(undefined);
   }
 
-  cloudDone(): void {
+  cloudDone(engine: Engine): void {
+    const n = this.execNode;
+    if (n >= 0) {
+      this.execNode = -1;
+      const req = this.req;
+      if (req.hops) {
+        const startS = this.execSubmitS + (req.cloudQueueMs - this.execQueueBeforeMs) / 1000;
+        req.hops.push({ node: n, submitS: this.execSubmitS, startS, endS: engine.nowS });
+      }
+    }
     this.step(undefined);
   }
 
@@ -108,9 +145,51 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
         case 'compute': {
           this.netLabel = op.label;
           this.drafting = op.work === 'slm' || (op.work === 'drafter' && op.tokens === 1);
+          this.execSubmitS = engine.nowS;
           dev.processor.submit(this, dev.computeMs(op), op.background);
           return;
         }
+        case 'exec': {
+          const sn = dev.world.nodes[op.node];
+          this.netLabel = op.label;
+          this.drafting = false;
+          this.execNode = op.node;
+          this.execSubmitS = engine.nowS;
+          if (sn.node.processor.kind === 'batching') {
+            const replica = sn.clusterFor(op.part.key, () => sn.partModel(op.part)).assignExec(req);
+            this.execQueueBeforeMs = req.cloudQueueMs;
+            replica.submit(this.cloudJob(op.tokens, op.ctx, op.logits, op.label));
+            return;
+          }
+          const ms = sn.partMs(op.part, op.tokens, op.ctx, op.logits);
+          if (sn.single !== null) sn.single.submit(this, ms, false);
+          else sn.pool!.submit(this, ms);
+          return;
+        }
+        case 'send': {
+          if (op.from === op.to) break; // same node: no network
+          const world = dev.world;
+          const bytes = op.hiddenBytes + op.rawTokenBytes + world.headerBytes;
+          // From the request's point of view: a message to its device is "down", any other "up".
+          if (op.to !== dev.node) { req.hiddenUp += op.hiddenBytes; req.rawUp += op.rawTokenBytes; req.headerUp += world.headerBytes; }
+          else { req.hiddenDown += op.hiddenBytes; req.rawDown += op.rawTokenBytes; req.headerDown += world.headerBytes; }
+          const p = world.path(op.from, op.to);
+          this.netStartS = engine.nowS;
+          this.netDir = op.to === dev.node ? 'down' : 'up';
+          this.netLabel = op.label;
+          world.network.send(p.path, p.dir, bytes, this, 0);
+          return;
+        }
+        case 'draw':
+          value = dev.decideRng.uniform();
+          break;
+        case 'nodeLoad':
+          value = dev.world.nodes[op.node].load;
+          break;
+        case 'mark':
+          if (op.key === 'exitStage') req.exitStage = op.value;
+          else req.correct = op.value;
+          break;
         case 'up':
         case 'down': {
           const payload = op.hiddenBytes + op.rawTokenBytes;
@@ -124,20 +203,9 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           return;
         }
         case 'cloud': {
+          if (dev.cloud === null) throw new Error(`system issued a cloud op but device ${req.deviceName} has no batching server (bug: SystemDef.check)`);
           const replica = dev.cloud.assign(req);
-          // One job object per branch, reused: a branch has at most one cloud job in
-          // flight, and the replica drops a finished job before resuming its waiter.
-          let job = this.job;
-          if (job === null) {
-            job = this.job = {
-              request: req, req, waiter: this, tokens: op.tokens, done: 0, ctx: op.ctx, logits: op.logits,
-              enqueuedS: engine.nowS, started: false, label: op.label, taken: 0,
-            };
-          } else {
-            job.tokens = op.tokens; job.done = 0; job.ctx = op.ctx; job.logits = op.logits;
-            job.enqueuedS = engine.nowS; job.started = false; job.label = op.label; job.taken = 0;
-          }
-          replica.submit(job);
+          replica.submit(this.cloudJob(op.tokens, op.ctx, op.logits, op.label));
           return;
         }
         case 'accept':
@@ -161,6 +229,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           return;
         }
         case 'cloudLoad':
+          if (dev.cloud === null) throw new Error(`system asked for a cloud load but device ${req.deviceName} has no batching server (bug: SystemDef.check)`);
           value = dev.cloud.load(req);
           break;
         case 'now':
@@ -171,6 +240,25 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           break;
       }
     }
+  }
+
+  /**
+   * This branch's cloud job, reused: a branch has at most one cloud job in flight, and
+   * the replica drops a finished job before resuming its waiter.
+   */
+  private cloudJob(tokens: number, ctx: number, logits: number, label: string): CloudJob {
+    const req = this.req, now = this.dev.engine.nowS;
+    let job = this.job;
+    if (job === null) {
+      job = this.job = {
+        request: req, req, waiter: this, tokens, done: 0, ctx, logits,
+        enqueuedS: now, started: false, label, taken: 0,
+      };
+    } else {
+      job.tokens = tokens; job.done = 0; job.ctx = ctx; job.logits = logits;
+      job.enqueuedS = now; job.started = false; job.label = label; job.taken = 0;
+    }
+    return job;
   }
 
   private finish(engine: Engine): void {

@@ -9,6 +9,9 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
     summary: r.systems.map((s) => s.summary),
     spans: r.systems.flatMap((s) => s.spans),
     gpuUtil: r.systems.flatMap((s) => s.gpuUtil),
+    nodes: r.systems.flatMap((s) => s.nodes),
+    links: r.systems.flatMap((s) => s.links),
+    hops: r.systems.flatMap((s) => s.hops),
     runInfo: {
       tool: 'hatsim',
       version: VERSION,

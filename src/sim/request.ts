@@ -7,6 +7,9 @@ import type { BatchedRequest } from '../policy/batching.js';
 import type { SystemId } from '../scenario/types.js';
 import type { RequestRecord, SpanRecord } from '../results/types.js';
 
+/** One `exec` visit of a request to a node, before it becomes a HopRecord. */
+export interface HopRecordDraft { node: number; submitS: number; startS: number; endS: number }
+
 export class RequestState implements BatchedRequest {
   startS = NaN;
   firstTokenS = NaN;
@@ -19,6 +22,13 @@ export class RequestState implements BatchedRequest {
   rounds = 0; drafted = 0; accepted = 0;
   chunkTokens = 0;
   replica = -1;
+  /** Replica per batching cluster for `exec` work (sim/cloud.ts assignExec); null until used. */
+  execReplicas: Map<object, number> | null = null;
+  /** Nodes visited by `exec` work, in order (hops.csv); null for systems that never exec. */
+  hops: HopRecordDraft[] | null = null;
+  /** Staged systems: the stage the task exited at (0 = not recorded) and whether its answer was correct (-1 = unknown). */
+  exitStage = 0;
+  correct = -1;
   /** Stamped by the cloud's batcher (policy/batching.ts): one job per request per step. */
   batchMark = 0;
   /** Spans for the timeline figure; null when the request is not sampled. */

@@ -12,17 +12,19 @@ import { resolveLatency, type ResolvedLatency } from '../compute/resolve.js';
 import type { LatencyProvenance, LatencySource } from '../compute/types.js';
 import { getModel, hiddenStateBytesPerToken, makeSplitPlan } from '../model/catalog.js';
 import type { ModelSpec, SplitPlan } from '../model/types.js';
-import { Network } from '../network/network.js';
-import { makeRouter } from '../policy/router.js';
-import type { ProtocolEnv, DeviceProtocol } from '../protocol/context.js';
+import { Network, type NetLinkSpec } from '../network/network.js';
+import type { ProtocolEnv, DeviceProtocol, SystemTopology, TopologyView } from '../protocol/context.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
-import type { GpuUtilRecord, RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
-import type { DeviceGroup, Scenario, SystemId } from '../scenario/types.js';
+import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
+import type { Scenario, SystemId } from '../scenario/types.js';
+import { compileNetwork, type PathPair } from '../topology/paths.js';
+import { Routes } from '../topology/routes.js';
+import { isAToB, linkOf, type ProcessorSpec, type TopoNode, type TopologySpec } from '../topology/types.js';
 import { generateRequests, type DeviceRequest } from '../workload/generate.js';
-import { CloudCluster } from './cloud.js';
-import { DeviceProcessor } from './device.js';
+import type { CloudCluster } from './cloud.js';
 import { Proc, type DeviceContext } from './driver.js';
+import { SimNode, SimWorld } from './world.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
 
@@ -39,6 +41,9 @@ export interface SystemRun {
   summary: SummaryRecord;
   spans: SpanRecord[];
   gpuUtil: GpuUtilRecord[];
+  nodes: NodeRecord[];
+  links: LinkRecord[];
+  hops: HopRecord[];
   eventCount: number;
   simEndS: number;
   bytesSent: number;
@@ -56,10 +61,13 @@ export interface RunResult {
   warnings: string[];
 }
 
+/** A device node: it issues `workload[index]`. */
 export interface DeviceInstance {
+  /** Position among the device nodes (workload and random-stream index). */
   index: number;
   name: string;
-  group: DeviceGroup;
+  node: TopoNode;
+  hardware: string;
 }
 
 /** Everything shared by the systems of one run. */
@@ -68,10 +76,15 @@ export interface Testbed {
   model: ModelSpec;
   plan: SplitPlan;
   drafterModel: ModelSpec;
+  topology: TopologySpec;
+  routes: Routes;
   devices: DeviceInstance[];
   workload: DeviceRequest[][];
-  /** Per hardware id: latency of the target model's parts; drafter model's. */
+  /** Per hardware id of a device node: latency of the target model's parts; drafter model's. */
   deviceLatency: Map<string, { target: ResolvedLatency; drafter: ResolvedLatency }>;
+  /** Per hardware id of any node that computes: the target model's latency. */
+  nodeLatency: Map<string, ResolvedLatency>;
+  /** The first server node's latency (the legacy form's cloud). */
   cloudLatency: ResolvedLatency;
   provenance: LatencyProvenance[];
   warnings: string[];
@@ -79,9 +92,14 @@ export interface Testbed {
 
 const SOURCE_RANK: Record<LatencySource, number> = { estimate: 0, imported: 1, measured: 2 };
 
+/** The device nodes of a scenario, in order (legacy form: `<group>-<i>`, group by group). */
 export function expandDevices(s: Scenario): DeviceInstance[] {
   const out: DeviceInstance[] = [];
-  for (const g of s.devices) for (let i = 0; i < g.count; i++) out.push({ index: out.length, name: `${g.name}-${i}`, group: g });
+  for (const n of s.topology.nodes) {
+    if (n.kind !== 'device') continue;
+    if (n.hardware === null) throw new InputError(`nodes: device node '${n.name}' needs a hardware id (it runs its part of the model)`, 'nodes');
+    out.push({ index: out.length, name: n.name, node: n, hardware: n.hardware });
+  }
   return out;
 }
 
@@ -91,24 +109,41 @@ export function buildTestbed(s: Scenario): Testbed {
   const drafterModel = getModel(s.policies.sd.drafterModel);
   const drafterPlan: SplitPlan = { inputLayers: 1, middleLayers: Math.max(1, drafterModel.numLayers - 2), outputLayers: 1, adapter: plan.adapter };
   const devices = expandDevices(s);
-  if (devices.length === 0) throw new InputError('devices: the scenario has no devices; add a device group with count >= 1', 'devices');
+  if (devices.length === 0) throw new InputError('devices: the scenario has no devices; add a device group with count >= 1 (or a node of kind device)', 'devices');
+  const routes = new Routes(s.topology);
   const warnings: string[] = [];
   const provenance: LatencyProvenance[] = [];
   const deviceLat = new Map<string, { target: ResolvedLatency; drafter: ResolvedLatency }>();
+  const nodeLat = new Map<string, ResolvedLatency>();
   for (const d of devices) {
-    const hw = d.group.hardware;
+    const hw = d.hardware;
     if (deviceLat.has(hw)) continue;
     const target = resolveLatency({ hardwareId: hw, model, plan, calibrationDir: s.calibrationDir });
     const drafter = resolveLatency({ hardwareId: hw, model: drafterModel, plan: drafterPlan, calibrationDir: s.calibrationDir });
     deviceLat.set(hw, { target, drafter });
+    nodeLat.set(hw, target);
     provenance.push(target.provenance);
     if (s.systems.includes('sd') && drafterModel.id !== model.id) provenance.push(drafter.provenance);
   }
-  const cloudLatency = resolveLatency({ hardwareId: s.cloud.hardware, model, plan, calibrationDir: s.calibrationDir });
-  provenance.push(cloudLatency.provenance);
+  // Nodes other than devices (servers, edge nodes): one latency model per hardware id.
+  const seen = new Map<string, ResolvedLatency>();
+  let cloudLatency: ResolvedLatency | null = null;
+  for (const n of s.topology.nodes) {
+    if (n.kind === 'device' || n.hardware === null) continue;
+    let lat = seen.get(n.hardware);
+    if (!lat) {
+      lat = resolveLatency({ hardwareId: n.hardware, model, plan, calibrationDir: s.calibrationDir });
+      seen.set(n.hardware, lat);
+      if (!nodeLat.has(n.hardware)) nodeLat.set(n.hardware, lat);
+      provenance.push(lat.provenance);
+    }
+    if (cloudLatency === null && n.processor.kind === 'batching') cloudLatency = lat;
+  }
+  if (cloudLatency === null) cloudLatency = seen.values().next().value ?? deviceLat.values().next().value?.target ?? null;
+  if (cloudLatency === null) throw new InputError('nodes: no node computes anything (no hardware ids)', 'nodes');
   for (const p of provenance) for (const w of p.warnings) warnings.push(w);
   const workload = generateRequests(s.workload, devices.length, new RngStreams(s.seed), { baseDir: process.cwd() });
-  return { scenario: s, model, plan, drafterModel, devices, workload, deviceLatency: deviceLat, cloudLatency, provenance, warnings };
+  return { scenario: s, model, plan, drafterModel, topology: s.topology, routes, devices, workload, deviceLatency: deviceLat, nodeLatency: nodeLat, cloudLatency, provenance, warnings };
 }
 
 function worstSourceOf(provs: LatencyProvenance[]): LatencySource {
@@ -147,10 +182,14 @@ class ArrivalFeed implements Handler {
   }
 }
 
-/** One device during one system's simulation: its request queue and arrivals. */
+/**
+ * One device during one system's simulation: its request queue and arrivals. At most
+ * `concurrency` requests run at once (1: a phone's user, one request at a time; the
+ * default); the rest wait on the device, in arrival order.
+ */
 class SimDevice implements Handler {
   private readonly waiting: RequestState[] = [];
-  private current: RequestState | null = null;
+  private running = 0;
   private nextArrival = 0;
   finished = 0;
 
@@ -159,6 +198,7 @@ class SimDevice implements Handler {
     readonly requests: RequestState[],
     private readonly protocol: DeviceProtocol,
     private readonly closedLoopThinkS: number | null,
+    private readonly concurrency: number,
   ) {}
 
   /** The next request arrives now (from the ArrivalFeed, or the device's own closed-loop event). */
@@ -171,19 +211,20 @@ class SimDevice implements Handler {
   fire(): void { this.arrive(); }
 
   private tryStart(): void {
-    if (this.current !== null || this.waiting.length === 0) return;
-    const req = this.waiting.shift()!;
-    this.current = req;
-    req.startS = this.ctx.engine.nowS;
-    const proc = new Proc(this.protocol({ index: req.index, promptTokens: req.promptTokens, outputTokens: req.outputTokens }), this.ctx, req, (engine) => this.done(engine));
-    proc.start();
+    while (this.running < this.concurrency && this.waiting.length > 0) {
+      const req = this.waiting.shift()!;
+      this.running++;
+      req.startS = this.ctx.engine.nowS;
+      const proc = new Proc(this.protocol({ index: req.index, promptTokens: req.promptTokens, outputTokens: req.outputTokens }), this.ctx, req, (engine) => this.done(engine, req));
+      proc.start();
+    }
   }
 
-  private done(engine: Engine): void {
-    const req = this.current!;
+  private done(engine: Engine, req: RequestState): void {
     req.finishS = engine.nowS;
-    this.ctx.cloud.release(req);
-    this.current = null;
+    if (this.ctx.cloud !== null) this.ctx.cloud.release(req);
+    if (req.execReplicas !== null) for (const c of req.execReplicas.keys()) (c as CloudCluster).releaseExec(req);
+    this.running--;
     this.finished++;
     if (this.closedLoopThinkS !== null && this.nextArrival < this.requests.length) {
       const next = this.requests[this.nextArrival];
@@ -196,30 +237,73 @@ class SimDevice implements Handler {
   }
 }
 
-function gpuUtilRows(system: SystemId, cloud: CloudCluster, endS: number, bins: number): GpuUtilRecord[] {
+function gpuUtilRows(system: SystemId, clusters: readonly CloudCluster[], endS: number, bins: number): GpuUtilRecord[] {
   if (endS <= 0) return [];
   const raw = endS / bins;
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const binS = [1, 2, 5, 10].map((m) => m * mag).find((b) => b >= raw) ?? 10 * mag;
   const nBins = Math.ceil(endS / binS);
   const rows: GpuUtilRecord[] = [];
-  for (const rep of cloud.replicas) {
-    const busy = new Float64Array(nBins);
-    const iv = rep.busyIntervalsS;
-    for (let i = 0; i < iv.length; i += 2) {
-      let a = iv[i];
-      const b = iv[i + 1];
-      while (a < b) {
-        const k = Math.min(nBins - 1, Math.floor(a / binS));
-        const edge = Math.min(b, (k + 1) * binS);
-        busy[k] += Math.max(0, edge - a);
-        if (edge <= a) break;
-        a = edge;
+  let gpu = 0;
+  for (const cloud of clusters) {
+    for (const rep of cloud.replicas) {
+      const busy = new Float64Array(nBins);
+      const iv = rep.busyIntervalsS;
+      for (let i = 0; i < iv.length; i += 2) {
+        let a = iv[i];
+        const b = iv[i + 1];
+        while (a < b) {
+          const k = Math.min(nBins - 1, Math.floor(a / binS));
+          const edge = Math.min(b, (k + 1) * binS);
+          busy[k] += Math.max(0, edge - a);
+          if (edge <= a) break;
+          a = edge;
+        }
       }
+      for (let k = 0; k < nBins; k++) rows.push({ system, gpu, time_s: k * binS, busy_fraction: Math.min(1, busy[k] / binS) });
+      gpu++;
     }
-    for (let k = 0; k < nBins; k++) rows.push({ system, gpu: rep.index, time_s: k * binS, busy_fraction: Math.min(1, busy[k] / binS) });
   }
   return rows;
+}
+
+/** The topology as a system sees it before running. */
+export function systemTopology(tb: Testbed): SystemTopology {
+  return { nodes: tb.topology.nodes, devices: tb.devices.map((d) => d.node.index), policies: tb.scenario.policies, modelLayers: tb.model.numLayers };
+}
+
+/** A device's server node (the HAT family's cloud), checked: it must exist and batch. */
+export function serverOf(tb: Testbed, d: DeviceInstance, system: SystemId): TopoNode {
+  const name = d.node.server;
+  const nodes = tb.topology.nodes;
+  const srv = name === null ? undefined : nodes.find((n) => n.name === name);
+  if (srv === undefined) {
+    throw new InputError(`nodes: device '${d.name}' has no server; system ${system} sends its requests to a server node: set the device's server to a node with a batching processor`, 'nodes');
+  }
+  if (srv.processor.kind !== 'batching') {
+    throw new InputError(`nodes: device '${d.name}' is served by '${srv.name}', whose processor is ${srv.processor.kind}; system ${system} needs a batching server (processor: { kind: batching, gpus: N })`, 'nodes');
+  }
+  if (d.node.processor.kind !== 'single') {
+    throw new InputError(`nodes: device '${d.name}' has a ${d.node.processor.kind} processor; system ${system} runs its device parts on a single processor (kind: single)`, 'nodes');
+  }
+  return srv;
+}
+
+const deviceLinks = new WeakMap<Testbed, ReturnType<typeof compileNetwork>>();
+
+/**
+ * A device's path to its server as the network sees it (rates, latency, jitter: the
+ * first-hop view the live runner shapes with), and the server's batching settings.
+ */
+export function deviceLink(tb: Testbed, d: DeviceInstance): { link: NetLinkSpec; server: TopoNode; batching: Extract<ProcessorSpec, { kind: 'batching' }> } {
+  const srv = serverOf(tb, d, 'hat');
+  let c = deviceLinks.get(tb);
+  if (!c) {
+    c = compileNetwork(tb.topology, tb.routes, tb.devices.map((x) => ({ from: x.node.index, to: serverOf(tb, x, 'hat').index, streamName: String(x.index) })));
+    deviceLinks.set(tb, c);
+  }
+  const p = c.lookup(d.node.index, srv.index)!;
+  return { link: c.devices[p.path].link, server: srv, batching: srv.processor as Extract<ProcessorSpec, { kind: 'batching' }> };
 }
 
 /** Simulate one system on the testbed. */
@@ -228,48 +312,86 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const def = SYSTEMS[system];
   const engine = new Engine(4096);
   const streams = new RngStreams(s.seed);
-  const network = new Network(engine, tb.devices.map((d) => ({ link: d.group.link, via: d.group.via })), s.network.shared, (name) => streams.get(name));
-  const cloudModel = tb.cloudLatency.submodel(def.cloudWork);
-  const cloud = new CloudCluster(engine, s.cloud.gpus, cloudModel, s.cloud.tokenBudget, s.cloud.maxBatchSeqs, makeRouter(s.cloud.router));
+  const topo = tb.topology;
+  const st = systemTopology(tb);
+  def.check?.(st);
+  const deviceServer = def.pairs === undefined;
+  const servers = deviceServer ? tb.devices.map((d) => serverOf(tb, d, system)) : [];
+  // Network paths: a device's path to its server is named by the device index (its random
+  // streams `net/<d>/...` are those of the legacy form); other pairs by their node names.
+  const pairs: PathPair[] = deviceServer
+    ? tb.devices.map((d, i) => ({ from: d.node.index, to: servers[i].index, streamName: String(d.index) }))
+    : def.pairs!(st).map(([from, to]) => ({ from, to }));
+  const compiled = compileNetwork(topo, tb.routes, pairs);
+  const network = new Network(engine, compiled.devices, compiled.shared, (name) => streams.get(name));
+  const nodes = topo.nodes.map((n) => new SimNode(engine, n, n.hardware === null ? null : tb.nodeLatency.get(n.hardware) ?? null));
+  const world = new SimWorld(engine, nodes, network, compiled, s.network.headerBytes);
   const hb = hiddenStateBytesPerToken(tb.model);
   const timelineN = opts.timelineRequests ?? 3;
   const closedLoop = s.workload.arrival.kind === 'closed-loop' ? s.workload.arrival.thinkTimeS : null;
   const simDevices: SimDevice[] = [];
   let nextRequestId = 0;
   const latencyByHw = new Map<string, DeviceLatency>();
+  const nameIndex = new Map(topo.nodes.map((n) => [n.name, n.index]));
   for (const d of tb.devices) {
-    let lat = latencyByHw.get(d.group.hardware);
+    let lat = latencyByHw.get(d.hardware);
     if (!lat) {
-      const l = tb.deviceLatency.get(d.group.hardware)!;
+      const l = tb.deviceLatency.get(d.hardware)!;
       lat = deviceLatency(l.target, l.drafter);
-      latencyByHw.set(d.group.hardware, lat);
+      latencyByHw.set(d.hardware, lat);
     }
     const devLat = lat;
+    const srv = deviceServer ? servers[d.index] : null;
+    const path = deviceServer ? compiled.lookup(d.node.index, srv!.index)!.path : -1;
+    let cloud: CloudCluster | null = null;
+    let cloudModel = null;
+    if (srv !== null) {
+      const sn = nodes[srv.index];
+      cloudModel = tb.nodeLatency.get(srv.hardware!)!.submodel(def.cloudWork);
+      const m = cloudModel;
+      cloud = sn.clusterFor(def.cloudWork, () => m);
+    }
+    const devNode = nodes[d.node.index];
+    let decide: ReturnType<typeof streams.get> | null = null;
     const ctx: DeviceContext = {
-      engine, index: d.index, processor: new DeviceProcessor(engine), network, cloud,
+      engine, index: path, node: d.node.index, processor: devNode.single!, network, cloud, world,
       acceptRng: streams.get(`accept/${d.index}`),
+      get decideRng() { return (decide ??= streams.get(`decide/${d.index}`)); },
       headerBytes: s.network.headerBytes,
       computeMs: (op) => devLat.computeMs(op),
     };
+    const view: TopologyView = {
+      nodes: topo.nodes, device: d.node.index, server: srv?.index ?? -1,
+      index: (name) => {
+        const i = nameIndex.get(name);
+        if (i === undefined) throw new Error(`protocol asked for node '${name}', which is not in the topology (bug)`);
+        return i;
+      },
+    };
+    const linkSpec = path >= 0 ? compiled.devices[path].link : null;
     const env: ProtocolEnv = {
       hiddenBytesPerToken: hb,
       tokenBytes: s.network.tokenBytes,
       policies: s.policies,
-      predictor: simPredictor(devLat, cloudModel, def.cloudWork, s.cloud.tokenBudget, network, d.index, s.network.headerBytes, d.group.link.latencyMs),
+      topology: view,
+      predictor: srv !== null && srv.processor.kind === 'batching'
+        ? simPredictor(devLat, cloudModel!, def.cloudWork, srv.processor.tokenBudget, network, path, s.network.headerBytes, linkSpec!.latencyMs)
+        : simPredictor(devLat, tb.cloudLatency.submodel(def.cloudWork), def.cloudWork, 2048, network, -1, s.network.headerBytes, 0),
     };
     const reqs = tb.workload[d.index].map((w) => {
       const r = new RequestState(nextRequestId++, system, d.index, d.name, w.index, w.arrivalS, w.promptTokens, w.outputTokens);
       if (d.index === 0 && w.index < timelineN) r.spans = [];
+      if (!deviceServer) r.hops = [];
       return r;
     });
-    const sd = new SimDevice(ctx, reqs, def.createDevice(env), closedLoop);
-    simDevices.push(sd);
+    simDevices.push(new SimDevice(ctx, reqs, def.createDevice(env), closedLoop, d.node.concurrency));
   }
   ArrivalFeed.build(engine, simDevices).begin();
   engine.run(s.horizonS);
 
   const records: RequestRecord[] = [];
   const spans: SpanRecord[] = [];
+  const hops: HopRecord[] = [];
   let unfinished = 0, firstArrival = Infinity, lastToken = 0;
   for (const d of simDevices) {
     for (const r of d.requests) {
@@ -278,29 +400,78 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       if (r.arrivalS < firstArrival) firstArrival = r.arrivalS;
       if (r.lastTokenS > lastToken) lastToken = r.lastTokenS;
       if (r.spans) spans.push(...r.spans);
+      if (r.hops) {
+        r.hops.forEach((h, seq) => hops.push({
+          system, device: r.deviceName, request: r.index, seq, node: topo.nodes[h.node].name,
+          submit_ms: (h.submitS - r.arrivalS) * 1000, start_ms: (h.startS - r.arrivalS) * 1000, end_ms: (h.endS - r.arrivalS) * 1000,
+          queue_ms: (h.startS - h.submitS) * 1000, compute_ms: (h.endS - h.startS) * 1000,
+        }));
+      }
     }
   }
-  let gpuBusyMs = 0, endS = lastToken;
-  for (const rep of cloud.replicas) {
-    gpuBusyMs += rep.busyMs;
-    const iv = rep.busyIntervalsS;
-    if (iv.length > 0) endS = Math.max(endS, iv[iv.length - 1]);
+  const clusters = nodes.map((n) => n.cluster).filter((c): c is CloudCluster => c !== null);
+  let gpuBusyMs = 0, gpus = 0, endS = lastToken;
+  for (const cloud of clusters) {
+    gpus += cloud.replicas.length;
+    for (const rep of cloud.replicas) {
+      gpuBusyMs += rep.busyMs;
+      const iv = rep.busyIntervalsS;
+      if (iv.length > 0) endS = Math.max(endS, iv[iv.length - 1]);
+    }
   }
   const spanS = records.length > 0 ? lastToken - firstArrival : 0;
   const summary = summarize(records, {
-    system, unfinished, spanS, gpuBusyMs, gpus: s.cloud.gpus,
+    system, unfinished, spanS, gpuBusyMs, gpus,
     latencySource: worstSourceOf(tb.provenance),
   });
-  const st = network.stats;
+  const stt = network.stats;
   const sum = (a: Float64Array): number => a.reduce((x, y) => x + y, 0);
   return {
     system, requests: records, summary, spans,
-    gpuUtil: gpuUtilRows(system, cloud, endS, opts.gpuUtilBins ?? 100),
+    gpuUtil: gpuUtilRows(system, clusters, endS, opts.gpuUtilBins ?? 100),
+    nodes: nodeRows(system, nodes, endS),
+    links: linkRows(system, topo, compiled, stt.deliveredBytes, endS),
+    hops,
     eventCount: engine.eventCount, simEndS: endS,
-    bytesSent: sum(st.sentBytes.up) + sum(st.sentBytes.down),
-    bytesDelivered: sum(st.deliveredBytes.up) + sum(st.deliveredBytes.down),
-    messagesSent: st.messagesSent, messagesDelivered: st.messagesDelivered,
+    bytesSent: sum(stt.sentBytes.up) + sum(stt.sentBytes.down),
+    bytesDelivered: sum(stt.deliveredBytes.up) + sum(stt.deliveredBytes.down),
+    messagesSent: stt.messagesSent, messagesDelivered: stt.messagesDelivered,
   };
+}
+
+function nodeRows(system: SystemId, nodes: readonly SimNode[], endS: number): NodeRecord[] {
+  return nodes.map((n) => {
+    let jobs = n.stats.jobs, waitMs = n.stats.waitMs;
+    if (n.cluster) for (const r of n.cluster.replicas) { jobs += r.jobs; waitMs += r.waitMs; }
+    const busy = n.busyMs();
+    return {
+      system, node: n.node.name, kind: n.node.kind, hardware: n.node.hardware ?? '', host: n.node.host,
+      servers: n.node.hardware === null ? 0 : n.servers, jobs, busy_ms: busy,
+      utilization: endS > 0 && n.node.hardware !== null ? busy / (n.servers * endS * 1000) : 0,
+      mean_wait_ms: jobs > 0 ? waitMs / jobs : 0,
+    };
+  });
+}
+
+function linkRows(system: SystemId, topo: TopologySpec, compiled: ReturnType<typeof compileNetwork>, delivered: { up: Float64Array; down: Float64Array }, endS: number): LinkRecord[] {
+  const bytes = new Float64Array(topo.links.length * 2);
+  for (const p of compiled.paths) {
+    for (const ld of p.up) bytes[ld] += delivered.up[p.index];
+    for (const ld of p.down) bytes[ld] += delivered.down[p.index];
+  }
+  const rows: LinkRecord[] = [];
+  for (let ld = 0; ld < bytes.length; ld++) {
+    if (compiled.crossings[ld] === 0) continue;
+    const l = topo.links[linkOf(ld)], ab = isAToB(ld);
+    const mbps = ab ? l.aToBMbps : l.bToAMbps;
+    rows.push({
+      system, link: l.name, from: topo.nodes[ab ? l.a : l.b].name, to: topo.nodes[ab ? l.b : l.a].name,
+      bytes: bytes[ld], capacity_mbps: mbps,
+      utilization: endS > 0 && !l.trace ? (bytes[ld] * 8) / (mbps * 1e6 * endS) : NaN,
+      shared: compiled.crossings[ld] > 1 || l.sharing === 'always',
+    });
+  }
+  return rows;
 }
 
 /** Run every system of the scenario. */
