@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../src/core/errors.js';
 import { RngStreams } from '../src/core/rng.js';
-import { SYSTEM_IDS } from '../src/scenario/types.js';
+import { HAT_SYSTEMS as SYSTEM_IDS } from '../src/scenario/types.js';
 import { loadScenario, parseScenarioObject, scenarioJsonSchema, ScenarioError } from '../src/scenario/load.js';
 import { didYouMean, parseOverride } from '../src/scenario/overrides.js';
 import { generateRequests } from '../src/workload/index.js';
@@ -58,7 +58,7 @@ describe('shipped scenarios', () => {
       const s = loadScenario(path.join(scenariosDir, f));
       expect(s.name).toBe(f.replace(/\.yaml$/, ''));
       expect(s.calibrationDir).toBe(path.join(repo, 'calibration'));
-      const deviceCount = s.devices.reduce((n, g) => n + g.count, 0);
+      const deviceCount = s.topology.nodes.filter((n) => n.kind === 'device').length;
       const reqs = generateRequests(s.workload, deviceCount, new RngStreams(s.seed), { baseDir: scenariosDir });
       expect(reqs.length).toBe(deviceCount);
       for (const r of reqs.flat()) {
@@ -109,15 +109,16 @@ describe('defaults', () => {
     expect(s.systems).toEqual(['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat']);
     expect(s.split).toEqual({ inputLayers: 2, outputLayers: 2, adapter: 'attention-block' });
     expect(s.network).toEqual({ shared: [], headerBytes: 64, tokenBytes: 4 });
-    expect(s.devices[0].link.jitterMs).toBe(0);
-    expect(s.devices[0].via).toEqual([]);
-    expect(s.devices[0].link.trace).toBeUndefined();
+    expect(s.devices![0].link.jitterMs).toBe(0);
+    expect(s.devices![0].via).toEqual([]);
+    expect(s.devices![0].link.trace).toBeUndefined();
     expect(s.cloud).toEqual({ hardware: 'a40', gpus: 1, tokenBudget: 2048, maxBatchSeqs: 256, router: 'least-loaded' });
     expect(s.horizonS).toBe(86400);
     expect(s.policies).toEqual({
       hat: { acceptance: 0.7, draft: { kind: 'fixed', gamma: 4 }, chunk: { kind: 'dynamic', minTokens: 32, maxTokens: 1024 }, parallelDrafting: false },
       sd: { acceptance: 0.7, draft: { kind: 'fixed', gamma: 4 }, drafterModel: 'tinyllama-1.1b' },
       ushape: { chunk: { kind: 'none' } },
+      staged: { stageLayers: [], routing: { kind: 'uniform' } },
     });
     expect(s.workload.outputTokens).toEqual({ kind: 'lognormal', meanTokens: 50, cv: 0.3, minTokens: 1, maxTokens: 4096 });
     expect(s.calibrationDir).toBe(path.resolve(fixtures, '..', 'calibration'));
@@ -147,8 +148,8 @@ describe('defaults', () => {
 describe('--set overrides', () => {
   it('set scalars by dotted path with array index (also [i] syntax)', () => {
     const s = loadScenario(fx('minimal.yaml'), ['devices.0.link.uplinkMbps=7.5', 'devices[0].count=4', 'seed=3', 'cloud.router=round-robin']);
-    expect(s.devices[0].link.uplinkMbps).toBe(7.5);
-    expect(s.devices[0].count).toBe(4);
+    expect(s.devices![0].link.uplinkMbps).toBe(7.5);
+    expect(s.devices![0].count).toBe(4);
     expect(s.seed).toBe(3);
     expect(s.cloud.router).toBe('round-robin');
   });
@@ -168,8 +169,8 @@ describe('--set overrides', () => {
       'devices.0.link.trace={format: csv, path: ../traces/tiny.csv}',
     ]);
     expect(s.network.shared).toEqual([{ name: 'ap', uplinkMbps: 50, downlinkMbps: 50 }]);
-    expect(s.devices[0].via).toEqual(['ap']);
-    expect(s.devices[0].link.trace).toEqual({ format: 'csv', path: path.resolve(fixtures, '../traces/tiny.csv'), offsetS: 0, randomOffset: false });
+    expect(s.devices![0].via).toEqual(['ap']);
+    expect(s.devices![0].link.trace).toEqual({ format: 'csv', path: path.resolve(fixtures, '../traces/tiny.csv'), offsetS: 0, randomOffset: false });
   });
 
   it('reject paths that do not exist in the schema, naming them', () => {
@@ -212,7 +213,7 @@ describe('validation errors', () => {
   it('unknown enum value', () => {
     expect(check((o) => { (o as unknown as Obj).workload.arrival = { kind: 'poison', ratePerS: 1 }; }))
       .toContain('workload.arrival.kind: must be one of: poisson, gamma, closed-loop, trace (got "poison")');
-    expect(check((o) => { o.systems = ['hat', 'vllm']; })).toContain('systems[1]: must be one of: cloud, ushape, sd, hat-nochunk, hat (got "vllm")');
+    expect(check((o) => { o.systems = ['hat', 'vllm']; })).toContain('systems[1]: must be one of: cloud, ushape, sd, hat-nochunk, hat, staged (got "vllm")');
   });
 
   it('unknown key, with a suggestion', () => {

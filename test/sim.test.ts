@@ -14,7 +14,7 @@ import { toCsv } from '../src/results/csv.js';
 import { REQUEST_COLUMNS } from '../src/results/types.js';
 import { pipelineStages } from '../src/protocol/systems/split-prefill.js';
 import type { Predictor, ProtocolEnv } from '../src/protocol/context.js';
-import { SYSTEM_IDS } from '../src/scenario/types.js';
+import { HAT_SYSTEMS as SYSTEM_IDS } from '../src/scenario/types.js';
 import { scenario } from './helpers.js';
 
 const HEADER = 64;

@@ -12,7 +12,7 @@ import { chooseChunkTokens, predictPipelineMs, splitPrompt } from '../policy/chu
 import { pipelineStages } from '../protocol/systems/split-prefill.js';
 import type { Predictor, ProtocolEnv } from '../protocol/context.js';
 import { loadScenario } from '../scenario/load.js';
-import { buildTestbed, deviceLink } from '../sim/run.js';
+import { buildTestbed, deviceLink, topologyView } from '../sim/run.js';
 import { describeTopology } from './describe-topology.js';
 import { deviceLatency } from '../sim/latency.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
@@ -78,7 +78,7 @@ export function describeScenario(args: ScenarioArgs): string {
       txMs: (dir, bytes) => ((bytes + s.network.headerBytes) * 8) / bps(dir === 'up' ? g.link.uplinkMbps : g.link.downlinkMbps) * 1000,
       latencyMs: () => g.link.latencyMs,
     };
-    const env: ProtocolEnv = { hiddenBytesPerToken: hb, tokenBytes: s.network.tokenBytes, predictor, policies: s.policies, topology: { nodes: tb.topology.nodes, device: d.node.index, server: -1, index: () => -1 } };
+    const env: ProtocolEnv = { hiddenBytesPerToken: hb, tokenBytes: s.network.tokenBytes, predictor, policies: s.policies, topology: topologyView(tb, d, -1) };
     const st = pipelineStages(env, null, true);
     const chunk = chooseChunkTokens(s.policies.hat.chunk, P, st);
     crow.push([g.name, g.hardware, `${g.link.uplinkMbps}/${g.link.downlinkMbps} Mbit/s, ${g.link.latencyMs} ms`, chunk,

@@ -17,7 +17,7 @@ import type { RequestRecord } from '../results/types.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from '../sim/latency.js';
 import { RequestState } from '../sim/request.js';
-import { buildTestbed, deviceLink, type Testbed } from '../sim/run.js';
+import { buildTestbed, deviceLink, topologyView, type Testbed } from '../sim/run.js';
 import type { SimNetwork } from '../network/types.js';
 import { sleepUntil, withTimeout } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
@@ -163,7 +163,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
       hiddenBytesPerToken: hb,
       tokenBytes: s.network.tokenBytes,
       policies: s.policies,
-      topology: { nodes: tb.topology.nodes, device: d.node.index, server: deviceLink(tb, d).server.index, index: (n) => tb.topology.nodes.findIndex((x) => x.name === n) },
+      topology: topologyView(tb, d, deviceLink(tb, d).server.index),
       predictor: simPredictor(devLat, cloudModel, def.cloudWork, batching.tokenBudget, fixedLinkNetwork(link.uplinkMbps, link.downlinkMbps, link.latencyMs), 0, s.network.headerBytes, link.latencyMs),
     };
     const protocol = def.createDevice(env);

@@ -36,6 +36,10 @@ export interface TopologyView {
   readonly server: number;
   /** Node index by name (throws for an unknown name: a system bug, the scenario was checked). */
   index(name: string): number;
+  /** One-way latency of the route from one node to another (policies such as "nearest"). */
+  routeLatencyMs(from: number, to: number): number;
+  /** Layers of the served model. */
+  readonly modelLayers: number;
 }
 
 /** What a system needs to know of the testbed before it runs (node pairs, checks). */

@@ -4,6 +4,7 @@ import type { SystemDef } from './context.js';
 import { cloudOnly } from './systems/cloud.js';
 import { hat, hatNoChunk } from './systems/hat.js';
 import { sd } from './systems/sd.js';
+import { staged } from './systems/staged.js';
 import { ushape } from './systems/ushape.js';
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
@@ -12,4 +13,5 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   sd,
   'hat-nochunk': hatNoChunk,
   hat,
+  staged,
 };

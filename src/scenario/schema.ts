@@ -7,7 +7,7 @@
  * resolves relative paths and the derived defaults (name, calibrationDir).
  */
 import { z } from 'zod';
-import { SYSTEM_IDS } from './types.js';
+import { HAT_SYSTEMS, SYSTEM_IDS } from './types.js';
 import { didYouMean } from './overrides.js';
 import { PROCESSOR_KINDS } from '../topology/types.js';
 
@@ -96,7 +96,9 @@ export const DRAFT_KINDS = ['fixed', 'adaptive'] as const;
 export const CHUNK_KINDS = ['none', 'fixed', 'dynamic'] as const;
 export const ADAPTER_KINDS = ['attention-block', 'mlp', 'decoder-layer'] as const;
 export const ROUTERS = ['least-loaded', 'round-robin'] as const;
-const SYSTEMS = SYSTEM_IDS as unknown as readonly ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
+export const STAGE_ROUTING_KINDS = ['fixed', 'uniform', 'shortest-queue', 'nearest'] as const;
+const SYSTEMS = SYSTEM_IDS as unknown as readonly [SystemIdLiteral, ...SystemIdLiteral[]];
+type SystemIdLiteral = (typeof SYSTEM_IDS)[number];
 
 export const DEFAULT_LOGNORMAL_MIN_TOKENS = 1;
 export const DEFAULT_LOGNORMAL_MAX_TOKENS = 4096;
@@ -213,6 +215,15 @@ export const PoliciesSchema = obj({
   ushape: obj({
     chunk: ChunkSchema.default(() => ({ kind: 'none' as const })),
   }).prefault({}),
+  staged: obj({
+    stageLayers: list(int({ gte: 1 })).default(() => []),
+    routing: byKind(STAGE_ROUTING_KINDS, [
+      obj({ kind: z.literal('fixed'), fractions: z.record(z.string(), z.record(z.string(), num({ gte: 0, lte: 1 }))) }),
+      obj({ kind: z.literal('uniform') }),
+      obj({ kind: z.literal('shortest-queue') }),
+      obj({ kind: z.literal('nearest') }),
+    ]).default(() => ({ kind: 'uniform' as const })),
+  }).prefault({}),
 });
 
 export const SplitSchema = obj({
@@ -281,7 +292,7 @@ export const ScenarioSchema = obj({
   systems: list(oneOf(SYSTEMS))
     .min(1, { error: 'must list at least one system' })
     .refine((s) => new Set(s).size === s.length, { error: 'must not list a system twice' })
-    .default(() => [...SYSTEM_IDS]),
+    .default(() => [...HAT_SYSTEMS]),
   devices: list(DeviceGroupSchema).min(1, { error: 'must list at least one device group' }).optional(),
   cloud: CloudSchema.optional(),
   nodes: list(NodeSchema).min(1, { error: 'must list at least one node' }).optional(),

@@ -5,8 +5,10 @@
  */
 import type { TopologySpec } from '../topology/types.js';
 
-export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat';
-export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
+export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat' | 'staged';
+export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat', 'staged'];
+/** The HAT comparison: what a scenario runs when it lists no systems. */
+export const HAT_SYSTEMS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
 
 export interface Scenario {
   name: string;
@@ -136,4 +138,26 @@ export interface PolicySpec {
     drafterModel: string;
   };
   ushape: { chunk: ChunkPolicySpec };
+  staged: StagedPolicySpec;
 }
+
+/**
+ * Staged inference (protocol/systems/staged.ts): the model's decoder layers split into
+ * stages hosted by the nodes with a `stage`; a task runs stage after stage, each on a node
+ * the routing policy picks among the next stage's nodes.
+ */
+export interface StagedPolicySpec {
+  /** Decoder layers per stage, in order (sum = the model's layers); empty = an even split. */
+  stageLayers: number[];
+  routing: StageRoutingSpec;
+}
+
+export type StageRoutingSpec =
+  /** Fixed fractions per sending node (device or stage node): `fractions[from][to]`, each row summing to 1; rows not given split evenly. */
+  | { kind: 'fixed'; fractions: Record<string, Record<string, number>> }
+  /** Each candidate with equal probability. */
+  | { kind: 'uniform' }
+  /** The candidate with the fewest jobs waiting + in service (ties: the first). */
+  | { kind: 'shortest-queue' }
+  /** The candidate with the lowest route latency from the sender (ties: the first). */
+  | { kind: 'nearest' };

@@ -16,7 +16,8 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
       tool: 'hatsim',
       version: VERSION,
       mode: 'simulation',
-      scenario: r.scenario,
+      // The devices + cloud form's expanded topology is derivable (and large for big fleets): left out.
+      scenario: r.scenario.topology.legacyVia ? { ...r.scenario, topology: undefined } : r.scenario,
       seed: r.scenario.seed,
       wallMs: Math.round(r.wallMs),
       eventCount: r.eventCount,

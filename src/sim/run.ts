@@ -13,7 +13,7 @@ import type { LatencyProvenance, LatencySource } from '../compute/types.js';
 import { getModel, hiddenStateBytesPerToken, makeSplitPlan } from '../model/catalog.js';
 import type { ModelSpec, SplitPlan } from '../model/types.js';
 import { Network, type NetLinkSpec } from '../network/network.js';
-import type { ProtocolEnv, DeviceProtocol, SystemTopology, TopologyView } from '../protocol/context.js';
+import type { ProtocolEnv, DeviceProtocol, SystemDef, SystemTopology, TopologyView } from '../protocol/context.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
 import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
@@ -25,6 +25,8 @@ import { generateRequests, type DeviceRequest } from '../workload/generate.js';
 import type { CloudCluster } from './cloud.js';
 import { Proc, type DeviceContext } from './driver.js';
 import { SimNode, SimWorld } from './world.js';
+import { checkFits, deviceServerBytes, partWeightBytes } from './memory.js';
+import { stagePlan } from '../protocol/systems/staged.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
 
@@ -267,6 +269,42 @@ function gpuUtilRows(system: SystemId, clusters: readonly CloudCluster[], endS: 
   return rows;
 }
 
+/** Every node holds the weights the system places on it (sim/memory.ts), or an InputError names it. */
+export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly TopoNode[]): void {
+  if (def.pairs === undefined) {
+    const b = deviceServerBytes(def, tb.model, tb.plan, tb.drafterModel);
+    const what = def.deviceWork.length === 0 ? '' : `${def.id}'s device parts (${def.deviceWork.join(', ')})`;
+    if (b.device > 0) for (const d of tb.devices) checkFits(d.node, b.device, what, tb.model);
+    for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
+    return;
+  }
+  if (def.id === 'staged') {
+    const plan = stagePlan(tb.topology.nodes, tb.scenario.policies.staged, tb.model.numLayers);
+    plan.nodes.forEach((ix, s) => {
+      const bytes = partWeightBytes(tb.model, tb.plan.adapter.kind, plan.parts[s]);
+      for (const i of ix) checkFits(tb.topology.nodes[i], bytes, `stage ${s + 1} (${plan.layers[s]} layers${s === 0 ? ' + embedding' : ''}${s === plan.nodes.length - 1 ? ' + LM head' : ''})`, tb.model);
+    });
+  }
+}
+
+/** What device `d`'s protocol sees of the topology (simulator and live runner alike). */
+export function topologyView(tb: Testbed, d: DeviceInstance, server: number): TopologyView {
+  const topo = tb.topology;
+  let names = nameIndexes.get(tb);
+  if (!names) { names = new Map(topo.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, names); }
+  const nameIndex = names;
+  return {
+    nodes: topo.nodes, device: d.node.index, server, modelLayers: tb.model.numLayers,
+    index: (name) => {
+      const i = nameIndex.get(name);
+      if (i === undefined) throw new Error(`protocol asked for node '${name}', which is not in the topology (bug)`);
+      return i;
+    },
+    routeLatencyMs: (from, to) => tb.routes.route(from, to).reduce((a, ld) => a + topo.links[linkOf(ld)].latencyMs, 0),
+  };
+}
+const nameIndexes = new WeakMap<Testbed, Map<string, number>>();
+
 /** The topology as a system sees it before running. */
 export function systemTopology(tb: Testbed): SystemTopology {
   return { nodes: tb.topology.nodes, devices: tb.devices.map((d) => d.node.index), policies: tb.scenario.policies, modelLayers: tb.model.numLayers };
@@ -317,6 +355,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   def.check?.(st);
   const deviceServer = def.pairs === undefined;
   const servers = deviceServer ? tb.devices.map((d) => serverOf(tb, d, system)) : [];
+  checkPlacement(tb, def, servers);
   // Network paths: a device's path to its server is named by the device index (its random
   // streams `net/<d>/...` are those of the legacy form); other pairs by their node names.
   const pairs: PathPair[] = deviceServer
@@ -332,7 +371,6 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const simDevices: SimDevice[] = [];
   let nextRequestId = 0;
   const latencyByHw = new Map<string, DeviceLatency>();
-  const nameIndex = new Map(topo.nodes.map((n) => [n.name, n.index]));
   for (const d of tb.devices) {
     let lat = latencyByHw.get(d.hardware);
     if (!lat) {
@@ -360,14 +398,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       headerBytes: s.network.headerBytes,
       computeMs: (op) => devLat.computeMs(op),
     };
-    const view: TopologyView = {
-      nodes: topo.nodes, device: d.node.index, server: srv?.index ?? -1,
-      index: (name) => {
-        const i = nameIndex.get(name);
-        if (i === undefined) throw new Error(`protocol asked for node '${name}', which is not in the topology (bug)`);
-        return i;
-      },
-    };
+    const view = topologyView(tb, d, srv?.index ?? -1);
     const linkSpec = path >= 0 ? compiled.devices[path].link : null;
     const env: ProtocolEnv = {
       hiddenBytesPerToken: hb,

@@ -34,6 +34,7 @@ export class Routes {
       if (r.links.length === 0) throw new InputError(`${field}.links: must list at least one link`, `${field}.links`);
       const path: LinkDir[] = [];
       let at = from;
+      const visited = new Set<number>([from]);
       r.links.forEach((name, j) => {
         const li = this.linkByName.get(name);
         if (li === undefined) throw new InputError(`${field}.links[${j}]: '${name}' is not a link (known: ${[...this.linkByName.keys()].slice(0, 20).join(', ')})`, `${field}.links[${j}]`);
@@ -43,6 +44,8 @@ export class Routes {
         else {
           throw new InputError(`${field}.links[${j}]: link '${name}' joins '${topo.nodes[l.a].name}' and '${topo.nodes[l.b].name}', but the route is at '${topo.nodes[at].name}' there: a route must be a contiguous path from '${r.from}' to '${r.to}'`, `${field}.links[${j}]`);
         }
+        if (visited.has(at)) throw new InputError(`${field}.links[${j}]: the route comes back to '${topo.nodes[at].name}' (a cycle); a route must visit each node once`, `${field}.links[${j}]`);
+        visited.add(at);
       });
       if (at !== to) throw new InputError(`${field}.links: the route ends at '${topo.nodes[at].name}', not at '${r.to}'`, `${field}.links`);
       this.explicit.set(key, path);
