@@ -76,8 +76,8 @@ describe('fan-out: a fixed 30/70 split over two M/D/1 nodes', () => {
       expect(rho).toBeLessThan(0.9);
       const wq = (rho * D) / (2 * (1 - rho));
       const mean = waits.reduce((a, b) => a + b, 0) / waits.length;
-      // Waits are autocorrelated: allow 15 % (the sample holds ~6,000-14,000 tasks per node).
-      expect(Math.abs(mean - wq) / wq).toBeLessThan(0.15);
+      // Waits are autocorrelated: with ~30,000 / ~70,000 tasks per node, five seeds stayed within 2.2 %; allow 6 %.
+      expect(Math.abs(mean - wq) / wq).toBeLessThan(0.06);
       for (const h of run.hops.filter((x) => x.node === node)) expect(h.compute_ms).toBeCloseTo(D * 1000, 9);
       const rec = run.nodes.find((x) => x.node === node)!;
       expect(rec.mean_wait_ms / 1000).toBeCloseTo(mean, 9);

@@ -13,6 +13,7 @@ import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
 import type { RequestState } from './request.js';
 import type { SimWorld } from './world.js';
+import { decideStream } from '../policy/decide.js';
 
 /** Everything a request's processes need from its device and the testbed. */
 export interface DeviceContext {
@@ -27,8 +28,8 @@ export interface DeviceContext {
   cloud: CloudCluster | null;
   world: SimWorld;
   acceptRng: Rng;
-  /** Draws for policies that pick nodes or decide exits (`draw` op). */
-  decideRng: Rng;
+  /** The run's seed (per-request decision streams of the `draw` op). */
+  seed: number;
   headerBytes: number;
   /** Latency (ms) of device work, from the device's latency models. */
   computeMs(op: Extract<Op, { op: 'compute' }>): number;
@@ -181,7 +182,8 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           return;
         }
         case 'draw':
-          value = dev.decideRng.uniform();
+          // One stream per request (policy/decide.ts): the same draws wherever the task runs, live or simulated.
+          value = (req.decide ??= decideStream(dev.seed, req.device, req.index)).uniform();
           break;
         case 'nodeLoad':
           value = dev.world.nodes[op.node].load;

@@ -3,6 +3,7 @@
  * becomes a RequestRecord (results/types.ts) when the run ends.
  */
 import { drawAccepted, type UniformSource } from '../policy/acceptance.js';
+import type { Rng } from '../core/rng.js';
 import type { BatchedRequest } from '../policy/batching.js';
 import type { SystemId } from '../scenario/types.js';
 import type { RequestRecord, SpanRecord } from '../results/types.js';
@@ -29,6 +30,8 @@ export class RequestState implements BatchedRequest {
   /** Staged systems: the stage the task exited at (0 = not recorded) and whether its answer was correct (-1 = unknown). */
   exitStage = 0;
   correct = -1;
+  /** This request's decision stream (`draw` op), created at its first draw. */
+  decide: Rng | null = null;
   /** Stamped by the cloud's batcher (policy/batching.ts): one job per request per step. */
   batchMark = 0;
   /** Spans for the timeline figure; null when the request is not sampled. */

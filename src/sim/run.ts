@@ -390,11 +390,10 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       cloud = sn.clusterFor(def.cloudWork, () => m);
     }
     const devNode = nodes[d.node.index];
-    let decide: ReturnType<typeof streams.get> | null = null;
     const ctx: DeviceContext = {
       engine, index: path, node: d.node.index, processor: devNode.single!, network, cloud, world,
       acceptRng: streams.get(`accept/${d.index}`),
-      get decideRng() { return (decide ??= streams.get(`decide/${d.index}`)); },
+      seed: s.seed,
       headerBytes: s.network.headerBytes,
       computeMs: (op) => devLat.computeMs(op),
     };
