@@ -90,6 +90,70 @@ const deviceCmd: CommandModule<object, DeviceArgs> = {
   },
 };
 
+interface NodeArgs extends CommonArgs {
+  scenario: string; name: string; system: string; listen: string; peer?: string[]; out?: string;
+  't0-epoch-ms'?: number; 'max-connections': number; 'hello-timeout-ms': number;
+}
+
+const nodeCmd: CommandModule<object, NodeArgs> = {
+  command: 'node',
+  describe: 'Run one node of a topology scenario (a device, an edge box, a server) on this machine',
+  builder: (y) => common(y)
+    .option('scenario', { type: 'string', demandOption: true, describe: 'scenario YAML file' })
+    .option('name', { type: 'string', demandOption: true, describe: 'the node this process is (a node name of the scenario)' })
+    .option('system', { type: 'string', demandOption: true, describe: 'the system to run (one that declares node pairs, e.g. staged)' })
+    .option('listen', { type: 'string', default: '127.0.0.1:0', describe: 'HOST:PORT to listen on for peer nodes (port 0 = any free port)' })
+    .option('peer', { type: 'string', array: true, describe: 'where another node listens: NAME=HOST:PORT (repeatable)' })
+    .option('out', { type: 'string', describe: 'directory for device-<name>.jsonl and node-<name>.json' })
+    .option('t0-epoch-ms', { type: 'number', describe: 'shared start of the run, ms since the epoch (default: 3 s from now; live local sends it)' })
+    .option('max-connections', { type: 'number', default: 64, describe: 'cap on incoming connections' })
+    .option('hello-timeout-ms', { type: 'number', default: 2000, describe: 'drop a peer that has not said hello by then' }) as never,
+  handler: async (args) => {
+    const scenario = loadScenario(args.scenario, args.set ?? []);
+    const { host, port } = hostPort(args.listen, 'listen');
+    const peers: Record<string, string> = {};
+    for (const p of args.peer ?? []) {
+      const m = /^([^=]+)=(.+)$/.exec(p);
+      if (!m) throw new InputError(`--peer: give NAME=HOST:PORT (got '${p}')`, 'peer');
+      hostPort(m[2], `peer ${m[1]}`);
+      peers[m[1]] = m[2];
+    }
+    const system = args.system;
+    if (!scenario.systems.includes(system as never)) throw new InputError(`--system: '${system}' is not a system of the scenario (${scenario.systems.join(', ')})`, 'system');
+    const { NodeRuntime, epochNowMs } = await import('../live/node.js');
+    const out = resolve(args.out ?? `results/${scenario.name}-live`);
+    let t0 = args['t0-epoch-ms'] ?? epochNowMs() + 3000;
+    const rt = new NodeRuntime({
+      scenario, name: args.name, system: system as never, host, port, peers, token: args.token ?? process.env.HATSIM_TOKEN,
+      outDir: out, t0EpochMs: t0, emulate: args.emulate, maxConnections: args['max-connections'], helloTimeoutMs: args['hello-timeout-ms'],
+      maxFrameBytes: Math.round((args['max-frame-mb'] ?? 64) * 1024 * 1024),
+    });
+    const bound = await rt.start();
+    process.stdout.write(`hatsim node ${args.name} listening on ${host}:${bound}\n`);
+    const stop = async (why: string, code: number): Promise<never> => {
+      process.stderr.write(`node ${args.name}: ${why}\n`);
+      await rt.close();
+      process.exit(code);
+    };
+    process.once('SIGINT', () => void stop('SIGINT', 130));
+    process.once('SIGTERM', () => void stop('SIGTERM', 0));
+    if (process.send) {
+      // Started by `live local`: peers and the start time come over IPC once every node listens.
+      process.once('disconnect', () => void stop('orchestrator gone', 1));
+      const go = await new Promise<{ peers: Record<string, string>; t0EpochMs: number }>((r) => process.on('message', (m) => r(m as never)));
+      rt.setPeers(go.peers, go.t0EpochMs);
+      t0 = go.t0EpochMs;
+    }
+    await rt.connectAll();
+    process.send?.({ connected: true });
+    if (rt.isDeviceNode) {
+      await rt.runDevice();
+      await stop('all requests done', 0);
+    }
+    await new Promise<never>(() => undefined);
+  },
+};
+
 const localCmd: CommandModule<object, LocalArgs> = {
   command: 'local <scenario>',
   describe: 'Run a scenario live on this machine: one cloud + N device processes over loopback',
@@ -117,6 +181,7 @@ export const liveCommand: CommandModule<object, object> = {
     .command(cloudCmd as unknown as CommandModule<object, never>)
     .command(deviceCmd as unknown as CommandModule<object, never>)
     .command(localCmd as unknown as CommandModule<object, never>)
-    .demandCommand(1, 'give a live command: cloud, device, local'),
+    .command(nodeCmd as unknown as CommandModule<object, never>)
+    .demandCommand(1, 'give a live command: cloud, device, node, local'),
   handler: () => undefined,
 };

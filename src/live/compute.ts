@@ -177,13 +177,15 @@ class ModelRunner {
   }
 }
 
-export type PassWork = 'input' | 'adapter' | 'output' | 'slm' | 'drafter' | 'middle' | 'full';
+export type PassWork = 'input' | 'adapter' | 'output' | 'slm' | 'drafter' | 'middle' | 'full' | 'part';
 
 export interface PassRequest {
   work: PassWork;
   tokens: number;
   ctx: number;
   logits: number;
+  /** work 'part' (topology runner): embedding? + layers x decoder layer + LM head? over the pass. */
+  part?: { embedding: boolean; layers: number; lmHead: boolean };
 }
 
 /** Everything a process runs; created once per process (inside the compute worker). */
@@ -239,6 +241,12 @@ export class LiveCompute {
       case 'drafter': { const m = this.need(this.drafter); await m.head(logits, await m.layers(m.model.numLayers, n, ctx, await m.embed(n))); break; }
       case 'middle': { await this.need(this.target).layers(plan.middleLayers, n, ctx, null); break; }
       case 'full': { const m = this.need(this.target); await m.head(logits, await m.layers(m.model.numLayers, n, ctx, await m.embed(n))); break; }
+      case 'part': {
+        const m = this.need(this.target), q = p.part!;
+        const h = await m.layers(q.layers, n, ctx, q.embedding ? await m.embed(n) : null);
+        if (q.lmHead) await m.head(logits, h);
+        break;
+      }
     }
     return performance.now() - t0;
   }

@@ -10,6 +10,8 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/atomic.js';
+import { InputError } from '../core/errors.js';
+import { SYSTEMS } from '../protocol/registry.js';
 import { getModel } from '../model/catalog.js';
 import { summarize } from '../results/summary.js';
 import type { RequestRecord, SummaryRecord } from '../results/types.js';
@@ -50,7 +52,7 @@ export function killChildren(signal: NodeJS.Signals = 'SIGTERM'): void {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(signal);
 }
 
-function startChild(args: string[], logStream: WriteStream, name: string): { child: ChildProcess; exited: Promise<number> } {
+export function startChild(args: string[], logStream: WriteStream, name: string): { child: ChildProcess; exited: Promise<number> } {
   // An IPC channel only so that a child notices when this process dies (even by SIGKILL) and exits.
   const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   children.add(child);
@@ -79,7 +81,7 @@ function waitForPort(child: ChildProcess, exited: Promise<number>, timeoutMs: nu
   });
 }
 
-function withExitTimeout(p: Promise<number>, ms: number): Promise<number | null> {
+export function withExitTimeout(p: Promise<number>, ms: number): Promise<number | null> {
   return new Promise((resolve) => {
     const t = setTimeout(() => resolve(null), ms);
     void p.then((c) => { clearTimeout(t); resolve(c); });
@@ -91,6 +93,14 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const overrides = opts.overrides ?? [];
   const scenario = loadScenario(opts.scenarioPath, overrides);
+  const topo = scenario.systems.filter((id) => SYSTEMS[id].pairs !== undefined);
+  if (topo.length > 0) {
+    if (topo.length !== scenario.systems.length) {
+      throw new InputError(`systems: ${topo.join(', ')} run on the topology runner and ${scenario.systems.filter((x) => !topo.includes(x)).join(', ')} on the device-cloud runner; run them live in separate scenarios (--set systems=[...])`, 'systems');
+    }
+    const { runTopologyLocal } = await import('./topology-local.js');
+    return runTopologyLocal(opts, scenario);
+  }
   const devices = expandDevices(scenario);
   mkdirSync(opts.outDir, { recursive: true });
   for (const f of ['steps-cloud.csv', 'cloud.json']) rmSync(join(opts.outDir, f), { force: true });

@@ -8,7 +8,8 @@
 import { createHash } from 'node:crypto';
 
 export const MAGIC = 0x4d495348; // "HSIM" read as a little-endian u32
-export const WIRE_VERSION = 1;
+/** 2: node-to-node frames (nodeHello, task) for the topology runner (live/node.ts). */
+export const WIRE_VERSION = 2;
 export const HEADER_BYTES = 64;
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024;
 
@@ -24,6 +25,10 @@ export const FrameType = {
   /** Unshaped echo (either side): measures the real one-way transit to compensate in shaping. */
   ping: 9,
   pong: 10,
+  /** Node-to-node (live/node.ts): a peer node introduces itself (JSON: node name, token hash). */
+  nodeHello: 11,
+  /** Node-to-node: a task moving along its route ([u32 JSON length][JSON state][payload bytes]). */
+  task: 12,
 } as const;
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
