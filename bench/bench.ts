@@ -112,3 +112,10 @@ if (!quick) {
   console.log(`  each system alone, 10,020 requests < 2 s: slowest ${slowest.sys} ${slowest.s.toFixed(2)} s ${slowest.s < 2 ? 'ok' : 'MISSED'}`);
   console.log(`  >= 2 M events/s: lowest ${leastRate.sys} ${leastRate.mev.toFixed(2)} M/s ${leastRate.mev >= 2 ? 'ok' : 'MISSED'}`);
 }
+
+// --baseline DIR: the testbed and devices-1000 on an earlier build and on this one, alternating (bench/compare.ts).
+const baseArg = process.argv.indexOf('--baseline');
+if (baseArg > 0) {
+  const { compareWithBaseline } = await import('./compare.js');
+  await compareWithBaseline(process.argv[baseArg + 1], Math.max(reps, 5));
+}
