@@ -52,7 +52,7 @@ describe('DTO-EE problem: flows, delay, accuracy', () => {
     const ev = evaluate(P, st, 1);
     expect(ev.meanDelayS).toBeCloseTo(delay / 10, 12);
     expect(ev.meanAccuracy).toBeCloseTo(acc / 10, 12);
-    expect(ev.objective).toBeCloseTo(delay / 10 - 0.1 * acc / 10, 12);
+    expect(ev.objective).toBeCloseTo(delay / 10 + 0.1 * (1 - acc / 10), 12);
     expect(ev.exitShare.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
     expect(ev.stable).toBe(true);
   });

@@ -8,7 +8,9 @@
  *   flow      Lambda_m = lambda0_m + sum_n Lambda_n (1 - p_s(n)(tau_n)) x_nm
  *   delay     mean over tasks of sum of sojourn times (M/M/1 or M/D/1) and hop delays
  *   accuracy  mean over tasks of the accuracy of the exit they take
- *   objective J = mean delay - beta * mean accuracy      (mode 'weight')
+ *   objective J = mean delay + beta * (1 - mean accuracy)  (mode 'weight': the same
+ *               optimum as mean delay - beta * mean accuracy, shifted by the constant
+ *               beta so that J > 0 and relative gaps mean something)
  *             J = mean delay + w max(0, floor - A)^2     (mode 'floor')
  *             + (1/Lambda0) r sum_n max(0, Lambda_n - cap mu_n)^2   (exterior penalty)
  *
@@ -267,14 +269,20 @@ function queueCostExact(k: number, L: number, mu: number): [number, number, numb
 }
 
 /**
- * Node cost c(L) = D(L) + r max(0, L - cap mu)^2 and its derivatives, with D
- * continued by its second-order Taylor expansion above cap * mu.
+ * One queue's cost c(L) = D(L) + r max(0, L - cap mu)^2 and its first two
+ * derivatives, with D = L T(L) continued by its second-order Taylor expansion
+ * above cap * mu (so it stays finite and convex).
  */
-export function nodeCost(P: Problem, n: number, L: number, r: number): [number, number, number] {
-  const k = P.sojourn === 'mm1' ? 1 : 0.5, mu = P.mu[n], Lc = P.penalty.utilisationCap * mu;
+export function queueCost(sojourn: SojournModel, utilisationCap: number, mu: number, L: number, r: number): [number, number, number] {
+  const k = sojourn === 'mm1' ? 1 : 0.5, Lc = utilisationCap * mu;
   if (L <= Lc) return queueCostExact(k, L, mu);
   const [d0, d1, d2] = queueCostExact(k, Lc, mu), e = L - Lc;
   return [d0 + d1 * e + 0.5 * d2 * e * e + r * e * e, d1 + d2 * e + 2 * r * e, d2 + 2 * r];
+}
+
+/** queueCost of node n of the problem. */
+export function nodeCost(P: Problem, n: number, L: number, r: number): [number, number, number] {
+  return queueCost(P.sojourn, P.penalty.utilisationCap, P.mu[n], L, r);
 }
 
 /** Continuation probability 1 - p(tau) per node (0 at the last stage). */
@@ -328,7 +336,7 @@ export function evaluate(P: Problem, st: DtoState, r: number): Evaluation {
   });
   const L0 = P.totalInput, meanDelayS = delay / L0, meanAccuracy = correct / L0, penalty = pen / L0;
   const acc = P.accuracy;
-  const accTerm = acc.mode === 'weight' ? -acc.beta * meanAccuracy : acc.weight * Math.max(0, acc.floor - meanAccuracy) ** 2;
+  const accTerm = acc.mode === 'weight' ? acc.beta * (1 - meanAccuracy) : acc.weight * Math.max(0, acc.floor - meanAccuracy) ** 2;
   const exitShare = lambda.map((l, n) => (l * (1 - cont[n])) / L0);
   const utilisation = lambda.map((l, n) => l / P.mu[n]);
   return { objective: meanDelayS + accTerm + penalty, meanDelayS, meanAccuracy, penalty, lambda, exitShare, utilisation, stable: utilisation.every((u) => u < 1) };

@@ -13,7 +13,7 @@ export interface RandomProblemOptions {
   seed: number;
   /** Nodes per stage, e.g. [3, 3, 2]. */
   nodesPerStage: number[];
-  /** Total input / capacity of stage 1 (the busiest stage with tau = 1). Default 0.6. */
+  /** Total input / the smallest stage capacity (every task crosses every stage with tau = 1). Default 0.6. */
   load?: number;
   /** Service rates uniform in [muMin, muMax] tasks/s. Default 20..60. */
   muMin?: number;
@@ -44,7 +44,8 @@ export function randomProblem(o: RandomProblemOptions): DtoProblemSpec {
     nodes.push(node);
   }));
   const stage1 = nodes.filter((n) => n.stage === 1);
-  const cap = stage1.reduce((a, n) => a + (n.serviceRatePerS ?? 0), 0);
+  const capOf = (s: number): number => nodes.filter((n) => n.stage === s).reduce((a, n) => a + (n.serviceRatePerS ?? 0), 0);
+  const cap = Math.min(...ids.map((_, s) => capOf(s + 1)));
   const weights = stage1.map(() => 0.5 + rng.uniform());
   const wsum = weights.reduce((a, b) => a + b, 0);
   stage1.forEach((n, i) => { n.inputRatePerS = ((o.load ?? 0.6) * cap * weights[i]) / wsum; });
