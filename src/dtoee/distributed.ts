@@ -163,6 +163,8 @@ export interface DistributedOptions {
   maxTauStep?: number;
   /** Initial threshold when not warm-started; default 0.5. */
   initialTau?: number;
+  /** Floor mode: weight of the newest broadcast mean accuracy in the multiplier, per iteration; default 0.02. */
+  floorSmoothing?: number;
   /** Record the objective (at the final penalty weight) after every iteration. */
   trace?: boolean;
 }
@@ -231,8 +233,10 @@ export class DtoeeDistributed {
         quiet = moved <= tol ? quiet + 1 : 0;
         if (P.accuracy.mode === 'floor') {
           // [assumption] The accuracy floor's multiplier needs the mean accuracy: one number the devices
-          // measure (they receive every result) and broadcast each iteration.
-          this.beta = effectiveBeta(P, evaluate(P, this.currentState(), r).meanAccuracy);
+          // measure (they receive every result) and broadcast each iteration; smoothed (factor
+          // floorSmoothing) so that the multiplier and the thresholds do not chase each other.
+          const target = effectiveBeta(P, evaluate(P, this.currentState(), r).meanAccuracy);
+          this.beta += (o.floorSmoothing ?? 0.02) * (target - this.beta);
         }
         if (o.trace) trace.push(evaluate(P, this.currentState(), rFinal).objective);
       }
