@@ -9,24 +9,29 @@
  *    line search on the full objective;
  *  - thresholds with the routing fractions fixed: per node a 1-D search (the
  *    profile grid and midpoints, then golden section around the best point);
- *  - the two blocks alternate until the objective stops falling, from several
+ *  - then projected gradient on the full vector (Barzilai-Borwein steps,
+ *    Armijo backtracking on the true objective), which Frank-Wolfe's slow
+ *    tail needs;
+ *  - the blocks alternate until the objective stops falling, from several
  *    starting thresholds (multi-start), and the best result is kept.
  *
  * It solves directly at the final penalty weight of the problem's schedule.
  */
 import { InputError } from '../core/errors.js';
 import {
-  compileProblem, effectiveBeta, evaluate, flows, nodeCost, type DtoProblemSpec, type DtoState, type Evaluation, type Problem,
+  compileProblem, effectiveBeta, evaluate, flows, gradient, nodeCost, projectSimplex, type DtoProblemSpec, type DtoState, type Evaluation, type Problem,
 } from './problem.js';
 import { exitCorrect } from './profile.js';
 
 export interface CentralisedOptions {
   /** Starting thresholds (all nodes alike); default 0, 0.25, 0.5, 0.75, 1. */
   starts?: number[];
-  /** Alternations at most per start; default 60. */
+  /** Alternations at most per start; default 20. */
   maxAlternations?: number;
-  /** Frank-Wolfe iterations per routing solve; default 60. */
+  /** Frank-Wolfe iterations per routing solve; default 30. */
   frankWolfeIterations?: number;
+  /** Projected-gradient iterations per alternation; default 500. */
+  projectedGradientIterations?: number;
   /** Stop when the objective improves by less than this (relative); default 1e-9. */
   tolerance?: number;
   /** Optimise only the routing (thresholds fixed at their start) or only the thresholds (routing fixed). */
@@ -119,6 +124,40 @@ function solveThresholds(P: Problem, st: DtoState, r: number): DtoState {
   return cur;
 }
 
+/**
+ * Projected gradient on the full vector (routing rows projected onto their
+ * simplex, thresholds onto [0, 1]) with Barzilai-Borwein steps and Armijo
+ * backtracking on the true objective. `fix` freezes one block.
+ */
+function projectedGradient(P: Problem, st0: DtoState, r: number, fix: CentralisedOptions['fix'], iters: number): DtoState {
+  const moveX = fix !== 'routing', moveT = fix !== 'thresholds';
+  let st = st0, g = gradient(P, st, r), J = g.objective, alpha = 1;
+  const step = (a: number): DtoState => ({
+    x: moveX ? st.x.map((row, n) => (row.length > 1 ? projectSimplex(row.map((v, j) => v - a * g.dx[n][j])) : [...row])) : st.x,
+    tau: moveT ? st.tau.map((t, n) => (P.stage[n] === P.S ? 1 : Math.min(1, Math.max(0, t - a * g.dtau[n])))) : st.tau,
+  });
+  for (let it = 0; it < iters; it++) {
+    let a = alpha, cand = step(a), Jc = evaluate(P, cand, r).objective, dec = 0;
+    const dot = (c: DtoState): number => {
+      let d = 0;
+      c.x.forEach((row, n) => row.forEach((v, j) => { d += g.dx[n][j] * (v - st.x[n][j]); }));
+      c.tau.forEach((t, n) => { d += g.dtau[n] * (t - st.tau[n]); });
+      return d;
+    };
+    for (let b = 0; b < 50 && !(Jc <= J + 1e-4 * (dec = dot(cand))); b++) { a /= 2; cand = step(a); Jc = evaluate(P, cand, r).objective; }
+    if (!(Jc < J) || dec === 0) break;
+    const gn = gradient(P, cand, r);
+    let ss = 0, sy = 0;
+    cand.x.forEach((row, n) => row.forEach((v, j) => { const d = v - st.x[n][j]; ss += d * d; sy += d * (gn.dx[n][j] - g.dx[n][j]); }));
+    cand.tau.forEach((t, n) => { const d = t - st.tau[n]; ss += d * d; sy += d * (gn.dtau[n] - g.dtau[n]); });
+    alpha = sy > 0 ? Math.min(1e6, Math.max(1e-8, ss / sy)) : Math.min(1e6, a * 4);
+    const gain = J - Jc;
+    st = cand; g = gn; J = Jc;
+    if (gain < 1e-14 * Math.max(1, Math.abs(J))) break;
+  }
+  return st;
+}
+
 export function solveCentralised(spec: DtoProblemSpec | Problem, o: CentralisedOptions = {}): CentralisedResult {
   const P = 'ids' in spec ? spec : compileProblem(spec);
   const pen = P.penalty;
@@ -126,7 +165,8 @@ export function solveCentralised(spec: DtoProblemSpec | Problem, o: CentralisedO
   const starts = o.starts ?? [0, 0.25, 0.5, 0.75, 1];
   if (starts.length === 0 || starts.some((t) => !(t >= 0 && t <= 1))) throw new InputError('centralised solver: starts must be thresholds in [0, 1]', 'starts');
   const fix = o.fix ?? 'none';
-  const maxAlt = o.maxAlternations ?? 60, fwIters = o.frankWolfeIterations ?? 60, tol = o.tolerance ?? 1e-9;
+  const maxAlt = o.maxAlternations ?? 20, fwIters = o.frankWolfeIterations ?? 30, tol = o.tolerance ?? 1e-9;
+  const pgIters = o.projectedGradientIterations ?? 500;
   let best: { st: DtoState; J: number } | undefined;
   const startObjectives: number[] = [];
   let alternations = 0;
@@ -140,6 +180,7 @@ export function solveCentralised(spec: DtoProblemSpec | Problem, o: CentralisedO
       alternations++;
       if (fix !== 'routing') st = solveRouting(P, st, r, fwIters, tol);
       if (fix !== 'thresholds') st = solveThresholds(P, st, r);
+      st = projectedGradient(P, st, r, fix, pgIters);
       const Jn = evaluate(P, st, r).objective;
       const done = !(Jn < J - tol * Math.max(1, Math.abs(J)));
       J = Math.min(J, Jn);

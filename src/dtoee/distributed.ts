@@ -21,8 +21,8 @@
  * later (the simulator and the live runner send them as real messages).
  */
 import {
-  compileProblem, effectiveBeta, evaluate, marginalCost, projectSimplex, queueCost, thresholdSlope,
-  type DtoProblemSpec, type DtoState, type Evaluation, type Problem, type SojournModel,
+  applyObservation, compileProblem, effectiveBeta, evaluate, marginalCost, projectSimplex, queueCost, thresholdSlope,
+  type DtoObservation, type DtoProblemSpec, type DtoState, type Evaluation, type Problem, type SojournModel,
 } from './problem.js';
 import { exitCorrect, exitProb, exitProbSlope, type ExitProfile } from './profile.js';
 
@@ -252,16 +252,8 @@ export class DtoeeDistributed {
    * (tasks/s from its devices) and `serviceTimeS` per node (mean seconds per
    * task). Nodes not named keep their value.
    */
-  observe(obs: { inputRatePerS?: Record<string, number>; serviceTimeS?: Record<string, number> }): DistributedResult {
-    const nodes = this.spec.nodes.map((n) => {
-      const c = { ...n };
-      const r = obs.inputRatePerS?.[n.id];
-      if (r !== undefined) c.inputRatePerS = r;
-      const t = obs.serviceTimeS?.[n.id];
-      if (t !== undefined) { c.serviceTimeS = t; delete c.serviceRatePerS; }
-      return c;
-    });
-    this.spec = { ...this.spec, nodes };
+  observe(obs: DtoObservation): DistributedResult {
+    this.spec = applyObservation(this.spec, obs);
     const P = compileProblem(this.spec);
     if (P.ids.some((id, n) => id !== this.P.ids[n])) throw new Error('observe: the topology must not change');
     this.P = P;

@@ -195,6 +195,27 @@ export function compileProblem(spec: DtoProblemSpec): Problem {
   return { S, ids, index, stage, mu, lambda0, totalInput, next, hopS, prev, order, profile, sojourn, accuracy, penalty };
 }
 
+/** Measured rates and service times, by node id (nodes not named keep their value). */
+export interface DtoObservation {
+  /** Device input rate per access node, tasks/s. */
+  inputRatePerS?: Record<string, number>;
+  /** Mean service time per task per node, seconds. */
+  serviceTimeS?: Record<string, number>;
+}
+
+/** The problem with measured values put in (the topology stays). */
+export function applyObservation(spec: DtoProblemSpec, obs: DtoObservation): DtoProblemSpec {
+  const nodes = spec.nodes.map((n) => {
+    const c = { ...n };
+    const r = obs.inputRatePerS?.[n.id];
+    if (r !== undefined) c.inputRatePerS = r;
+    const t = obs.serviceTimeS?.[n.id];
+    if (t !== undefined) { c.serviceTimeS = t; delete c.serviceRatePerS; }
+    return c;
+  });
+  return { ...spec, nodes };
+}
+
 /** Euclidean projection of v onto the probability simplex (Duchi et al. 2008). */
 export function projectSimplex(v: number[]): number[] {
   const u = [...v].sort((a, b) => b - a);
