@@ -100,3 +100,16 @@ describe('DTO-EE policies against the model', () => {
     expect(fixed.update({ inputRatePerS: {} })).toEqual({ iterations: 0, messages: 0, bytes: 0 });
   });
 });
+
+describe('DTO-EE assumptions for describe/run.json', () => {
+  it('names the queue model, the penalty schedule, the profile source and the fixed threshold in force', async () => {
+    const { dtoeeAssumptions } = await import('../src/dtoee/index.js');
+    const lines = dtoeeAssumptions(P, { fixedThreshold: 0.6 });
+    expect(lines.join('\n')).toMatch(/M\/M\/1/);
+    expect(lines.join('\n')).toMatch(/not measured/);
+    expect(lines.join('\n')).toMatch(/utilisation 0\.95: weight 1 x 10\^k over 4/);
+    expect(lines.join('\n')).toMatch(/fixed-threshold baselines 0\.6/);
+    const md = compileProblem({ ...spec, sojourn: 'md1', accuracy: { mode: 'floor', floor: 0.9, weight: 5 } });
+    expect(dtoeeAssumptions(md).join('\n')).toMatch(/M\/D\/1[\s\S]*accuracy floor/);
+  });
+});
