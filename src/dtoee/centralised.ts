@@ -24,7 +24,7 @@ import {
 import { exitCorrect } from './profile.js';
 
 export interface CentralisedOptions {
-  /** Starting thresholds (all nodes alike); default 0, 0.25, 0.5, 0.75, 1. */
+  /** Starting thresholds (all nodes alike); default 0, 0.5, 1. */
   starts?: number[];
   /** Alternations at most per start; default 20. */
   maxAlternations?: number;
@@ -32,7 +32,7 @@ export interface CentralisedOptions {
   frankWolfeIterations?: number;
   /** Projected-gradient iterations per alternation; default 500. */
   projectedGradientIterations?: number;
-  /** Stop when the objective improves by less than this (relative); default 1e-9. */
+  /** Stop when the objective improves by less than this (relative); default 1e-8. */
   tolerance?: number;
   /** Optimise only the routing (thresholds fixed at their start) or only the thresholds (routing fixed). */
   fix?: 'none' | 'thresholds' | 'routing';
@@ -162,10 +162,10 @@ export function solveCentralised(spec: DtoProblemSpec | Problem, o: CentralisedO
   const P = 'ids' in spec ? spec : compileProblem(spec);
   const pen = P.penalty;
   const r = o.penaltyWeight ?? pen.initialWeight * Math.pow(pen.growth, pen.rounds - 1);
-  const starts = o.starts ?? [0, 0.25, 0.5, 0.75, 1];
+  const starts = o.starts ?? [0, 0.5, 1];
   if (starts.length === 0 || starts.some((t) => !(t >= 0 && t <= 1))) throw new InputError('centralised solver: starts must be thresholds in [0, 1]', 'starts');
   const fix = o.fix ?? 'none';
-  const maxAlt = o.maxAlternations ?? 20, fwIters = o.frankWolfeIterations ?? 30, tol = o.tolerance ?? 1e-9;
+  const maxAlt = o.maxAlternations ?? 20, fwIters = o.frankWolfeIterations ?? 30, tol = o.tolerance ?? 1e-8;
   const pgIters = o.projectedGradientIterations ?? 500;
   let best: { st: DtoState; J: number } | undefined;
   const startObjectives: number[] = [];
