@@ -113,3 +113,43 @@ describe('DTO-EE assumptions for describe/run.json', () => {
     expect(dtoeeAssumptions(md).join('\n')).toMatch(/M\/D\/1[\s\S]*accuracy floor/);
   });
 });
+
+describe('DTO-EE per-task API reproduces the model (task-level Monte Carlo, no simulator)', () => {
+  it('every task exits once; arrival, exit and accuracy shares match the coupling formula within 4 sigma', async () => {
+    const { decideCorrect, decideExit } = await import('../src/dtoee/profile.js');
+    for (const name of ['dtoee', 'random']) {
+      const p = createDtoPolicy(name, spec) as StatePolicy;
+      const ev = evaluate(P, p.state(), rFinal);
+      const rng = new Rng(9, `test/tasks/${name}`);
+      const N = 20000;
+      const visits = new Array<number>(P.ids.length).fill(0), exits = new Array<number>(P.ids.length).fill(0);
+      let correct = 0, exitedOnce = 0;
+      const access = P.ids.map((_, n) => n).filter((n) => P.lambda0[n] > 0);
+      for (let i = 0; i < N; i++) {
+        let u = rng.uniform() * P.totalInput, n = access[access.length - 1];
+        for (const a of access) { if (u < P.lambda0[a]) { n = a; break; } u -= P.lambda0[a]; }
+        let done = 0;
+        for (;;) {
+          visits[n]++;
+          const s = P.stage[n], tau = p.threshold(P.ids[n]);
+          if (s === P.S || decideExit(P.profile, s, tau, rng.uniform())) {
+            exits[n]++; done++;
+            if (decideCorrect(P.profile, s === P.S ? 'final' : s, tau, rng.uniform())) correct++;
+            break;
+          }
+          n = P.index.get(p.nextNode(P.ids[n], rng.uniform()))!;
+        }
+        if (done === 1) exitedOnce++;
+      }
+      expect(exitedOnce).toBe(N);
+      expect(exits.reduce((a, b) => a + b, 0)).toBe(N);
+      const tol = (q: number): number => 4 * Math.sqrt(Math.max(q * (1 - q), 1e-12) / N) + 1e-12;
+      P.ids.forEach((_, n) => {
+        const q = ev.lambda[n] / P.totalInput;
+        expect(Math.abs(visits[n] / N - q)).toBeLessThan(tol(q));
+        expect(Math.abs(exits[n] / N - ev.exitShare[n])).toBeLessThan(tol(ev.exitShare[n]));
+      });
+      expect(Math.abs(correct / N - ev.meanAccuracy)).toBeLessThan(tol(ev.meanAccuracy));
+    }
+  });
+});
