@@ -97,6 +97,14 @@ describe('exit profile interpolation', () => {
     expect(exitProbSlope(p, 1, 0.75)).toBeCloseTo(-1.2, 12);
   });
 
+  it('a threshold of 1 turns the exit off even where a saturating softmax measured confidence 1', () => {
+    const q = small(); q.stages[1].exitProb = [1, 0.8, 0.2];
+    expect(exitProb(q, 2, 1)).toBe(0);
+    expect(exitProb(q, 2, 0.999)).toBeCloseTo(0.2012, 10);
+    expect(exitCorrect(q, 2, 1).q).toBe(0);
+    expect(decideExit(q, 2, 1, 0)).toBe(false);
+  });
+
   it('exitCorrect derivative matches a finite difference inside a segment', () => {
     for (const tau of [0.1, 0.3, 0.6, 0.9]) {
       const h = 1e-6;

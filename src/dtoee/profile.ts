@@ -181,8 +181,13 @@ function slope(grid: number[], ys: number[], tau: number): number {
   return (ys[k + 1] - ys[k]) / (grid[k + 1] - grid[k]);
 }
 
-/** P(task exits at `stage` | it reached it) at threshold tau (clamped to [0, 1]). */
+/**
+ * P(task exits at `stage` | it reached it) at threshold tau (clamped to [0, 1]).
+ * A threshold of 1 turns the exit off (0, whatever a saturating softmax
+ * measured at confidence 1), so thresholds 1 always mean "no early exit".
+ */
 export function exitProb(p: ExitProfile, stage: number, tau: number): number {
+  if (tau >= 1) return 0;
   return interp(p.thresholds, stageOf(p, stage).exitProb, tau);
 }
 
@@ -203,7 +208,7 @@ export function exitProbSlope(p: ExitProfile, stage: number, tau: number): numbe
  */
 export function exitCorrect(p: ExitProfile, stage: number, tau: number): { q: number; dq: number } {
   const s = stageOf(p, stage);
-  const pr = interp(p.thresholds, s.exitProb, tau), ac = interp(p.thresholds, s.exitAccuracy, tau);
+  const pr = tau >= 1 ? 0 : interp(p.thresholds, s.exitProb, tau), ac = interp(p.thresholds, s.exitAccuracy, tau);
   const dp = slope(p.thresholds, s.exitProb, tau), da = slope(p.thresholds, s.exitAccuracy, tau);
   return { q: pr * ac, dq: dp * ac + pr * da };
 }
@@ -211,8 +216,7 @@ export function exitCorrect(p: ExitProfile, stage: number, tau: number): { q: nu
 /**
  * The simulator's seeded exit decision: u is one uniform [0, 1) draw from the
  * run's stream; the task exits iff u < exitProb(stage, tau). A threshold of 0
- * always exits (exitProb = 1), a threshold of 1 exits only if the profile says
- * some confidences reach 1 (exitProb(1) > 0).
+ * always exits (exitProb = 1), a threshold of 1 never does.
  */
 export function decideExit(p: ExitProfile, stage: number, tau: number, u: number): boolean {
   return u < exitProb(p, stage, tau);
