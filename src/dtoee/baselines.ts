@@ -105,7 +105,8 @@ class JsqPolicy implements DtoPolicy {
   }
   threshold(node: string): number {
     const n = this.P.index.get(node);
-    return n !== undefined && this.P.stage[n] === this.P.S ? 1 : this.tau;
+    if (n === undefined) throw new Error(`dtoee policy jsq: unknown node "${node}"`);
+    return this.P.stage[n] === this.P.S ? 1 : this.tau;
   }
   update(obs: DtoObservation): PolicyUpdate { void obs; return NONE; }
   fractions(): undefined { return undefined; }
@@ -148,14 +149,14 @@ export const DTO_POLICIES: Readonly<Record<string, Factory>> = {
     let d: DtoeeDistributed | undefined;
     return new StatePolicy('dtoee', spec, (s) => {
       if (!d) { d = new DtoeeDistributed(s, o.distributed); const r = d.run(); return { state: r.state, update: { iterations: r.iterations, messages: r.messages, bytes: r.bytes } }; }
-      const r = d.observe(diffObservation(s));
+      const r = d.observe(fullObservation(s));
       return { state: r.state, update: { iterations: r.iterations, messages: r.messages, bytes: r.bytes } };
     });
   },
 };
 
 /** The whole measured state of a spec as an observation (the distributed object keeps its own copy). */
-function diffObservation(s: DtoProblemSpec): DtoObservation {
+function fullObservation(s: DtoProblemSpec): DtoObservation {
   const inputRatePerS: Record<string, number> = {}, serviceTimeS: Record<string, number> = {};
   for (const n of s.nodes) {
     if (n.inputRatePerS !== undefined) inputRatePerS[n.id] = n.inputRatePerS;
