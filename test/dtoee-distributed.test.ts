@@ -75,6 +75,10 @@ describe('DTO-EE distributed agents', () => {
     expect(warm.evaluation.objective).toBeLessThan(cold.evaluation.objective * 1.01);
     expect(warm.evaluation.objective).toBeGreaterThan(cold.evaluation.objective * 0.99);
     expect(warm.iterations).toBeLessThan(cold.iterations);
+    expect(() => d.observe({ serviceTimeS: { nowhere: 1 } })).toThrow(/serviceTimeS\.nowhere/);
+    expect(() => d.observe({ serviceTimeS: { [spec.nodes[0].id]: -1 } })).toThrow(/serviceTimeS/);
+    // A rejected observation changes nothing: the next one re-optimises the same problem as before it.
+    expect(d.observe({}).evaluation.objective).toBeCloseTo(warm.evaluation.objective, 4);
     process.stdout.write(`dtoee observe: warm ${warm.iterations} iterations vs cold ${cold.iterations}\n`);
   });
 });

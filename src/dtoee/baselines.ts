@@ -78,9 +78,11 @@ class StatePolicy implements DtoPolicy {
     return Object.fromEntries(this.P.next[n].map((m, j) => [this.P.ids[m], this.st.x[n][j]]));
   }
   update(obs: DtoObservation): PolicyUpdate {
-    this.spec = applyObservation(this.spec, obs);
-    this.P = compileProblem(this.spec);
-    const r = this.solve(this.spec, this.P, this.st);
+    const spec = applyObservation(this.spec, obs);
+    const P = compileProblem(spec); // throws before anything changes
+    const r = this.solve(spec, P, this.st);
+    this.spec = spec;
+    this.P = P;
     this.st = r.state;
     return r.update;
   }

@@ -253,9 +253,9 @@ export class DtoeeDistributed {
    * task). Nodes not named keep their value.
    */
   observe(obs: DtoObservation): DistributedResult {
-    this.spec = applyObservation(this.spec, obs);
-    const P = compileProblem(this.spec);
-    if (P.ids.some((id, n) => id !== this.P.ids[n])) throw new Error('observe: the topology must not change');
+    const spec = applyObservation(this.spec, obs);
+    const P = compileProblem(spec); // throws before anything changes
+    this.spec = spec;
     this.P = P;
     this.cfgs = agentConfigs(P);
     this.inbox = [];

@@ -205,6 +205,10 @@ export interface DtoObservation {
 
 /** The problem with measured values put in (the topology stays). */
 export function applyObservation(spec: DtoProblemSpec, obs: DtoObservation): DtoProblemSpec {
+  const known = new Set(spec.nodes.map((n) => n.id));
+  for (const [key, rec] of [['inputRatePerS', obs.inputRatePerS], ['serviceTimeS', obs.serviceTimeS]] as const) {
+    for (const id of Object.keys(rec ?? {})) if (!known.has(id)) bad(`${key}.${id}`, `names no node of the problem`);
+  }
   const nodes = spec.nodes.map((n) => {
     const c = { ...n };
     const r = obs.inputRatePerS?.[n.id];
