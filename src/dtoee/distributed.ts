@@ -22,7 +22,7 @@
  */
 import {
   applyObservation, compileProblem, effectiveBeta, evaluate, marginalCost, projectSimplex, queueCost, thresholdSlope,
-  type DtoObservation, type DtoProblemSpec, type DtoState, type Evaluation, type Problem, type SojournModel,
+  type DtoObservation, type DtoProblemSpec, type DtoState, type Evaluation, type PenaltyOptions, type Problem, type SojournModel,
 } from './problem.js';
 import { exitCorrect, exitProb, exitProbSlope, type ExitProfile } from './profile.js';
 
@@ -144,6 +144,12 @@ export function agentStep(cfg: AgentConfig, prev: AgentState, inbox: readonly Dt
   return { state: st, out };
 }
 
+/** Penalty weight at a node's local iteration k under a fixed schedule of `roundIterations` per outer round. */
+export function penaltyWeightAt(pen: PenaltyOptions, k: number, roundIterations: number): number {
+  const round = Math.min(pen.rounds - 1, Math.floor(k / roundIterations));
+  return pen.initialWeight * Math.pow(pen.growth, round);
+}
+
 /** One agent configuration per node of the problem. */
 export function agentConfigs(P: Problem): AgentConfig[] {
   return P.ids.map((id, n) => ({
@@ -156,6 +162,13 @@ export function agentConfigs(P: Problem): AgentConfig[] {
 export interface DistributedOptions {
   /** Iterations per outer (penalty) round at most; default 400. */
   maxInnerIterations?: number;
+  /**
+   * Fixed iterations per outer round: a schedule every node follows on its own
+   * (`penaltyWeightAt`), with no global "everyone settled" test. Without it a
+   * round ends when no agent moved more than `tolerance` for `settle`
+   * iterations [assumption]: a global check the simulator can make for free.
+   */
+  roundIterations?: number;
   /** An outer round ends when no agent moved more than this for `settle` iterations; default 1e-5. */
   tolerance?: number;
   settle?: number;
@@ -216,7 +229,8 @@ export class DtoeeDistributed {
     for (let k = 0; k < pen.rounds; k++) {
       const r = pen.initialWeight * Math.pow(pen.growth, k);
       let quiet = 0, it = 0;
-      while (it < maxInner && quiet < settle) {
+      const fixed = o.roundIterations;
+      while (fixed !== undefined ? it < fixed : it < maxInner && quiet < settle) {
         const inbox = this.inbox;
         const out: DtoMessage[] = [];
         let moved = 0;
