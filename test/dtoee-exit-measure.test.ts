@@ -80,6 +80,13 @@ describe('exit-profile measurement: numbers on a hand-made identity head', () =>
     }
   });
 
+  it('a label outside the head\'s classes is an InputError naming labels', async () => {
+    const d = join(root, 'badlabel');
+    cpSync(dir, d, { recursive: true });
+    writeI32(join(d, 'labels.i32'), Int32Array.from([0, 1, 0, 2, 9, 0, 1]));
+    await expect(measureExitProfile(readExitFeatures(d))).rejects.toThrow(/labels.*\[4\] is 9.*4 classes/);
+  });
+
   it('where no sample reaches a threshold the last defined accuracy carries forward', () => {
     const c = profileCurves([0.2, 0.9, 0.5], [0, 1, 0], [0, 0.5, 0.95, 1]);
     expect(c.exitProb).toEqual([1, 2 / 3, 0, 0]);

@@ -131,33 +131,38 @@ async function runHead(stage: ExitFeatureStage, f: ExitFeatures, kind: Confidenc
   } catch (e) {
     throw new InputError(`exit features: ${field} ${stage.headPath} is not a loadable ONNX model (${(e as Error).message})`, field);
   }
-  const meta = session.inputMetadata[0];
-  const rank = meta && meta.isTensor ? meta.shape.length : 2;
-  if (rank !== 2 && rank !== 3) bad(field, `input has rank ${rank}: must be [B, H] or [B, 1, H]`);
-  const N = f.samples, H = f.hiddenSize;
-  const conf = new Float64Array(N), correct = new Uint8Array(N);
-  for (let i0 = 0; i0 < N; i0 += batch) {
-    const B = Math.min(batch, N - i0);
-    const x = stage.hidden.slice(i0 * H, (i0 + B) * H);
-    const t = new ort.Tensor('float32', x, rank === 2 ? [B, H] : [B, 1, H]);
-    let out: ort.Tensor;
-    try {
-      const res = await session.run({ [session.inputNames[0]]: t });
-      out = res[session.outputNames[0]];
-    } catch (e) {
-      throw new InputError(`exit features: ${field} failed on [${B}, ${H}] hidden states (${(e as Error).message})`, field);
+  try {
+    const meta = session.inputMetadata[0];
+    const rank = meta && meta.isTensor ? meta.shape.length : 2;
+    if (rank !== 2 && rank !== 3) bad(field, `input has rank ${rank}: must be [B, H] or [B, 1, H]`);
+    const N = f.samples, H = f.hiddenSize;
+    const conf = new Float64Array(N), correct = new Uint8Array(N);
+    for (let i0 = 0; i0 < N; i0 += batch) {
+      const B = Math.min(batch, N - i0);
+      const x = stage.hidden.slice(i0 * H, (i0 + B) * H);
+      const t = new ort.Tensor('float32', x, rank === 2 ? [B, H] : [B, 1, H]);
+      let out: ort.Tensor;
+      try {
+        const res = await session.run({ [session.inputNames[0]]: t });
+        out = res[session.outputNames[0]];
+      } catch (e) {
+        throw new InputError(`exit features: ${field} failed on [${B}, ${H}] hidden states (${(e as Error).message})`, field);
+      }
+      const data = out.data as Float32Array;
+      const C = data.length / B;
+      if (!Number.isInteger(C) || C < 2) bad(field, `output has ${data.length} values for ${B} samples: must be logits [B, C] with C >= 2`);
+      for (let b = 0; b < B; b++) {
+        const label = f.labels[i0 + b];
+        if (label < 0 || label >= C) bad('labels', `[${i0 + b}] is ${label}: ${field} has ${C} classes (labels 0..${C - 1})`);
+        const s = scoreLogits(data, b * C, C, label, kind);
+        conf[i0 + b] = s.conf;
+        correct[i0 + b] = s.correct ? 1 : 0;
+      }
     }
-    const data = out.data as Float32Array;
-    const C = data.length / B;
-    if (!Number.isInteger(C) || C < 2) bad(field, `output has ${data.length} values for ${B} samples: must be logits [B, C] with C >= 2`);
-    for (let b = 0; b < B; b++) {
-      const s = scoreLogits(data, b * C, C, f.labels[i0 + b], kind);
-      conf[i0 + b] = s.conf;
-      correct[i0 + b] = s.correct ? 1 : 0;
-    }
+    return { conf, correct };
+  } finally {
+    await session.release();
   }
-  await session.release();
-  return { conf, correct };
 }
 
 /** Exit probability and accuracy over a threshold grid from per-sample confidences. */
