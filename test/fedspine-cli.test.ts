@@ -44,6 +44,12 @@ describe.skipIf(!existsSync(CLI))('hatsim run (FedSpine)', () => {
     expect(info.assumptions.length).toBeGreaterThan(3);
     expect(readFileSync(join(out, 'summary.csv'), 'utf8').split('\n')).toHaveLength(4);
   });
+  it('describe prints per-hardware costs at the space corners and the assumptions', () => {
+    const r = hatsim('describe', scenarioFile(small()));
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/jetson-tx2 +0 +32 /);
+    expect(r.stdout).toMatch(/Assumptions/);
+  });
   const bad: [string, string, RegExp][] = [
     ['a rank outside its range', small().replace('training:', 'space: { rankMin: 0 }\ntraining:'), /space\.rankMin.*integer >= 1/],
     ['a ratio outside its range', small().replace('training:', 'space: { ratioMax: 1.2 }\ntraining:'), /space\.ratioMax.*\[0, 1\)/],
