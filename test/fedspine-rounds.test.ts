@@ -67,6 +67,18 @@ describe('round time and bytes (fixed links, no contention, always available)', 
   });
 });
 
+describe('the shared server NIC', () => {
+  it('simultaneous downloads share the NIC max-min fairly: 3 devices at 100 Mb/s behind a 30 Mb/s NIC get 10 Mb/s each', () => {
+    const cfg = load({
+      server: { uplinkMbps: 100000, downlinkMbps: 30 },
+      devices: [{ name: 'd', count: 3, hardware: 'jetson-agx-xavier-32gb', link: link(100, 100, 4) }],
+    });
+    const rows = simulateMethod(cfg, 'uniform', buildCostModels(cfg)).rows.filter((r) => r.round === 1);
+    const bytes = rows[0].bytes_down;
+    for (const r of rows) expect(r.download_s).toBeCloseTo((bytes * 8) / 10e6 + 0.004, 9);
+  });
+});
+
 describe('feasibility', () => {
   it('the bandit never picks a configuration the device cannot hold; a baseline that does not fit sits out', () => {
     // 1.6 GiB TX2: weights ~0.38 GB + 1 GiB reserve leave little room; large batches make high ranks and low ratios infeasible.
