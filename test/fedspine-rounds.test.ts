@@ -96,6 +96,19 @@ describe('feasibility', () => {
     const uni = res.rows.filter((r) => r.method === 'uniform' && r.device.startsWith('small'));
     for (const r of uni) { expect(r.status).toBe('infeasible'); expect(r.feasible).toBe(false); }
   });
+  it('a device whose current model does not fit prunes at once to the lowest ratio that fits, before training', () => {
+    const cfg = load({ methods: ['fixed'], training: { batch: 16, seqLen: 512, logits: 'last', reservedGiB: 0.5 }, baselines: { uniformRank: 2, fixedRatio: 0.6 },
+      rounds: { max: 1, localSteps: 1, targetLoss: 0.5 },
+      devices: [{ name: 'small', count: 1, hardware: 'jetson-tx2', memoryGiB: 3.2, link: link(50, 50, 5) }] });
+    const costs = buildCostModels(cfg);
+    let lowest = 0;
+    while (!costs[0].cost(lowest, 2).feasible) lowest = Math.round((lowest + 0.05) * 1e9) / 1e9;
+    expect(lowest).toBeGreaterThan(0);
+    const [row] = simulateMethod(cfg, 'fixed', costs).rows;
+    expect(row.status).toBe('ok');
+    expect(row.ratio_after).toBeCloseTo(lowest, 9); // one local step: no scheduled pruning step, only the one-shot fit
+    expect(row.compute_s).toBeCloseTo(costs[0].cost(lowest, 2).stepMs / 1000, 9);
+  });
   it('a device that cannot hold even the smallest configuration is an InputError naming it', () => {
     const cfg = load({ devices: [{ name: 'tiny', count: 1, hardware: 'jetson-tx2', memoryGiB: 1, link: link(10, 10, 1) }] });
     expect(() => checkDevicesFit(cfg, buildCostModels(cfg))).toThrow(/tiny-0.*cannot hold even the smallest configuration/);

@@ -15,7 +15,7 @@ export const FEDSPINE_ASSUMPTIONS: readonly string[] = [
   'our reconstruction of FedSpine (arXiv 2501.02438) from its abstract: every rule below is hatsim\'s model, not the paper\'s',
   'pruning: a ratio p removes round(p x heads) heads (whole KV groups) and p of the FFN channels in every layer; embedding and LM head kept',
   'training-step time = resolved forward of the unpruned model x (frozenStepFactor x frozen FLOP share + loraStepFactor x LoRA FLOP share)',
-  'memory = pruned weights + stored activations (no checkpointing) + LoRA x loraBytesPerParam + reservedGiB, checked at the target configuration',
+  'memory = pruned weights + stored activations (no checkpointing) + LoRA x loraBytesPerParam + reservedGiB, checked at the target configuration; a device whose current model does not fit prunes at once to the lowest grid ratio that fits',
   'pruning steps every pruning.stepsBetween local iterations raise the ratio by at most pruning.maxStep; a lower target is restored at once from the base model',
   'loss per round from the learning model (learning.ts) with parameters from the learning file; aggregation of zero-padded ranks is not simulated tensor by tensor',
   'reward = weighted mix of loss improvement, pruning progress, update importance and relative completion time; 0 for a dropped or late update',

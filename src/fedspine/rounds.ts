@@ -13,8 +13,9 @@
  *    across rounds) a pruning step raises the device's ratio by at most
  *    maxStep toward p (a lower p is restored at once from the base model in
  *    storage [assumption]); step time from cost.ts at the current ratio, plus
- *    pruneOverheadMs per pruning step. Memory is checked at the target (p, r)
- *    [assumption].
+ *    pruneOverheadMs per pruning step. Memory is checked at the target (p, r);
+ *    a device whose current model does not fit rank r first prunes at once to
+ *    the lowest grid ratio that fits [assumption].
  * 4. Upload: the LoRA update at the final shape + headerBytes.
  * 5. The round ends when every participant has delivered or dropped out
  *    (synchronous: waits for the slowest), or at t0 + deadlineS when a
@@ -325,6 +326,8 @@ export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly
       const st = state[d];
       const { ratio: target, rank } = v.choice;
       if (target < st.ratioNow) st.ratioNow = target;
+      // A device whose current model does not fit this rank prunes at once, on the space's grid, to the lowest ratio that fits.
+      while (st.ratioNow < target && !costs[d].cost(st.ratioNow, rank).feasible) st.ratioNow = r9(Math.min(target, st.ratioNow + cfg.space.ratioStep));
       const downBytes = wire(st.ratioNow, rank) + R.configBytes;
       // Compute time of K local steps with pruning steps between recovery steps.
       let computeMs = 0;
