@@ -113,6 +113,28 @@ if (!quick) {
   console.log(`  >= 2 M events/s: lowest ${leastRate.sys} ${leastRate.mev.toFixed(2)} M/s ${leastRate.mev >= 2 ? 'ok' : 'MISSED'}`);
 }
 
+{
+  // FedSpine (issue 13): scenarios/fedspine-80.yaml, 80 devices, each method alone; rounds per wall second.
+  const { loadFedSpineScenario } = await import('../src/fedspine/scenario.js');
+  const { buildCostModels, simulateMethod } = await import('../src/fedspine/rounds.js');
+  const { config } = loadFedSpineScenario('scenarios/fedspine-80.yaml', [`rounds.max=${quick ? 15 : 150}`]);
+  const costs = buildCostModels(config);
+  console.log(`\nfedspine-80: ${config.devices.length} devices, ${config.rounds.max} rounds per method (${reps} runs each)`);
+  console.log('method        median s  min-max    events     rounds/s(wall)');
+  for (const m of config.methods) {
+    const wallS: number[] = [];
+    let events = 0, rounds = 0;
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      const r = simulateMethod(config, m, costs);
+      wallS.push((performance.now() - t0) / 1000);
+      events = r.summary.events; rounds = r.summary.rounds;
+    }
+    const med = median(wallS);
+    console.log(`${m.padEnd(12)}  ${med.toFixed(3).padStart(8)}  ${Math.min(...wallS).toFixed(2)}-${Math.max(...wallS).toFixed(2)}  ${String(events).padStart(9)}  ${(rounds / med).toFixed(1).padStart(12)}`);
+  }
+}
+
 // --baseline DIR: the testbed and devices-1000 on an earlier build and on this one, alternating (bench/compare.ts).
 const baseArg = process.argv.indexOf('--baseline');
 if (baseArg > 0) {

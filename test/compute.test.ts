@@ -47,7 +47,7 @@ function expectInputError(fn: () => unknown, ...fragments: string[]): InputError
 describe('hardware profiles', () => {
   it('has the data-sheet devices with REFERENCE §3 figures', () => {
     expect(Object.keys(HARDWARE).sort()).toEqual(
-      ['a40', 'a6000', 'jetson-agx-orin-32gb', 'jetson-agx-orin-64gb', 'jetson-orin-nx-16gb', 'jetson-xavier-nx'].sort(),
+      ['a40', 'a6000', 'jetson-agx-orin-32gb', 'jetson-agx-orin-64gb', 'jetson-orin-nx-16gb', 'jetson-xavier-nx', 'jetson-tx2', 'jetson-agx-xavier-32gb'].sort(),
     );
     expect(getHardware('a6000').memBandwidthBps).toBe(768e9);
     expect(getHardware('a6000').peakFlops).toBeCloseTo(154.8e12, -9);

@@ -8,7 +8,8 @@
  *
  * and say in the commit what moved and why. Small scenarios keep their whole CSVs in
  * test/golden/<name>/ (readable diffs); large ones keep a SHA-256 of each file in
- * test/golden/hashes.json. Scenarios that read ../shared data are skipped when it is absent.
+ * test/golden/hashes.json (FedSpine scenarios: rounds.csv and their summary). Scenarios that read
+ * ../shared data are skipped when it is absent.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ import { runOutputs } from '../src/sim/outputs.js';
 import { toCsv } from '../src/results/csv.js';
 import { REQUEST_COLUMNS, SUMMARY_COLUMNS } from '../src/results/types.js';
 import { REPO, SCENARIOS } from './helpers.js';
+import { isFedSpineFile, loadFedSpineScenario } from '../src/fedspine/scenario.js';
+import { ROUND_COLUMNS, SUMMARY_COLUMNS as FED_SUMMARY_COLUMNS, simulateFedSpine } from '../src/fedspine/rounds.js';
 
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
 const GOLDEN = join(REPO, 'test', 'golden');
@@ -30,7 +33,13 @@ const FULL = new Set(['tiny-local', 'live-tiny']);
 function sha(text: string): string { return createHash('sha256').update(text).digest('hex'); }
 
 function outputsOf(file: string): { requests: string; summary: string } {
-  const r = runOutputs(runScenario(loadScenario(join(SCENARIOS, file))));
+  const path = join(SCENARIOS, file);
+  if (isFedSpineFile(path)) {
+    // FedSpine scenarios: rounds.csv stands where requests.csv does.
+    const f = simulateFedSpine(loadFedSpineScenario(path).config);
+    return { requests: toCsv(f.rows, ROUND_COLUMNS), summary: toCsv(f.summaries, FED_SUMMARY_COLUMNS) };
+  }
+  const r = runOutputs(runScenario(loadScenario(path)));
   return { requests: toCsv(r.requests, REQUEST_COLUMNS), summary: toCsv(r.summary, SUMMARY_COLUMNS) };
 }
 

@@ -10,6 +10,7 @@ import { reportCommand } from './report.js';
 import { liveCommand } from './live.js';
 import { validateCommand } from './validate.js';
 import { exitProfileCommand } from './exit-profile.js';
+import { fitLearningCommand } from './fedspine-fit.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -23,4 +24,5 @@ export const commands: CommandModule<object, never>[] = [
   liveCommand as unknown as CommandModule<object, never>,
   validateCommand as unknown as CommandModule<object, never>,
   exitProfileCommand as unknown as CommandModule<object, never>,
+  fitLearningCommand as unknown as CommandModule<object, never>,
 ];

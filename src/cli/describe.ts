@@ -17,6 +17,8 @@ import { describeTopology } from './describe-topology.js';
 import { deviceLatency } from '../sim/latency.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
 import { table } from './table.js';
+import { isFedSpineFile } from '../fedspine/scenario.js';
+import { describeFedSpine } from './fedspine.js';
 
 export function describeScenario(args: ScenarioArgs): string {
   const s = loadScenario(args.scenario, overridesFrom(args));
@@ -94,5 +96,5 @@ export const describeCommand: CommandModule<object, ScenarioArgs> = {
   command: 'describe <scenario>',
   describe: 'Print sizes, latency sources, per-stage latencies and the chunk size chosen per device group, without simulating',
   builder: (y) => scenarioOptions(y) as never,
-  handler: (args) => { process.stdout.write(describeScenario(args)); },
+  handler: (args) => { process.stdout.write(isFedSpineFile(args.scenario) ? describeFedSpine(args) : describeScenario(args)); }, // kind: fedspine
 };

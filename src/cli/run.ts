@@ -8,6 +8,8 @@ import { writeRunOutputs } from '../results/write.js';
 import type { SummaryRecord } from '../results/types.js';
 import { table } from './table.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
+import { isFedSpineFile } from '../fedspine/scenario.js';
+import { runFedSpineCli } from './fedspine.js';
 
 export function summaryTable(rows: readonly SummaryRecord[]): string {
   return table(
@@ -27,6 +29,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>)' })
     .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
   handler: (args) => {
+    if (isFedSpineFile(args.scenario)) { runFedSpineCli(args); return; } // kind: fedspine
     const scenario = loadScenario(args.scenario, overridesFrom(args));
     const result = runScenario(scenario);
     const out = resolve(args.out ?? `results/${scenario.name}`);

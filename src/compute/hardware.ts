@@ -88,6 +88,33 @@ export const HARDWARE: Record<string, HardwareProfile> = {
     source: 'data sheet',
     notes: 'data sheet; efficiencies and overhead are assumptions; 16 GB variant assumed',
   },
+  'jetson-tx2': {
+    id: 'jetson-tx2',
+    name: 'NVIDIA Jetson TX2',
+    peakFlops: 1.3 * TFLOPS, // 256 Pascal CUDA cores, FP16 at 2x FP32, no tensor cores
+    memBandwidthBps: 59.7 * GB, // 128-bit LPDDR4, shared with the CPU
+    memoryBytes: 8 * GIB, // 8 GB shared CPU+GPU
+    // Assumption: no tensor cores, plain FP16 CUDA GEMMs reach ~45 % of the
+    // FP16 peak; LPDDR4 shared with the CPU ~60 % of peak for streaming reads.
+    computeEfficiency: 0.45,
+    memoryEfficiency: 0.6,
+    overheadMsPerCall: 0.3, // Assumption: Denver2 + A57 host, the oldest launch path of the list.
+    source: 'data sheet',
+    notes: 'data sheet; efficiencies and overhead are assumptions',
+  },
+  'jetson-agx-xavier-32gb': {
+    id: 'jetson-agx-xavier-32gb',
+    name: 'NVIDIA Jetson AGX Xavier 32GB',
+    peakFlops: 11 * TFLOPS, // 512 Volta CUDA cores, 64 tensor cores
+    memBandwidthBps: 136.5 * GB, // 256-bit LPDDR4x, shared with the CPU
+    memoryBytes: 32 * GIB,
+    // Assumption: as Xavier NX (Volta tensor cores ~35 %, LPDDR4x ~60 %).
+    computeEfficiency: 0.35,
+    memoryEfficiency: 0.6,
+    overheadMsPerCall: 0.15, // Assumption: 8-core Carmel at higher clocks than the NX.
+    source: 'data sheet',
+    notes: 'data sheet; efficiencies and overhead are assumptions',
+  },
   a6000: {
     id: 'a6000',
     name: 'NVIDIA RTX A6000',

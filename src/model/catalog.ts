@@ -63,6 +63,24 @@ export const MODELS: Record<string, ModelSpec> = {
     activationBytesPerElem: 2,
     maxContext: 4096,
   },
+  // FedSpine's RoBERTa-class model: RoBERTa-base's dimensions (12 layers,
+  // hidden 768, 12 heads, FFN 3072, vocabulary 50265, 512 positions) in the
+  // catalog's LLaMA-shaped layout [assumption]: the catalog knows gated FFNs
+  // only (3 FFN matrices where RoBERTa has 2), so its FFN FLOPs and bytes are
+  // 1.5x RoBERTa's; the id says "sized", not "roberta-base".
+  'roberta-base-sized': {
+    id: 'roberta-base-sized',
+    name: 'RoBERTa-base-sized (LLaMA-shaped layers)',
+    numLayers: 12,
+    hiddenSize: 768,
+    intermediateSize: 3072,
+    numHeads: 12,
+    numKvHeads: 12,
+    vocabSize: 50265,
+    weightBytesPerElem: 2,
+    activationBytesPerElem: 2,
+    maxContext: 512,
+  },
 };
 
 export function getModel(id: string): ModelSpec {

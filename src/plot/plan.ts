@@ -15,6 +15,7 @@ import {
 } from './read.js';
 import type { RequestRow } from './read.js';
 import { metricLabel, systemsIn } from './style.js';
+import { isFedSpineDir, planFedSpine } from './fedspine.js';
 
 export type FigureGroup = 'run' | 'sweep' | 'calibration' | 'validation';
 
@@ -287,6 +288,7 @@ function planValidation(dir: string, plan: FigurePlan): void {
 /** Reads the directory and builds every figure its files allow. */
 export function planFigures(dir: string, opts: PlanOptions = {}): FigurePlan {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new InputError(`${dir}: not a directory`);
+  if (isFedSpineDir(dir)) return planFedSpine(dir); // FedSpine results: rounds.csv, kind: fedspine
   const plan: FigurePlan = { dir, kinds: [], figures: [], skipped: [], tables: [], notes: [] };
   const isSweep = has(dir, 'sweep.csv');
   const isRun = has(dir, 'requests.csv') || has(dir, 'summary.csv') || has(dir, 'timeline.csv') || has(dir, 'gpu_util.csv');
