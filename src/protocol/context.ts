@@ -40,6 +40,13 @@ export interface TopologyView {
   routeLatencyMs(from: number, to: number): number;
   /** Layers of the served model. */
   readonly modelLayers: number;
+  /** Predicted latency (ms) of one pass of a part on a node, idle (policies that model service rates). */
+  partMs(node: number, part: import('./ops.js').PartSpec, tokens: number, ctx: number, logits: number): number;
+  /** Predicted time (ms) for `payloadBytes` (header added) from one node to another on idle links. */
+  pathMs(from: number, to: number, payloadBytes: number): number;
+  /** Mean request arrival rate of one device (requests/s) and mean prompt length (tokens), from the workload. */
+  readonly arrivalRatePerS: number;
+  readonly meanPromptTokens: number;
 }
 
 /** What a system needs to know of the testbed before it runs (node pairs, checks). */

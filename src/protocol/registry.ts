@@ -5,6 +5,7 @@ import { cloudOnly } from './systems/cloud.js';
 import { hat, hatNoChunk } from './systems/hat.js';
 import { sd } from './systems/sd.js';
 import { staged } from './systems/staged.js';
+import { dtoee } from './systems/dtoee.js';
 import { ushape } from './systems/ushape.js';
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
@@ -14,4 +15,5 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   'hat-nochunk': hatNoChunk,
   hat,
   staged,
+  dtoee,
 };

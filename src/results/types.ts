@@ -154,3 +154,35 @@ export interface HopRecord {
   compute_ms: number;
 }
 export const HOP_COLUMNS: readonly (keyof HopRecord)[] = ['system', 'device', 'request', 'seq', 'node', 'submit_ms', 'start_ms', 'end_ms', 'queue_ms', 'compute_ms'];
+
+/** tasks.csv: one row per task of a system that marks exits (staged, dtoee). */
+export interface TaskRecord {
+  system: string;
+  device: string;
+  request: number;
+  /** 1-based stage the task exited at (the last stage = no early exit). */
+  exit_stage: number;
+  /** 1 correct, 0 wrong, -1 not modelled (staged without an exit profile). */
+  correct: number;
+  /** Response delay: arrival to the answer at the device (ms). */
+  delay_ms: number;
+  /** Nodes visited, in order, joined by '>'. */
+  nodes: string;
+}
+export const TASK_COLUMNS: readonly (keyof TaskRecord)[] = ['system', 'device', 'request', 'exit_stage', 'correct', 'delay_ms', 'nodes'];
+
+/** task_summary.csv: one row per system that marks exits. */
+export interface TaskSummaryRecord {
+  system: string;
+  /** dtoee's policy (the distributed algorithm or a baseline); empty for staged. */
+  policy: string;
+  tasks: number;
+  delay_mean_ms: number;
+  delay_p50_ms: number;
+  delay_p99_ms: number;
+  /** Share of correct answers (NaN when not modelled). */
+  accuracy: number;
+  /** Share of tasks exiting at each stage, ';'-separated, stage 1 first. */
+  exit_shares: string;
+}
+export const TASK_SUMMARY_COLUMNS: readonly (keyof TaskSummaryRecord)[] = ['system', 'policy', 'tasks', 'delay_mean_ms', 'delay_p50_ms', 'delay_p99_ms', 'accuracy', 'exit_shares'];

@@ -7,8 +7,8 @@ import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from './csv.js';
-import { GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS } from './types.js';
-import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord } from './types.js';
+import { GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
+import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
 
 export const VERSION = '0.1.0';
 
@@ -21,6 +21,9 @@ export interface RunOutputs {
   nodes?: NodeRecord[];
   links?: LinkRecord[];
   hops?: HopRecord[];
+  /** Systems that mark exits (staged, dtoee): per task, and per system. */
+  tasks?: TaskRecord[];
+  taskSummary?: TaskSummaryRecord[];
   /** Everything for run.json (resolved scenario, seed, version, wall time, event count, provenance...). */
   runInfo: Record<string, unknown>;
 }
@@ -36,5 +39,9 @@ export function writeRunOutputs(dir: string, out: RunOutputs): void {
   if (out.links) writeFileAtomic(join(dir, 'links.csv'), toCsv(out.links, LINK_COLUMNS));
   if (out.hops && out.hops.length > 0) writeFileAtomic(join(dir, 'hops.csv'), toCsv(out.hops, HOP_COLUMNS));
   else if (existsSync(join(dir, 'hops.csv'))) rmSync(join(dir, 'hops.csv'));
+  for (const [f, rows, cols] of [['tasks.csv', out.tasks, TASK_COLUMNS], ['task_summary.csv', out.taskSummary, TASK_SUMMARY_COLUMNS]] as const) {
+    if (rows && rows.length > 0) writeFileAtomic(join(dir, f), toCsv(rows as readonly object[], cols as readonly never[]));
+    else if (existsSync(join(dir, f))) rmSync(join(dir, f));
+  }
   writeFileAtomic(marker, JSON.stringify(out.runInfo, null, 2) + '\n');
 }

@@ -262,7 +262,10 @@ function resolve(
       requestsPerDevice: s.workload.requestsPerDevice,
       ...(tracePath !== undefined ? { tracePath } : {}),
     },
-    policies: s.policies,
+    policies: s.policies.dtoee.profilePath === undefined ? s.policies : {
+      ...s.policies,
+      dtoee: { ...s.policies.dtoee, profilePath: file(['policies', 'dtoee', 'profilePath'], s.policies.dtoee.profilePath) },
+    },
     calibrationDir: path.resolve(baseDir, s.calibrationDir ?? '../calibration'),
     horizonS: s.horizonS,
   };

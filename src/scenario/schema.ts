@@ -224,6 +224,13 @@ export const PoliciesSchema = obj({
       obj({ kind: z.literal('nearest') }),
     ]).default(() => ({ kind: 'uniform' as const })),
   }).prefault({}),
+  dtoee: obj({
+    policy: oneOf(['dtoee', 'centralised', 'random', 'nearest', 'jsq', 'routing-opt', 'threshold-opt', 'no-exit']).default('dtoee'),
+    profilePath: str().optional(),
+    beta: num({ gte: 0 }).default(0),
+    sojourn: oneOf(['md1', 'mm1']).default('md1'),
+    fixedThreshold: num({ gte: 0, lte: 1 }).default(0.8),
+  }).prefault({}),
 });
 
 export const SplitSchema = obj({

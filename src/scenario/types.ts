@@ -5,8 +5,8 @@
  */
 import type { TopologySpec } from '../topology/types.js';
 
-export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat' | 'staged';
-export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat', 'staged'];
+export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat' | 'staged' | 'dtoee';
+export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat', 'staged', 'dtoee'];
 /** The HAT comparison: what a scenario runs when it lists no systems. */
 export const HAT_SYSTEMS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
 
@@ -139,6 +139,25 @@ export interface PolicySpec {
   };
   ushape: { chunk: ChunkPolicySpec };
   staged: StagedPolicySpec;
+  dtoee: DtoeePolicySpec;
+}
+
+/**
+ * DTO-EE (protocol/systems/dtoee.ts, docs/DTOEE.md): staged inference with an exit head at
+ * the end of every stage but the last; each node's routing fractions and threshold come from
+ * the named policy (the distributed algorithm, a baseline, or the centralised optimum).
+ */
+export interface DtoeePolicySpec {
+  /** dtoee, centralised, random, nearest, jsq, routing-opt, threshold-opt, no-exit. */
+  policy: string;
+  /** Exit-profile file (hatsim-exit-profile/1); absent = the default profile [assumption]. */
+  profilePath?: string;
+  /** Seconds of mean delay worth one unit (100 %) of mean accuracy in the objective. */
+  beta: number;
+  /** Queue model the optimiser assumes [assumption]: M/D/1 (fixed service, the default) or M/M/1. */
+  sojourn: 'md1' | 'mm1';
+  /** Threshold of the fixed-threshold baselines [assumption]. */
+  fixedThreshold: number;
 }
 
 /**

@@ -12,6 +12,8 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
     nodes: r.systems.flatMap((s) => s.nodes),
     links: r.systems.flatMap((s) => s.links),
     hops: r.systems.flatMap((s) => s.hops),
+    tasks: r.systems.flatMap((s) => s.tasks),
+    taskSummary: r.systems.flatMap((s) => (s.taskSummary ? [s.taskSummary] : [])),
     runInfo: {
       tool: 'hatsim',
       version: VERSION,

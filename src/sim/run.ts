@@ -11,12 +11,14 @@ import { RngStreams } from '../core/rng.js';
 import { resolveLatency, type ResolvedLatency } from '../compute/resolve.js';
 import type { LatencyProvenance, LatencySource } from '../compute/types.js';
 import { getModel, hiddenStateBytesPerToken, makeSplitPlan } from '../model/catalog.js';
+import { singleShape } from '../compute/types.js';
 import type { ModelSpec, SplitPlan } from '../model/types.js';
 import { Network, type NetLinkSpec } from '../network/network.js';
 import type { ProtocolEnv, DeviceProtocol, SystemDef, SystemTopology, TopologyView } from '../protocol/context.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
-import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
+import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from '../results/types.js';
+import { taskSummary } from '../results/tasks.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import { compileNetwork, type PathPair } from '../topology/paths.js';
 import { Routes } from '../topology/routes.js';
@@ -46,6 +48,9 @@ export interface SystemRun {
   nodes: NodeRecord[];
   links: LinkRecord[];
   hops: HopRecord[];
+  /** Systems that mark exits (dtoee, staged): one row per task, and a summary; else empty / null. */
+  tasks: TaskRecord[];
+  taskSummary: TaskSummaryRecord | null;
   eventCount: number;
   simEndS: number;
   bytesSent: number;
@@ -278,10 +283,11 @@ export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly To
     for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
     return;
   }
-  if (def.id === 'staged') {
+  if (def.id === 'staged' || def.id === 'dtoee') {
     const plan = stagePlan(tb.topology.nodes, tb.scenario.policies.staged, tb.model.numLayers);
     plan.nodes.forEach((ix, s) => {
-      const bytes = partWeightBytes(tb.model, tb.plan.adapter.kind, plan.parts[s]);
+      // dtoee: every stage ends with an exit head (an LM head's weights) [assumption].
+      const bytes = partWeightBytes(tb.model, tb.plan.adapter.kind, def.id === 'dtoee' ? { ...plan.parts[s], lmHead: true } : plan.parts[s]);
       for (const i of ix) checkFits(tb.topology.nodes[i], bytes, `stage ${s + 1} (${plan.layers[s]} layers${s === 0 ? ' + embedding' : ''}${s === plan.nodes.length - 1 ? ' + LM head' : ''})`, tb.model);
     });
   }
@@ -293,7 +299,33 @@ export function topologyView(tb: Testbed, d: DeviceInstance, server: number): To
   let names = nameIndexes.get(tb);
   if (!names) { names = new Map(topo.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, names); }
   const nameIndex = names;
+  const all = tb.workload.flat();
+  const mine = tb.workload[d.index];
+  const times = mine.map((w) => w.arrivalS).filter((x) => !Number.isNaN(x));
+  const arr = tb.scenario.workload.arrival;
+  const ratePerS = arr.kind === 'poisson' || arr.kind === 'gamma' ? arr.ratePerS
+    : times.length > 1 ? (times.length - 1) / (Math.max(...times) - Math.min(...times) || 1) : 0;
+  const header = tb.scenario.network.headerBytes;
   return {
+    arrivalRatePerS: ratePerS,
+    meanPromptTokens: all.length > 0 ? all.reduce((a, w) => a + w.promptTokens, 0) / all.length : 0,
+    partMs: (node, part, tokens, ctx, logits) => {
+      const hw = topo.nodes[node].hardware;
+      const lat = hw === null ? undefined : tb.nodeLatency.get(hw);
+      if (!lat) throw new Error(`node ${topo.nodes[node].name} has no latency model (no hardware)`);
+      return lat.part(part.key, part).batchMs(singleShape(tokens, ctx), logits);
+    },
+    pathMs: (from, to, payloadBytes) => {
+      if (from === to) return 0;
+      const route = tb.routes.route(from, to);
+      let capBps = Infinity, latencyMs = 0;
+      for (const ld of route) {
+        const l = topo.links[linkOf(ld)];
+        capBps = Math.min(capBps, (isAToB(ld) ? l.aToBMbps : l.bToAMbps) * 1e6);
+        latencyMs += l.latencyMs;
+      }
+      return ((payloadBytes + header) * 8) / capBps * 1000 + latencyMs;
+    },
     nodes: topo.nodes, device: d.node.index, server, modelLayers: tb.model.numLayers,
     index: (name) => {
       const i = nameIndex.get(name);
@@ -422,6 +454,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const records: RequestRecord[] = [];
   const spans: SpanRecord[] = [];
   const hops: HopRecord[] = [];
+  const tasks: TaskRecord[] = [];
   let unfinished = 0, firstArrival = Infinity, lastToken = 0;
   for (const d of simDevices) {
     for (const r of d.requests) {
@@ -430,6 +463,12 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       if (r.arrivalS < firstArrival) firstArrival = r.arrivalS;
       if (r.lastTokenS > lastToken) lastToken = r.lastTokenS;
       if (r.spans) spans.push(...r.spans);
+      if (r.exitStage > 0) {
+        tasks.push({
+          system, device: r.deviceName, request: r.index, exit_stage: r.exitStage, correct: r.correct,
+          delay_ms: (r.lastTokenS - r.arrivalS) * 1000, nodes: r.hops ? r.hops.map((h) => topo.nodes[h.node].name).join('>') : '',
+        });
+      }
       if (r.hops) {
         r.hops.forEach((h, seq) => hops.push({
           system, device: r.deviceName, request: r.index, seq, node: topo.nodes[h.node].name,
@@ -462,6 +501,8 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     nodes: nodeRows(system, nodes, endS),
     links: linkRows(system, topo, compiled, stt.deliveredBytes, endS),
     hops,
+    tasks,
+    taskSummary: tasks.length > 0 ? taskSummary(system, tasks, s.policies) : null,
     eventCount: engine.eventCount, simEndS: endS,
     bytesSent: sum(stt.sentBytes.up) + sum(stt.sentBytes.down),
     bytesDelivered: sum(stt.deliveredBytes.up) + sum(stt.deliveredBytes.down),

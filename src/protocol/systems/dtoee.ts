@@ -1,0 +1,140 @@
+/**
+ * dtoee: DTO-EE under hatsim's model (docs/DTOEE.md; REFERENCE §1, every choice ours):
+ * the staged pipeline of `staged.ts` with an exit head at the end of every stage but the
+ * last. A task (one inference pass: the prompt's prefill and its answer [assumption])
+ * enters at its device's access node in stage 1 (its `server`; else one of stage 1 by
+ * the policy's uniform split). At a node of stage s < S it runs the stage's layers plus
+ * the exit head (final norm + LM head over the last position [assumption: an LM-head-
+ * sized classifier]); it exits when its confidence reaches the node's threshold tau_n
+ * (a seeded draw against the exit profile's P(exit | s, tau)), is marked correct by a
+ * second draw against the profile's accuracy, and its answer goes back to the device;
+ * otherwise its hidden states go to the next-stage node the policy picks (routing
+ * fractions x_nm, or the shortest queue for `jsq`). The last stage always answers.
+ *
+ * The policy (dtoee/baselines.ts) is built once per testbed from the analytical model of
+ * this topology: per node the service time of its stage for the mean prompt (idle, from
+ * the node's latency model), per stage-1 node the devices' arrival rates, per hop the
+ * idle transfer time of the mean prompt's hidden states. [assumption] Offline: the
+ * policy is optimised once before the run (the online, periodic re-optimisation from
+ * measured rates is the optimiser's `update` API, not driven by the simulator yet).
+ */
+import { InputError } from '../../core/errors.js';
+import { createDtoPolicy, decideCorrect, decideExit, defaultProfile, readProfile, type DtoNodeSpec, type DtoPolicy, type DtoProblemSpec, type ExitProfile } from '../../dtoee/index.js';
+import type { TopoNode } from '../../topology/types.js';
+import type { ProtocolEnv, SystemDef, TopologyView } from '../context.js';
+import { count, draw, emit, exec, mark, nodeLoad, send, type PartSpec } from '../ops.js';
+import { stagePlan, type StagePlan } from './staged.js';
+
+interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec }
+
+const cache = new WeakMap<readonly TopoNode[], Built>();
+
+/** Stage parts with exit heads: stage s < S ends with the LM head (the exit head), the last one with the final head. */
+function exitParts(plan: StagePlan): PartSpec[] {
+  return plan.parts.map((p) => ({ ...p, key: `${p.key}+exit`, lmHead: true }));
+}
+
+function stage1Of(plan: StagePlan, nodes: readonly TopoNode[], device: number): number[] {
+  const srv = nodes[device].server;
+  const own = srv === null ? undefined : plan.nodes[0].find((i) => nodes[i].name === srv);
+  return own !== undefined ? [own] : plan.nodes[0];
+}
+
+/** The optimisation problem of this topology and workload (docs/DTOEE.md "From a scenario"). */
+export function dtoeeProblem(env: ProtocolEnv, t: TopologyView, devices: readonly number[]): { plan: StagePlan; parts: PartSpec[]; spec: DtoProblemSpec; profile: ExitProfile } {
+  const pol = env.policies.dtoee;
+  const plan = stagePlan(t.nodes, env.policies.staged, t.modelLayers);
+  const S = plan.nodes.length;
+  if (S < 2) throw new InputError(`nodes: dtoee needs at least 2 stages (exits happen between stages); the nodes define ${S}`, 'nodes');
+  const parts = exitParts(plan);
+  const profile = pol.profilePath ? readProfile(pol.profilePath, S) : defaultProfile({ stages: S, layers: t.modelLayers, model: 'scenario' });
+  const P = Math.max(1, Math.round(t.meanPromptTokens));
+  const featureBytes = P * env.hiddenBytesPerToken;
+  const input = new Map<number, number>();
+  for (const d of devices) {
+    const c = stage1Of(plan, t.nodes, d);
+    for (const n of c) input.set(n, (input.get(n) ?? 0) + t.arrivalRatePerS / c.length);
+  }
+  const nodes: DtoNodeSpec[] = [];
+  plan.nodes.forEach((ix, s) => {
+    for (const n of ix) {
+      const serviceTimeS = t.partMs(n, parts[s], P, 0, 1) / 1000;
+      const next = s + 1 < S ? plan.nodes[s + 1].map((m) => ({ to: t.nodes[m].name, hopDelayS: t.pathMs(n, m, featureBytes) / 1000 })) : undefined;
+      nodes.push({ id: t.nodes[n].name, stage: s + 1, serviceTimeS, ...(input.has(n) ? { inputRatePerS: input.get(n)! } : {}), ...(next ? { next } : {}) });
+    }
+  });
+  const spec: DtoProblemSpec = { stages: S, nodes, profile, sojourn: pol.sojourn, accuracy: { mode: 'weight', beta: pol.beta } };
+  return { plan, parts, spec, profile };
+}
+
+function build(env: ProtocolEnv): Built {
+  const t = env.topology;
+  const hit = cache.get(t.nodes);
+  if (hit) return hit;
+  const devices = t.nodes.filter((n) => n.kind === 'device').map((n) => n.index);
+  const { plan, parts, spec, profile } = dtoeeProblem(env, t, devices);
+  const policy = createDtoPolicy(env.policies.dtoee.policy, spec, { fixedThreshold: env.policies.dtoee.fixedThreshold });
+  const b: Built = { plan, parts, policy, profile, spec };
+  cache.set(t.nodes, b);
+  return b;
+}
+
+export const dtoee: SystemDef = {
+  id: 'dtoee',
+  cloudWork: 'middle',
+  deviceWork: [],
+  sendsRawTokens: true,
+  check(t) {
+    const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
+    if (plan.nodes.length < 2) throw new InputError(`nodes: dtoee needs at least 2 stages; the nodes define ${plan.nodes.length}`, 'nodes');
+  },
+  pairs(t) {
+    const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
+    const out: Array<[number, number]> = [];
+    for (const d of t.devices) for (const c of stage1Of(plan, t.nodes, d)) out.push([d, c]);
+    for (let s = 0; s + 1 < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const b of plan.nodes[s + 1]) out.push([a, b]);
+    // Any stage may answer (an exit), so every stage node may send to every device.
+    for (let s = 1; s < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const d of t.devices) out.push([a, d]);
+    return out;
+  },
+  createDevice(env) {
+    const t = env.topology;
+    const { plan, parts, policy, profile } = build(env);
+    const S = plan.nodes.length, hb = env.hiddenBytesPerToken, tb = env.tokenBytes;
+    const first = stage1Of(plan, t.nodes, t.device);
+    const names = t.nodes.map((n) => n.name);
+    const jsq = policy.name === 'jsq';
+    const loads: Record<string, number> = {};
+    return function* dtoeeTask(req) {
+      const P = req.promptTokens;
+      let at = t.device;
+      for (let s = 0; s < S; s++) {
+        let next: number;
+        if (s === 0) {
+          next = first.length === 1 ? first[0] : first[Math.min(first.length - 1, Math.floor(count(yield draw()) * first.length))];
+        } else {
+          const u = count(yield draw());
+          if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = count(yield nodeLoad(c));
+          next = t.index(policy.nextNode(names[at], u, jsq ? loads : undefined));
+        }
+        yield s === 0 ? send(at, next, 0, P * tb, 'prompt tokens') : send(at, next, P * hb, 0, `hidden to stage ${s + 1}`);
+        yield exec(next, parts[s], P, 0, 1, s < S - 1 ? `stage ${s + 1} + exit head` : `stage ${s + 1}`);
+        at = next;
+        if (s < S - 1) {
+          const tau = policy.threshold(names[at]);
+          if (decideExit(profile, s + 1, tau, count(yield draw()))) {
+            yield mark('correct', decideCorrect(profile, s + 1, tau, count(yield draw())) ? 1 : 0);
+            yield mark('exitStage', s + 1);
+            yield send(at, t.device, 0, tb, 'answer');
+            yield emit(1);
+            return;
+          }
+        }
+      }
+      yield mark('correct', decideCorrect(profile, 'final', 1, count(yield draw())) ? 1 : 0);
+      yield mark('exitStage', S);
+      yield send(at, t.device, 0, tb, 'answer');
+      yield emit(1);
+    };
+  },
+};
