@@ -11,11 +11,15 @@ import { COMPONENT_IDS } from '../model/types.js';
 import { chooseChunkTokens, predictPipelineMs, splitPrompt } from '../policy/chunk.js';
 import { pipelineStages } from '../protocol/systems/split-prefill.js';
 import type { Predictor, ProtocolEnv } from '../protocol/context.js';
-import { loadScenario } from '../scenario/load.js';
-import { buildTestbed } from '../sim/run.js';
+import type { loadScenario as LoadScenario } from '../scenario/load.js';
+import type { buildTestbed as BuildTestbed } from '../sim/run.js';
 import { deviceLatency } from '../sim/latency.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
 import { table } from './table.js';
+
+// The scenario loader and the simulator are bound by the handler, not at start-up (issue 15).
+let loadScenario: typeof LoadScenario;
+let buildTestbed: typeof BuildTestbed;
 
 export function describeScenario(args: ScenarioArgs): string {
   const s = loadScenario(args.scenario, overridesFrom(args));
@@ -88,5 +92,8 @@ export const describeCommand: CommandModule<object, ScenarioArgs> = {
   command: 'describe <scenario>',
   describe: 'Print sizes, latency sources, per-stage latencies and the chunk size chosen per device group, without simulating',
   builder: (y) => scenarioOptions(y) as never,
-  handler: (args) => { process.stdout.write(describeScenario(args)); },
+  handler: async (args) => {
+    [{ loadScenario }, { buildTestbed }] = await Promise.all([import('../scenario/load.js'), import('../sim/run.js')]);
+    process.stdout.write(describeScenario(args));
+  },
 };

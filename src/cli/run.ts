@@ -1,10 +1,6 @@
 /** `hatsim run <scenario>`: simulate every system of a scenario and write the results directory. */
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
-import { loadScenario } from '../scenario/load.js';
-import { runScenario } from '../sim/run.js';
-import { runOutputs } from '../sim/outputs.js';
-import { writeRunOutputs } from '../results/write.js';
 import type { SummaryRecord } from '../results/types.js';
 import { table } from './table.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
@@ -26,7 +22,10 @@ export const runCommand: CommandModule<object, RunArgs> = {
   builder: (y) => scenarioOptions(y)
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>)' })
     .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    // Loaded here, not at start-up, so that `hatsim --help` and other commands stay fast (issue 15).
+    const [{ loadScenario }, { runScenario }, { runOutputs }, { writeRunOutputs }] = await Promise.all([
+      import('../scenario/load.js'), import('../sim/run.js'), import('../sim/outputs.js'), import('../results/write.js')]);
     const scenario = loadScenario(args.scenario, overridesFrom(args));
     const result = runScenario(scenario);
     const out = resolve(args.out ?? `results/${scenario.name}`);

@@ -1,10 +1,9 @@
 /** `hatsim sweep <scenario> --grid path=v1,v2,...`: run a scenario over a parameter grid. See docs/SWEEPS.md. */
 import type { CommandModule } from 'yargs';
 import { join, relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
-import { loadScenario } from '../scenario/load.js';
-import { parseShard } from '../sweep/grid.js';
-import { defaultJobs, runSweep, type SweepProgress } from '../sweep/sweep.js';
+import type cliProgress from 'cli-progress';
+import { defaultJobs } from '../sweep/jobs.js';
+import type { SweepProgress } from '../sweep/sweep.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
 
 interface SweepArgs extends ScenarioArgs {
@@ -29,7 +28,7 @@ function shellQuote(arg: string): string {
 }
 
 /** Progress on stderr: a bar with ETA on a terminal, else one line per finished point. */
-function progressReporter(quiet: boolean): { onProgress: (e: SweepProgress) => void; stop: () => void } {
+function progressReporter(quiet: boolean, cliProgress: typeof import('cli-progress')): { onProgress: (e: SweepProgress) => void; stop: () => void } {
   if (quiet) return { onProgress: () => undefined, stop: () => undefined };
   const tty = process.stderr.isTTY === true;
   let bar: cliProgress.SingleBar | undefined;
@@ -79,6 +78,9 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     .option('timeline-requests', { type: 'number', describe: 'requests of device 0 whose spans go to each point\'s timeline.csv' })
     .option('quiet', { type: 'boolean', default: false, describe: 'no progress, print nothing but errors' }) as never,
   handler: async (args) => {
+    // Loaded here, not at start-up (issue 15).
+    const [{ default: cliProgress }, { loadScenario }, { parseShard }, { runSweep }] = await Promise.all([
+      import('cli-progress'), import('../scenario/load.js'), import('../sweep/grid.js'), import('../sweep/sweep.js')]);
     const grid = ([] as string[]).concat(args.grid);
     const shard = args.shard !== undefined ? parseShard(args.shard) : null;
     const overrides = overridesFrom(args);
@@ -97,7 +99,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const progress = progressReporter(args.quiet === true);
+    const progress = progressReporter(args.quiet === true, cliProgress);
     let result;
     try {
       result = await runSweep({

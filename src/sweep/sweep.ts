@@ -5,7 +5,6 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
@@ -14,6 +13,7 @@ import { loadScenario } from '../scenario/load.js';
 import { expandGrid, inShard, parseGrid, parseShard, type GridAxis, type GridPoint, type Shard } from './grid.js';
 import type { PointStamp, PointTask } from './point.js';
 import { runPool } from './pool.js';
+import { defaultJobs } from './jobs.js';
 import {
   SWEEP_FORMAT, manifestDifferences, pointDir, readManifest, readPointStamp, stampDifferences, sweepCsv,
   type SweepManifest, type SweepPointInfo,
@@ -68,9 +68,6 @@ export interface SweepResult {
   wallMs: number;
 }
 
-export function defaultJobs(): number {
-  return Math.max(1, Math.min(2, availableParallelism()));
-}
 
 const gridRecord = (axes: readonly GridAxis[], values: readonly unknown[]): Record<string, unknown> =>
   Object.fromEntries(axes.map((a, k) => [a.path, values[k]]));
