@@ -14,14 +14,15 @@ export function summaryTable(rows: readonly SummaryRecord[]): string {
   );
 }
 
-interface RunArgs extends ScenarioArgs { out?: string; quiet?: boolean }
+interface RunArgs extends ScenarioArgs { out?: string; quiet?: boolean; parquet?: boolean }
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <scenario>',
   describe: 'Simulate the systems of a scenario; write requests.csv, summary.csv, timeline.csv, gpu_util.csv, run.json',
   builder: (y) => scenarioOptions(y)
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>)' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
+    .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' })
+    .option('parquet', { type: 'boolean', default: false, describe: 'also write requests.parquet and summary.parquet (Arrow types; docs/OUTPUTS.md)' }) as never,
   handler: async (args) => {
     // Loaded here, not at start-up, so that `hatsim --help` and other commands stay fast (issue 15).
     const [{ loadScenario }, { runScenario }, { runOutputs }, { writeRunOutputs }] = await Promise.all([
@@ -30,6 +31,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const result = runScenario(scenario);
     const out = resolve(args.out ?? `results/${scenario.name}`);
     writeRunOutputs(out, runOutputs(result));
+    if (args.parquet) (await import('../results/parquet.js')).writeRunParquet(out); // Arrow loads only then
     if (args.quiet) return;
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     const unfinished = result.systems.reduce((a, s) => a + s.summary.unfinished, 0);

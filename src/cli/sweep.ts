@@ -13,6 +13,7 @@ interface SweepArgs extends ScenarioArgs {
   shard?: string;
   'timeline-requests'?: number;
   quiet?: boolean;
+  parquet?: boolean;
 }
 
 const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 3_600_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 3_600_000).toFixed(1)} h`);
@@ -76,7 +77,8 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     .option('jobs', { type: 'number', describe: `points run in parallel in worker threads (default ${defaultJobs()} here: min(2, cores)); 1 runs inline` })
     .option('shard', { type: 'string', describe: 'run only shard i of N (1-based), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT' })
     .option('timeline-requests', { type: 'number', describe: 'requests of device 0 whose spans go to each point\'s timeline.csv' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'no progress, print nothing but errors' }) as never,
+    .option('quiet', { type: 'boolean', default: false, describe: 'no progress, print nothing but errors' })
+    .option('parquet', { type: 'boolean', default: false, describe: 'also write sweep.parquet and each point\'s requests.parquet, summary.parquet (docs/OUTPUTS.md)' }) as never,
   handler: async (args) => {
     // Loaded here, not at start-up (issue 15).
     const [{ default: cliProgress }, { loadScenario }, { parseShard }, { runSweep }] = await Promise.all([
@@ -106,6 +108,7 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
         scenario: args.scenario, grid, overrides, out, shard,
         ...(args.jobs !== undefined ? { jobs: args.jobs } : {}),
         ...(args['timeline-requests'] !== undefined ? { timelineRequests: args['timeline-requests'] } : {}),
+        ...(args.parquet ? { parquet: true } : {}),
         signal: abort.signal,
         onProgress: progress.onProgress,
       });
