@@ -159,7 +159,7 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   return rows;
 }
 
-/** --peer-timeout-s S, --scale, --scale-timeout-s S from a command line. */
+/** --sizes N,N,..., --peer-timeout-s S, --scale, --scale-timeout-s S from a command line. */
 export function peerArgs(argv: readonly string[]): PeerBenchOptions {
   const num = (flag: string, dflt: number): number => {
     const i = argv.indexOf(flag);
@@ -171,7 +171,13 @@ export function peerArgs(argv: readonly string[]): PeerBenchOptions {
     }
     return x;
   };
-  return { sizes: [1000, 10_000, 100_000], peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800) };
+  const si = argv.indexOf('--sizes');
+  const sizes = si < 0 ? [1000, 10_000, 100_000] : (argv[si + 1] ?? '').split(',').map(Number);
+  if (sizes.some((n) => !Number.isSafeInteger(n) || n < PEER_WORKLOAD.devices || n % PEER_WORKLOAD.devices !== 0)) {
+    console.error(`bench: --sizes takes comma-separated request counts, multiples of ${PEER_WORKLOAD.devices}, got ${argv[si + 1]}`);
+    process.exit(2);
+  }
+  return { sizes, peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800) };
 }
 
 // `node dist/bench/peer.js [--scale] [--peer-timeout-s S]` (npm run bench:peer): this part alone.
