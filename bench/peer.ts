@@ -40,7 +40,7 @@ export const PEER_WORKLOAD = { ratePerS: 5, promptTokens: 512, outputTokens: 128
 const LLAMA2_7B_PARAMS = 6_738_415_616;
 
 /** A trace of n Poisson arrivals at `ratePerS` (seeded, our generator), fixed lengths; the format of src/workload/trace.ts. */
-function writeTrace(file: string, n: number): void {
+export function writeTrace(file: string, n: number): void {
   const rng = new Rng(PEER_WORKLOAD.seed, 'bench/peer/arrivals');
   const lines = ['arrived_at,num_prefill_tokens,num_decode_tokens'];
   let t = 0;
@@ -52,7 +52,7 @@ function writeTrace(file: string, n: number): void {
 }
 
 /** The peer's configuration (its TOML schema as JSON) for the same workload and hardware. */
-function peerConfig(n: number): string {
+export function peerConfig(n: number): string {
   const hw = getHardware('a6000');
   const m = getModel('llama2-7b');
   return JSON.stringify({
