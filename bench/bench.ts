@@ -4,7 +4,9 @@
  *  1. engine: raw event throughput (schedule + fire of a no-op handler, heap of 1,000 pending events);
  *  2. testbed-all-systems: scenarios/hat-testbed.yaml, all five systems, 10,050 requests in total;
  *     testbed-10k: the same with 334 requests per device (10,020 requests) for each system;
- *  3. devices-1000: the testbed scaled to 1,000 devices (and 32 GPUs), hat only, 5 requests per device.
+ *  3. devices-1000: the testbed scaled to 1,000 devices (and 32 GPUs), hat only, 5 requests per device;
+ *  4. peer (issue 15, bench/peer.ts): inference-lab vs hatsim at 1k, 10k, 100k requests (--no-peer skips it,
+ *     --quick runs 1k only); --scale adds 10,000 devices x 1,000,000 requests (wall time, peak RSS).
  *
  * Targets (issue 2): >= 2 M events/s; the 30-device testbed with 10,000 requests in < 2 s of wall time.
  * Single-threaded; the machine's other load shows up in the numbers (the load average is printed).
@@ -16,6 +18,7 @@ import { Engine, type Handler } from '../src/core/engine.js';
 import { loadScenario } from '../src/scenario/load.js';
 import { buildTestbed, simulateSystem } from '../src/sim/run.js';
 import type { SystemId } from '../src/scenario/types.js';
+import { peerArgs, peerBench } from './peer.js';
 
 function engineBench(events: number): { eventsPerS: number } {
   const engine = new Engine(2048);
@@ -69,6 +72,9 @@ function simBench(label: string, scenarioPath: string, overrides: string[], syst
 }
 
 const quick = process.argv.includes('--quick');
+// Issue 15: the bench against inference-lab (bench/peer.ts; alone: npm run bench:peer) runs after
+// the rows below unless --no-peer; --scale adds the 10k-device, 1M-request row; --peer-timeout-s S.
+const peer = peerArgs(process.argv);
 const repsArg = process.argv.indexOf('--reps');
 const reps = repsArg > 0 ? Number(process.argv[repsArg + 1]) : quick ? 1 : 3;
 if (!Number.isInteger(reps) || reps < 1) {
@@ -141,3 +147,5 @@ if (baseArg > 0) {
   const { compareWithBaseline } = await import('./compare.js');
   await compareWithBaseline(process.argv[baseArg + 1], Math.max(reps, 5));
 }
+
+if (!process.argv.includes('--no-peer')) peerBench(quick ? { ...peer, sizes: [1000] } : peer);

@@ -32,7 +32,8 @@ import { fitLatencyModel, kneeText, type FitResult, type Sample } from './fit.js
 import { SAMPLES_HEADER, sampleLine } from './samples.js';
 import { TOOL_NAME } from './run.js';
 
-export const DEFAULT_VIDUR_DIR = '../shared/data/profiles/vidur';
+import { DEFAULT_VIDUR_DIR } from './vidur-dir.js';
+export { DEFAULT_VIDUR_DIR };
 
 export interface ImportVidurOptions {
   /** GPU folder in the Vidur data, e.g. "a40". */

@@ -6,8 +6,7 @@
  */
 import type { CommandModule } from 'yargs';
 import { InputError } from '../core/errors.js';
-import { runCalibration } from '../calibrate/run.js';
-import { DEFAULT_VIDUR_DIR, importVidur } from '../calibrate/vidur.js';
+import { DEFAULT_VIDUR_DIR } from '../calibrate/vidur-dir.js';
 
 export interface CalibrateArgs {
   action?: string;
@@ -65,6 +64,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
   handler: async (args) => {
     const action = args.action ?? 'run';
     if (action === 'import-vidur') {
+      const { importVidur } = await import('../calibrate/vidur.js'); // not at start-up (issue 15)
       const r = importVidur({
         gpu: need(args.gpu, 'gpu', action),
         vidurModel: need(args.model, 'model', action),
@@ -86,6 +86,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
     };
     process.on('SIGINT', onSigint);
     try {
+      const { runCalibration } = await import('../calibrate/run.js'); // ONNX Runtime: only here (issue 15)
       const r = await runCalibration({
         modelId: need(args.model, 'model', action),
         hardwareId: need(args['hardware-id'], 'hardware-id', action),

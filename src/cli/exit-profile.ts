@@ -2,8 +2,7 @@
 import type { CommandModule } from 'yargs';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
-import { measureExitProfile, readExitFeatures } from '../dtoee/exit-measure.js';
-import { profileToJson, type ConfidenceKind } from '../dtoee/profile.js';
+import type { ConfidenceKind } from '../dtoee/profile.js';
 
 interface ExitProfileArgs {
   features: string;
@@ -27,6 +26,8 @@ export const exitProfileCommand: CommandModule<object, ExitProfileArgs> = {
     .option('threads', { type: 'number', default: 1, describe: 'ONNX Runtime intra-op threads' })
     .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
   handler: async (args) => {
+    // ONNX Runtime loads only here (start-up stays light: issue 15).
+    const [{ measureExitProfile, readExitFeatures }, { profileToJson }] = await Promise.all([import('../dtoee/exit-measure.js'), import('../dtoee/profile.js')]);
     if (args.confidence !== 'max-softmax' && args.confidence !== 'margin') {
       throw new InputError(`--confidence ${args.confidence}: must be max-softmax or margin`, 'confidence');
     }

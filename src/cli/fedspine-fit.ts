@@ -2,8 +2,6 @@
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
-import { learningRowsFromResults } from '../fedspine/fitlog.js';
-import { DEFAULT_LEARNING, fitLearning, loadLearning } from '../fedspine/learning.js';
 
 interface FitArgs { results: string; method?: string; start?: string; out?: string }
 
@@ -15,7 +13,9 @@ export const fitLearningCommand: CommandModule<object, FitArgs> = {
     .option('method', { type: 'string', describe: 'only this method\'s rounds (default: all)' })
     .option('start', { type: 'string', describe: 'learning JSON file to start from (default: built-in defaults)' })
     .option('out', { type: 'string', describe: 'write the fitted parameters to this JSON file' }) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    // Loaded here: start-up stays light (issue 15).
+    const [{ learningRowsFromResults }, { DEFAULT_LEARNING, fitLearning, loadLearning }] = await Promise.all([import('../fedspine/fitlog.js'), import('../fedspine/learning.js')]);
     const rows = learningRowsFromResults(resolve(args.results), args.method);
     const fit = fitLearning(rows, args.start ? loadLearning(args.start) : DEFAULT_LEARNING);
     const json = JSON.stringify(fit.params, null, 2) + '\n';

@@ -5,10 +5,6 @@ import type { Argv, CommandModule } from 'yargs';
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
-import { loadScenario } from '../scenario/load.js';
-import { runDevice } from '../live/device.js';
-import { killChildren, runLiveLocal } from '../live/local.js';
-import { CloudServer } from '../live/server.js';
 import { summaryTable } from './run.js';
 
 interface CommonArgs { set?: string[]; emulate?: string; token?: string; 'max-frame-mb'?: number }
@@ -40,6 +36,8 @@ const cloudCmd: CommandModule<object, CloudArgs> = {
     .option('out', { type: 'string', describe: 'write steps-cloud.csv and cloud.json here' })
     .option('devices', { type: 'number', describe: 'devices that must join before a system starts (default: the scenario\'s)' }) as never,
   handler: async (args) => {
+    // The live runner (ws, ONNX Runtime) loads only in its own commands (issue 15).
+    const [{ loadScenario }, { CloudServer }] = await Promise.all([import('../scenario/load.js'), import('../live/server.js')]);
     const scenario = loadScenario(args.scenario, args.set ?? []);
     const { host, port } = hostPort(args.listen, 'listen');
     if (args.out) mkdirSync(args.out, { recursive: true });
@@ -77,6 +75,7 @@ const deviceCmd: CommandModule<object, DeviceArgs> = {
     .option('out', { type: 'string', describe: 'directory for device-<i>.jsonl and steps' })
     .option('system-timeout-s', { type: 'number', default: 300, describe: 'give up on a system this long after its last arrival' }) as never,
   handler: async (args) => {
+    const [{ loadScenario }, { runDevice }] = await Promise.all([import('../scenario/load.js'), import('../live/device.js')]);
     const scenario = loadScenario(args.scenario, args.set ?? []);
     hostPort(args.server, 'server');
     if (process.send) process.once('disconnect', () => { process.stderr.write('device: orchestrator gone; exiting\n'); process.exit(1); });
@@ -109,6 +108,7 @@ const nodeCmd: CommandModule<object, NodeArgs> = {
     .option('max-connections', { type: 'number', default: 64, describe: 'cap on incoming connections' })
     .option('hello-timeout-ms', { type: 'number', default: 2000, describe: 'drop a peer that has not said hello by then' }) as never,
   handler: async (args) => {
+    const { loadScenario } = await import('../scenario/load.js');
     const scenario = loadScenario(args.scenario, args.set ?? []);
     const { host, port } = hostPort(args.listen, 'listen');
     const peers: Record<string, string> = {};
@@ -162,6 +162,7 @@ const localCmd: CommandModule<object, LocalArgs> = {
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>-live)' })
     .option('timeout-s', { type: 'number', default: 900, describe: 'kill everything after this long' }) as never,
   handler: async (args) => {
+    const [{ loadScenario }, { killChildren, runLiveLocal }] = await Promise.all([import('../scenario/load.js'), import('../live/local.js')]);
     const name = loadScenario(args.scenario, args.set ?? []).name;
     const out = resolve(args.out ?? `results/${name}-live`);
     const onSig = (): void => { killChildren('SIGTERM'); process.exit(130); };

@@ -1,6 +1,5 @@
 /** `hatsim merge <dir...> --out DIR`: combine the shard directories of a sweep. See docs/SWEEPS.md. */
 import type { CommandModule } from 'yargs';
-import { mergeSweeps } from '../sweep/merge.js';
 import { displayPath } from './sweep.js';
 
 interface MergeArgs {
@@ -18,7 +17,8 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
     .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'merged sweep directory' })
     .option('allow-missing', { type: 'boolean', default: false, describe: 'merge even when some grid points were not finished by any shard' })
     .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
-  handler: (args) => {
+  handler: async (args) => {
+    const { mergeSweeps } = await import('../sweep/merge.js'); // not at start-up (issue 15)
     const r = mergeSweeps(args.dirs, args.out, { allowMissing: args['allow-missing'] === true });
     if (args.quiet) return;
     const shown = displayPath(r.out);

@@ -1,6 +1,5 @@
 /** `hatsim plot <results-dir>`: render the standard figures of a run, sweep, calibration or validation dir. */
 import type { Argv, CommandModule } from 'yargs';
-import { parseFormats, renderFigures } from '../plot/index.js';
 
 interface PlotArgs {
   dir: string;
@@ -25,6 +24,7 @@ export const plotCommand: CommandModule<object, PlotArgs> = {
       .option('font', { type: 'string', describe: 'TTF/OTF font file for PNG text (default $HATSIM_FONT or a system sans font)' })
       .option('scale', { type: 'number', default: 2, describe: 'PNG zoom factor' }) as unknown as Argv<PlotArgs>,
   handler: async (args) => {
+    const { parseFormats, renderFigures } = await import('../plot/index.js'); // vega, resvg: only here (issue 15)
     const formats = parseFormats(args.format);
     const points = args.points === undefined || ['auto', 'all', 'none'].includes(args.points)
       ? ((args.points ?? 'auto') as 'auto' | 'all' | 'none')

@@ -1,6 +1,5 @@
 /** `hatsim report <results-dir>`: one self-contained, offline HTML file with tables and interactive charts. */
 import type { Argv, CommandModule } from 'yargs';
-import { writeReport } from '../plot/index.js';
 
 interface ReportArgs {
   dir: string;
@@ -20,7 +19,8 @@ export const reportCommand: CommandModule<object, ReportArgs> = {
       .option('points', { type: 'string', describe: 'sweeps: points whose per-run figures to include: auto (default), all, none, or comma-separated ids' })
       .option('calibration', { type: 'string', array: true, describe: 'also include these calibration dirs' })
       .option('title', { type: 'string', describe: 'page title' }) as unknown as Argv<ReportArgs>,
-  handler: (args) => {
+  handler: async (args) => {
+    const { writeReport } = await import('../plot/index.js'); // vega: only here (issue 15)
     const points = args.points === undefined || ['auto', 'all', 'none'].includes(args.points)
       ? ((args.points ?? 'auto') as 'auto' | 'all' | 'none')
       : args.points.split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,15 +1,9 @@
 /** `hatsim run <scenario>`: simulate every system of a scenario and write the results directory. */
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
-import { loadScenario } from '../scenario/load.js';
-import { runScenario } from '../sim/run.js';
-import { runOutputs } from '../sim/outputs.js';
-import { writeRunOutputs } from '../results/write.js';
 import type { SummaryRecord } from '../results/types.js';
 import { table } from './table.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
-import { isFedSpineFile } from '../fedspine/scenario.js';
-import { runFedSpineCli } from './fedspine.js';
 
 export function summaryTable(rows: readonly SummaryRecord[]): string {
   return table(
@@ -20,20 +14,30 @@ export function summaryTable(rows: readonly SummaryRecord[]): string {
   );
 }
 
-interface RunArgs extends ScenarioArgs { out?: string; quiet?: boolean }
+interface RunArgs extends ScenarioArgs { out?: string; quiet?: boolean; parquet?: boolean }
 
 export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run <scenario>',
   describe: 'Simulate the systems of a scenario; write requests.csv, summary.csv, timeline.csv, gpu_util.csv, run.json',
   builder: (y) => scenarioOptions(y)
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>)' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' }) as never,
-  handler: (args) => {
-    if (isFedSpineFile(args.scenario)) { runFedSpineCli(args); return; } // kind: fedspine
+    .option('quiet', { type: 'boolean', default: false, describe: 'print nothing but errors' })
+    .option('parquet', { type: 'boolean', default: false, describe: 'also write requests.parquet and summary.parquet (Arrow types; docs/OUTPUTS.md)' }) as never,
+  handler: async (args) => {
+    const { isFedSpineFile } = await import('../fedspine/scenario.js');
+    if (isFedSpineFile(args.scenario)) { // kind: fedspine
+      const { runFedSpineCli } = await import('./fedspine.js');
+      runFedSpineCli(args);
+      return;
+    }
+    // Loaded here, not at start-up, so that `hatsim --help` and other commands stay fast (issue 15).
+    const [{ loadScenario }, { runScenario }, { runOutputs }, { writeRunOutputs }] = await Promise.all([
+      import('../scenario/load.js'), import('../sim/run.js'), import('../sim/outputs.js'), import('../results/write.js')]);
     const scenario = loadScenario(args.scenario, overridesFrom(args));
     const result = runScenario(scenario);
     const out = resolve(args.out ?? `results/${scenario.name}`);
     writeRunOutputs(out, runOutputs(result));
+    if (args.parquet) (await import('../results/parquet.js')).writeRunParquet(out); // Arrow loads only then
     if (args.quiet) return;
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     const unfinished = result.systems.reduce((a, s) => a + s.summary.unfinished, 0);

@@ -1,10 +1,9 @@
 /** `hatsim sweep <scenario> --grid path=v1,v2,...`: run a scenario over a parameter grid. See docs/SWEEPS.md. */
 import type { CommandModule } from 'yargs';
 import { join, relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
-import { loadScenario } from '../scenario/load.js';
-import { parseShard } from '../sweep/grid.js';
-import { defaultJobs, runSweep, type SweepProgress } from '../sweep/sweep.js';
+import type cliProgress from 'cli-progress';
+import { defaultJobs } from '../sweep/jobs.js';
+import type { SweepProgress } from '../sweep/sweep.js';
 import { scenarioOptions, overridesFrom, type ScenarioArgs } from './common.js';
 
 interface SweepArgs extends ScenarioArgs {
@@ -14,6 +13,7 @@ interface SweepArgs extends ScenarioArgs {
   shard?: string;
   'timeline-requests'?: number;
   quiet?: boolean;
+  parquet?: boolean;
 }
 
 const seconds = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 3_600_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 3_600_000).toFixed(1)} h`);
@@ -29,7 +29,7 @@ function shellQuote(arg: string): string {
 }
 
 /** Progress on stderr: a bar with ETA on a terminal, else one line per finished point. */
-function progressReporter(quiet: boolean): { onProgress: (e: SweepProgress) => void; stop: () => void } {
+function progressReporter(quiet: boolean, cliProgress: typeof import('cli-progress')): { onProgress: (e: SweepProgress) => void; stop: () => void } {
   if (quiet) return { onProgress: () => undefined, stop: () => undefined };
   const tty = process.stderr.isTTY === true;
   let bar: cliProgress.SingleBar | undefined;
@@ -77,8 +77,12 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     .option('jobs', { type: 'number', describe: `points run in parallel in worker threads (default ${defaultJobs()} here: min(2, cores)); 1 runs inline` })
     .option('shard', { type: 'string', describe: 'run only shard i of N (1-based), e.g. --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT' })
     .option('timeline-requests', { type: 'number', describe: 'requests of device 0 whose spans go to each point\'s timeline.csv' })
-    .option('quiet', { type: 'boolean', default: false, describe: 'no progress, print nothing but errors' }) as never,
+    .option('quiet', { type: 'boolean', default: false, describe: 'no progress, print nothing but errors' })
+    .option('parquet', { type: 'boolean', default: false, describe: 'also write sweep.parquet and each point\'s requests.parquet, summary.parquet (docs/OUTPUTS.md)' }) as never,
   handler: async (args) => {
+    // Loaded here, not at start-up (issue 15).
+    const [{ default: cliProgress }, { loadScenario }, { parseShard }, { runSweep }] = await Promise.all([
+      import('cli-progress'), import('../scenario/load.js'), import('../sweep/grid.js'), import('../sweep/sweep.js')]);
     const grid = ([] as string[]).concat(args.grid);
     const shard = args.shard !== undefined ? parseShard(args.shard) : null;
     const overrides = overridesFrom(args);
@@ -97,13 +101,14 @@ export const sweepCommand: CommandModule<object, SweepArgs> = {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    const progress = progressReporter(args.quiet === true);
+    const progress = progressReporter(args.quiet === true, cliProgress);
     let result;
     try {
       result = await runSweep({
         scenario: args.scenario, grid, overrides, out, shard,
         ...(args.jobs !== undefined ? { jobs: args.jobs } : {}),
         ...(args['timeline-requests'] !== undefined ? { timelineRequests: args['timeline-requests'] } : {}),
+        ...(args.parquet ? { parquet: true } : {}),
         signal: abort.signal,
         onProgress: progress.onProgress,
       });

@@ -2,9 +2,6 @@
 import type { CommandModule } from 'yargs';
 import { resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
-import { loadScenario } from '../scenario/load.js';
-import { killChildren } from '../live/local.js';
-import { runValidation, VALIDATION_METRICS } from '../live/validate.js';
 import { table } from './table.js';
 
 interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean }
@@ -22,6 +19,9 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })
     .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' }) as never,
   handler: async (args) => {
+    // The live runner loads only here (issue 15).
+    const [{ loadScenario }, { killChildren }, { runValidation, VALIDATION_METRICS }] = await Promise.all([
+      import('../scenario/load.js'), import('../live/local.js'), import('../live/validate.js')]);
     if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
     const name = loadScenario(args.scenario, args.set ?? []).name;
     const out = resolve(args.out ?? `results/${name}-validate`);

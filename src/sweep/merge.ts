@@ -9,6 +9,7 @@
 import { cpSync, existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
+import { csvFileToParquet } from '../results/parquet.js';
 import { InputError } from '../core/errors.js';
 import { expandGrid } from './grid.js';
 import {
@@ -124,5 +125,9 @@ export function mergeSweeps(dirs: readonly string[], out: string, opts: MergeOpt
   };
   writeFileAtomic(join(outAbs, 'sweep.json'), JSON.stringify(manifest, null, 2) + '\n');
   writeFileAtomic(join(outAbs, 'sweep.csv'), sweepCsv(ref.grid, manifest.points, summaries));
+  // Parquet (issue 15): when every source has sweep.parquet, so has the merge (points' files were copied above).
+  if (sources.every((s) => existsSync(join(s, 'sweep.parquet')))) {
+    csvFileToParquet(join(outAbs, 'sweep.csv'), join(outAbs, 'sweep.parquet'));
+  }
   return { out: outAbs, sweepCsv: join(outAbs, 'sweep.csv'), sources, points: summaries.size, missing };
 }

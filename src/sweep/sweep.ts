@@ -5,15 +5,16 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
 import { VERSION } from '../results/write.js';
+import { csvFileToParquet, writeRunParquet } from '../results/parquet.js';
 import { loadScenario } from '../scenario/load.js';
 import { expandGrid, inShard, parseGrid, parseShard, type GridAxis, type GridPoint, type Shard } from './grid.js';
 import type { PointStamp, PointTask } from './point.js';
 import { runPool } from './pool.js';
+import { defaultJobs } from './jobs.js';
 import {
   SWEEP_FORMAT, manifestDifferences, pointDir, readManifest, readPointStamp, stampDifferences, sweepCsv,
   type SweepManifest, type SweepPointInfo,
@@ -36,6 +37,12 @@ export interface SweepOptions {
   shard?: Shard | string | null;
   /** Requests of device 0 whose spans go to each point's timeline.csv (runScenario's default when absent). */
   timelineRequests?: number;
+  /**
+   * Also write Parquet copies (issue 15): each point's requests.parquet and summary.parquet,
+   * and sweep.parquet, at the end of the call. Also on when sweep.parquet already exists,
+   * so that it never falls behind sweep.csv.
+   */
+  parquet?: boolean;
   /** Abort to stop: no new point starts, workers are terminated, finished points are kept. */
   signal?: AbortSignal;
   onProgress?: (event: SweepProgress) => void;
@@ -68,9 +75,6 @@ export interface SweepResult {
   wallMs: number;
 }
 
-export function defaultJobs(): number {
-  return Math.max(1, Math.min(2, availableParallelism()));
-}
 
 const gridRecord = (axes: readonly GridAxis[], values: readonly unknown[]): Record<string, unknown> =>
   Object.fromEntries(axes.map((a, k) => [a.path, values[k]]));
@@ -213,6 +217,15 @@ export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
       opts.onProgress?.({ kind: 'point', id: p.id, index: p.index, done, toRun: todo.length, skipped, total: mine.length, wallMs, warnings: outcome.warnings });
     },
   });
+
+  if (opts.parquet === true || existsSync(join(out, 'sweep.parquet'))) {
+    for (const p of mine) {
+      const dir = pointDir(out, p.id);
+      // Points run now get fresh files; resumed points get them only when missing.
+      if (wallOf.has(p.index) || (summaries.has(p.index) && !existsSync(join(dir, 'requests.parquet')))) writeRunParquet(dir);
+    }
+    csvFileToParquet(join(out, 'sweep.csv'), join(out, 'sweep.parquet'));
+  }
 
   const points: SweepPointStatus[] = manifest.points.map((p) => ({
     ...p,

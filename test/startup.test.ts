@@ -1,0 +1,61 @@
+/**
+ * Start-up (issue 15): heavy modules load only in the commands that need them.
+ * Each case runs the built CLI with a module-tracing hook (test/support/trace-imports.mjs)
+ * and checks which modules the process loaded.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { REPO } from './helpers.js';
+
+const CLI = join(REPO, 'dist/src/cli/main.js');
+const HOOK = join(REPO, 'test/support/trace-imports.mjs');
+
+/** Runs `hatsim args...` and returns the exit status and the set of loaded module URLs / require requests. */
+function traced(...args: string[]): { status: number | null; modules: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), 'hatsim-trace-'));
+  const file = join(dir, 'modules.txt');
+  const r = spawnSync(process.execPath, ['--import', HOOK, CLI, ...args], {
+    cwd: REPO, encoding: 'utf8', timeout: 120_000, env: { ...process.env, HATSIM_TRACE_IMPORTS: file },
+  });
+  if (r.status !== 0) throw new Error(`hatsim ${args.join(' ')} failed: ${r.stderr}`);
+  return { status: r.status, modules: [...new Set(readFileSync(file, 'utf8').split('\n').filter(Boolean))] };
+}
+
+const loaded = (modules: readonly string[], what: RegExp): string[] => modules.filter((m) => what.test(m));
+
+// Packages and folders of ours that only some commands need.
+const ONNX = /onnxruntime-node|onnx-proto/;
+const PLOT = /node_modules\/(vega|vega-lite|@resvg)\/|dist\/src\/plot\//;
+const LIVE = /node_modules\/ws\/|dist\/src\/live\//;
+const CALIBRATE = /dist\/src\/calibrate\/(?!vidur-dir\.js)/;
+const WORKERS = /^node:worker_threads$|dist\/src\/sweep\/(pool|worker)\.js/;
+// (sim/latency.js, a small latency helper, is light and used by describe's module.)
+const SCENARIO = /node_modules\/(zod|yaml)\/|dist\/src\/scenario\/|dist\/src\/sim\/(run|driver|cloud|outputs)\.js/;
+
+describe.skipIf(!existsSync(CLI))('start-up: lazy loading of heavy modules', () => {
+  it('hatsim --help loads no scenario schema, simulator, ONNX Runtime, vega, live runner or worker threads', () => {
+    const { modules } = traced('--help');
+    expect(modules.some((m) => m.includes('dist/src/cli/main.js'))).toBe(true); // the trace works
+    for (const heavy of [ONNX, PLOT, LIVE, CALIBRATE, WORKERS, SCENARIO]) expect(loaded(modules, heavy)).toEqual([]);
+  });
+
+  it('hatsim run of a 1-device scenario loads the simulator but not ONNX Runtime, vega, the live runner or worker threads', () => {
+    const out = mkdtempSync(join(tmpdir(), 'hatsim-trace-run-'));
+    const { modules } = traced('run', 'scenarios/tiny-local.yaml', '--out', out, '--quiet');
+    expect(loaded(modules, /dist\/src\/sim\/run\.js/).length).toBe(1);
+    for (const heavy of [ONNX, PLOT, LIVE, CALIBRATE, WORKERS]) expect(loaded(modules, heavy)).toEqual([]);
+    expect(existsSync(join(out, 'run.json'))).toBe(true);
+  });
+
+  it('each command still loads what it needs: plot loads vega, calibrate --help stays light', () => {
+    const out = mkdtempSync(join(tmpdir(), 'hatsim-trace-plot-'));
+    expect(traced('run', 'scenarios/tiny-local.yaml', '--out', out, '--quiet').status).toBe(0);
+    const plot = traced('plot', out, '--format', 'vl');
+    expect(loaded(plot.modules, /node_modules\/vega-lite\//).length).toBeGreaterThan(0);
+    const cal = traced('calibrate', '--help');
+    expect(loaded(cal.modules, ONNX)).toEqual([]);
+  });
+});
