@@ -9,6 +9,7 @@ import { plotCommand } from './plot.js';
 import { reportCommand } from './report.js';
 import { liveCommand } from './live.js';
 import { validateCommand } from './validate.js';
+import { pruneCommand } from './prune.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -21,4 +22,5 @@ export const commands: CommandModule<object, never>[] = [
   reportCommand as unknown as CommandModule<object, never>,
   liveCommand as unknown as CommandModule<object, never>,
   validateCommand as unknown as CommandModule<object, never>,
+  pruneCommand as unknown as CommandModule<object, never>,
 ];

@@ -287,9 +287,9 @@ export function runPrune(src: ModelSource, cal: Calibration, o: RunOptions): Pru
   try {
     const cb = cal.calibBatch, hb = cal.heldOutBatch;
     const ct = cb.seqs * cb.seqLen, ht = hb.seqs * hb.seqLen;
-    let xc = embed(cal.calib, emb, h);
-    let hoOrig = embed(cal.heldOut, emb, h);
-    let hoPr = hoOrig.slice();
+    let xc: Float32Array = embed(cal.calib, emb, h);
+    let hoOrig: Float32Array = embed(cal.heldOut, emb, h);
+    let hoPr: Float32Array = hoOrig.slice();
     const layers: LayerRecord[] = [];
     const rng = new Rng(o.seed, 'prune/random-neurons');
     for (let l = 0; l < src.numLayers; l++) {
