@@ -128,21 +128,27 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     // grid: each point in its own process
     if (args.out === undefined) throw new InputError('a grid (several --ratio or --method values) needs --out', 'out');
     const results: PruneResult[] = [];
+    const skipped: string[] = [];
     const passThrough = process.argv.slice(2).filter((_a, i, all) => !isGridFlag(all, i));
     for (const method of ms) {
       for (const ratio of rs) {
         const dir = join(args.out, `${method}-r${ratio}`);
         log(`grid point ${method} ratio ${ratio} -> ${dir}`);
         const child = spawnSync(process.execPath, [process.argv[1], ...passThrough, '--method', method, '--ratio', String(ratio), '--out', dir], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
-        if (child.status !== 0) {
-          if (child.status === 2) throw new InputError(`grid point ${method} ratio ${ratio} failed (see the message above)`, 'ratio');
-          throw new Error(`grid point ${method} ratio ${ratio} exited with ${String(child.status)}`);
+        if (child.status === 2) {
+          // e.g. layers-only at a ratio below half a layer: the point does not exist; the others still run
+          log(`grid point ${method} ratio ${ratio} skipped (input error above)`);
+          skipped.push(`${method}@${ratio}`);
+          continue;
         }
+        if (child.status !== 0) throw new Error(`grid point ${method} ratio ${ratio} exited with ${String(child.status)}`);
         process.stdout.write(child.stdout.split('\n')[0] + '\n');
         results.push(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as PruneResult);
       }
     }
+    if (results.length === 0) throw new InputError(`every grid point was refused (${skipped.join(', ')})`, 'ratio');
     writeFileAtomic(join(args.out, 'summary.csv'), summaryCsv(results));
+    if (skipped.length > 0) process.stdout.write(`skipped grid points (input errors): ${skipped.join(', ')}\n`);
     if (args.plot) for (const f of await writePrunePlots(args.out, results, model, args['plot-hardware'])) log(`figure ${f}`);
     process.stdout.write(`written: ${join(args.out, 'summary.csv')}${existsSync(join(args.out, 'quality.svg')) ? ', figures' : ''}\n`);
   },
