@@ -1,5 +1,5 @@
 /** COMP pruning (src/prune): linear algebra, planted structure, mask tuning, ONNX round trip through ONNX Runtime. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -10,6 +10,12 @@ import { allocateNeurons, maskGram, maskTune, obsSelect, ridgeOf, sliceLayer, ma
 import { attentionHalf, embed, ffnActivations, ffnInput, layerForward, type Batch } from '../src/prune/forward.js';
 import { OnnxDirSource } from '../src/prune/onnx.js';
 import { DEFAULT_OPTIONS, makeCalibration, planBudget, runPrune, scoreLayers, type PruneResult } from '../src/prune/run.js';
+import { getHardware } from '../src/compute/hardware.js';
+import { prunedFullModelMs } from '../src/compute/pruned.js';
+import { singleShape } from '../src/compute/types.js';
+import { modelMemoryBytes } from '../src/model/pruning.js';
+import type { ModelSpec } from '../src/model/types.js';
+import { pruningOf, summaryCsv, writePrunePlots } from '../src/prune/plots.js';
 import { MemorySource, type ArchDims, type LayerWeights } from '../src/prune/weights.js';
 
 const out = mkdtempSync(join(os.tmpdir(), 'hatsim-prune-'));
@@ -173,6 +179,30 @@ describe('runPrune', () => {
     expect(tuned.quality.meanKl).toBeLessThan(plain.quality.meanKl);
   });
 
+
+  it('same seed, same input: byte-identical pruned ONNX and pruning.json; another seed changes the random baseline', () => {
+    runPrune(src, cal(), { ...DEFAULT_OPTIONS, method: 'comp', ratio: 0.3, outDir: join(out, 'comp-again') });
+    for (const f of ['model/decoder.onnx', 'model/decoder.onnx.data', 'pruning.json']) {
+      expect(readFileSync(join(out, 'comp-again', f)).equals(readFileSync(join(out, 'comp', f))), f).toBe(true);
+    }
+    runPrune(src, cal(), { ...DEFAULT_OPTIONS, method: 'random', ratio: 0.3, seed: 2, outDir: join(out, 'random-2') });
+    expect(readFileSync(join(out, 'random-2', 'pruning.json')).equals(readFileSync(join(out, 'random', 'pruning.json')))).toBe(false);
+  });
+
+  it('summary.csv and the figures: one row per run; every pruned model is faster (roofline) and smaller than the unpruned one', async () => {
+    const runs = Object.values(results);
+    const csv = summaryCsv(runs).trim().split('\n');
+    expect(csv).toHaveLength(runs.length + 1);
+    expect(csv[0].split(',')).toContain('top1_match');
+    const spec: ModelSpec = { id: 'micro', name: 'micro', numLayers: 4, hiddenSize: 32, intermediateSize: F, numHeads: 4, numKvHeads: 2, vocabSize: 64, weightBytesPerElem: 2, activationBytesPerElem: 2, maxContext: 1024 };
+    const files = await writePrunePlots(join(out, 'plots'), runs, spec, 'jetson-orin-nx-16gb');
+    expect(files.map((f) => f.split('/').pop())).toEqual(['quality.svg', 'latency.svg', 'memory.svg']);
+    for (const f of files) expect(readFileSync(f, 'utf8')).toMatch(/^<svg/);
+    const lat = JSON.parse(readFileSync(join(out, 'plots', 'latency.vl.json'), 'utf8')).data.values as { phase: string; ms: number }[];
+    const full = prunedFullModelMs(spec, null, getHardware('jetson-orin-nx-16gb'), singleShape(256, 0));
+    for (const v of lat.filter((x) => x.phase.startsWith('prefill'))) expect(v.ms).toBeLessThan(full);
+    for (const r of runs) expect(modelMemoryBytes(spec, pruningOf(r), 2048)).toBeLessThan(modelMemoryBytes(spec, null, 2048));
+  });
 
   it('the pruned ONNX loads in ONNX Runtime (no custom ops) and matches the reference forward of the pruned network', async () => {
     const dir = join(out, 'comp', 'model');

@@ -19,7 +19,7 @@ export function pruningOf(r: PruneResult): PruningSpec {
   return { layersKept: kept.map((l) => l.index), ffnWidths: kept.map((l) => l.ffnAfter) };
 }
 
-const COLUMNS = ['method', 'ratio', 'achieved_ratio', 'layers_kept', 'params_after', 'final_hidden_rel_err', 'mean_ffn_rel_err', 'top1_match', 'mean_kl', 'perplexity_before', 'perplexity_after', 'peak_rss_bytes', 'model_bytes_fp32', 'duration_ms'];
+const COLUMNS = ['method', 'ratio', 'achieved_ratio', 'layers_kept', 'params_after', 'final_hidden_rel_err', 'mean_ffn_rel_err', 'top1_match', 'mean_kl', 'perplexity_before', 'perplexity_after', 'peak_rss_bytes', 'baseline_rss_bytes', 'model_bytes_fp32', 'duration_ms'];
 
 export function meanFfnRelErr(r: PruneResult): number | null {
   const e = r.layers.filter((l) => l.ffnRelErr !== undefined && l.ffnRelErr !== null).map((l) => l.ffnRelErr as number);
@@ -29,7 +29,7 @@ export function meanFfnRelErr(r: PruneResult): number | null {
 export function summaryCsv(results: readonly PruneResult[]): string {
   const rows = results.map((r) => [
     r.method, r.ratio, r.achievedRatio, r.layers.filter((l) => l.kept).length, r.paramsAfter, r.quality.finalHiddenRelErr, meanFfnRelErr(r) ?? '',
-    r.quality.top1Match, r.quality.meanKl, r.quality.perplexityBefore ?? '', r.quality.perplexityAfter ?? '', r.memory.peakRssBytes, r.memory.modelBytesFp32, r.durationMs,
+    r.quality.top1Match, r.quality.meanKl, r.quality.perplexityBefore ?? '', r.quality.perplexityAfter ?? '', r.memory.peakRssBytes, r.memory.baselineRssBytes ?? '', r.memory.modelBytesFp32, r.durationMs,
   ].join(','));
   return [COLUMNS.join(','), ...rows].join('\n') + '\n';
 }

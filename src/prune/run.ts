@@ -98,7 +98,8 @@ export interface PruneResult {
     perplexityAfter: number | null;
     heldOutTokens: number;
   };
-  memory: { peakRssBytes: number; modelBytesFp32: number; modelBytesFp16: number };
+  /** Peak RSS of the process (includes Node and module baseline: baselineRssBytes, the RSS when the run started). */
+  memory: { peakRssBytes: number; baselineRssBytes: number; modelBytesFp32: number; modelBytesFp16: number };
   durationMs: number;
   options: PruneOptions;
   source: string;
@@ -268,6 +269,7 @@ export function runPrune(src: ModelSource, cal: Calibration, o: RunOptions): Pru
     throw new InputError(`--out ${o.outDir} exists and is not a previous prune output (no pruning.json); give a new folder`, 'out');
   }
   const t0 = Date.now();
+  const baselineRssBytes = process.memoryUsage().rss;
   const log = o.log ?? (() => {});
   const d = src.dims;
   const h = d.hidden;
@@ -359,6 +361,7 @@ export function runPrune(src: ModelSource, cal: Calibration, o: RunOptions): Pru
     const paramsAfter = paramsBefore - plan.removedParams;
     const memory = {
       peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      baselineRssBytes,
       modelBytesFp32: paramsBefore * 4,
       modelBytesFp16: paramsBefore * 2,
     };
@@ -448,7 +451,7 @@ export function renderReport(r: PruneResult): string {
     `- model parameters ${r.paramsBefore} -> ${r.paramsAfter}`,
     `- held-out: final hidden rel. error ${q.finalHiddenRelErr.toExponential(3)}, top-1 agreement ${(100 * q.top1Match).toFixed(2)} %, mean KL ${q.meanKl.toExponential(3)} nats over ${q.heldOutTokens} tokens`,
     q.perplexityBefore !== null ? `- perplexity ${q.perplexityBefore.toFixed(3)} -> ${q.perplexityAfter?.toFixed(3)}` : '- perplexity: not reported (seeded weights / generated tokens: not a language model)',
-    `- peak RSS of the run ${(r.memory.peakRssBytes / GB).toFixed(3)} GB; model ${(r.memory.modelBytesFp32 / GB).toFixed(3)} GB fp32 (${(r.memory.modelBytesFp16 / GB).toFixed(3)} GB fp16)`,
+    `- peak RSS of the run ${(r.memory.peakRssBytes / GB).toFixed(3)} GB (RSS at start ${(r.memory.baselineRssBytes / GB).toFixed(3)} GB); model ${(r.memory.modelBytesFp32 / GB).toFixed(3)} GB fp32 (${(r.memory.modelBytesFp16 / GB).toFixed(3)} GB fp16)`,
     `- duration ${(r.durationMs / 1000).toFixed(1)} s`,
     '',
     '| layer | score | kept | FFN | mask tuning | held-out FFN rel. err | hidden rel. err |',
