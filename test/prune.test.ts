@@ -1,5 +1,5 @@
 /** COMP pruning (src/prune): linear algebra, planted structure, mask tuning, ONNX round trip through ONNX Runtime. */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
@@ -187,6 +187,22 @@ describe('runPrune', () => {
     }
     runPrune(src, cal(), { ...DEFAULT_OPTIONS, method: 'random', ratio: 0.3, seed: 2, outDir: join(out, 'random-2') });
     expect(readFileSync(join(out, 'random-2', 'pruning.json')).equals(readFileSync(join(out, 'random', 'pruning.json')))).toBe(false);
+  });
+
+  it('perplexity is reported for a token file; a zero LM head gives exactly the vocabulary size (uniform prediction)', () => {
+    const tokFile = join(out, 'tokens.txt');
+    const rng = new Rng(4, 'tokens');
+    writeFileSync(tokFile, Array.from({ length: 12 * 16 }, () => rng.int(D.vocab)).join(' ') + '\n');
+    const c = makeCalibration({ tokensFile: tokFile, sequences: 8, heldOut: 4, seqLen: 16, vocab: D.vocab, seed: 1 });
+    expect(c.calibBatch.seqs).toBe(8);
+    expect(c.heldOutBatch.seqs).toBe(4);
+    const zeroHead = new MemorySource(D, src.layers, src.emb, src.norm, new Float32Array(D.hidden * D.vocab));
+    const r = runPrune(zeroHead, c, { ...DEFAULT_OPTIONS, method: 'magnitude', ratio: 0.2, outDir: join(out, 'ppl') });
+    expect(r.quality.perplexityBefore).toBeCloseTo(D.vocab, 6);
+    expect(r.quality.perplexityAfter).toBeCloseTo(D.vocab, 6);
+    const r2 = runPrune(src, c, { ...DEFAULT_OPTIONS, method: 'magnitude', ratio: 0.2, outDir: join(out, 'ppl2') });
+    expect(r2.quality.perplexityBefore).toBeGreaterThan(1);
+    expect(Number.isFinite(r2.quality.perplexityAfter)).toBe(true);
   });
 
   it('summary.csv and the figures: one row per run; every pruned model is faster (roofline) and smaller than the unpruned one', async () => {
