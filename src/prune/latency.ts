@@ -13,7 +13,9 @@
  * a shared machine's load: rounds alternate between the models, each round
  * times every model a few times, a model's figure is the 10th percentile.
  *
- *   node dist/src/prune/latency.js ab MODEL_ID SEED ROUNDS LABEL=PRUNE_OUT_DIR [...]
+ *   node dist/src/prune/latency.js ab MODEL_ID[:LAYERS] SEED ROUNDS LABEL=PRUNE_OUT_DIR|FILE.onnx [...]
+ * (MODEL_ID:LAYERS: the unpruned reference has only the first LAYERS layers,
+ * e.g. ':1' against a prune output's model/decoderLayer.onnx.)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -63,7 +65,10 @@ function quantile(sorted: number[], q: number): number {
 export async function abTiming(model: ModelSpec, files: { label: string; file: string }[], rounds: number, perRound = 3): Promise<AbRow[]> {
   const sessions = [];
   for (const f of files) sessions.push({ ...f, session: await createSession(f.file, { ep: 'cpu', threads: 1 }) });
-  const shapes: [string, MeasureShape][] = [['decode 1 tok @512', { tokensPerSeq: 1, ctxPerSeq: 512, seqs: 1 }], ['prefill 256 tok', { tokensPerSeq: 256, ctxPerSeq: 0, seqs: 1 }]];
+  const shapes: [string, MeasureShape][] = [
+    ['decode 1 tok @512', { tokensPerSeq: 1, ctxPerSeq: 512, seqs: 1 }],
+    ['prefill 256 tok', { tokensPerSeq: 256, ctxPerSeq: 0, seqs: 1 }],
+  ];
   const rows: AbRow[] = [];
   for (const [name, shape] of shapes) {
     const feeds = sessions.map((s) => makeFeeds(s.session, model, shape));
@@ -86,8 +91,9 @@ export async function abTiming(model: ModelSpec, files: { label: string; file: s
 }
 
 async function mainAb(argv: string[]): Promise<void> {
-  const [modelId, seedText, roundsText, ...specs] = argv;
-  const model = getModel(modelId ?? '');
+  const [modelArg, seedText, roundsText, ...specs] = argv;
+  const [modelId, layersText] = (modelArg ?? '').split(':');
+  const model = getModel(modelId);
   const seed = Number(seedText);
   const rounds = Number(roundsText);
   if (!Number.isInteger(seed) || !Number.isInteger(rounds) || rounds < 1 || specs.length === 0) throw new InputError('usage: latency.js ab MODEL_ID SEED ROUNDS LABEL=PRUNE_OUT_DIR ...');
@@ -95,12 +101,14 @@ async function mainAb(argv: string[]): Promise<void> {
   try {
     const src = new SeededSource(model, seed);
     const w = new DecoderWriter(tmp, 'decoder.onnx', src.dims, 4096);
-    for (let l = 0; l < src.numLayers; l++) w.add(src.layer(l));
+    const refLayers = layersText === undefined ? src.numLayers : Number(layersText);
+    if (!Number.isInteger(refLayers) || refLayers < 1 || refLayers > src.numLayers) throw new InputError(`${modelArg}: layers must be an integer in [1, ${src.numLayers}]`);
+    for (let l = 0; l < refLayers; l++) w.add(src.layer(l));
     const files = [{ label: 'unpruned', file: w.finish() }];
     for (const s of specs) {
       const m = /^([^=]+)=(.+)$/.exec(s);
       if (!m) throw new InputError(`"${s}": expected LABEL=PRUNE_OUT_DIR`);
-      files.push({ label: m[1], file: join(m[2], 'model', 'decoder.onnx') });
+      files.push({ label: m[1], file: m[2].endsWith('.onnx') ? m[2] : join(m[2], 'model', 'decoder.onnx') });
     }
     const rows = await abTiming(model, files, rounds);
     process.stdout.write('| model | shape | p10 (ms) | vs unpruned |\n|---|---|---|---|\n');
