@@ -103,6 +103,32 @@ describe.skipIf(!existsSync(CLI))('hatsim prune CLI', () => {
 });
 
 describe('--onnx-dir reads graph.ts exports', () => {
+  it('an FFN stored in the Hugging Face [out, in] layout is recognised by its shape and transposed back', () => {
+    const dir = graphDir('hf', 'standard');
+    const m = getModel('tiny-test');
+    const before = new OnnxDirSource(dir, archOf(m)).layer(1);
+    const path = join(dir, 'decoder.onnx');
+    const proto = onnxProto.onnx.ModelProto.decode(readFileSync(path));
+    const data = readFileSync(join(dir, 'decoder.onnx.data'));
+    for (const t of proto.graph?.initializer ?? []) {
+      if (!['l1.mlp.gate.weight', 'l1.mlp.up.weight', 'l1.mlp.down.weight'].includes(t.name ?? '')) continue;
+      const [r, c] = (t.dims ?? []).map(Number);
+      const off = Number(t.externalData?.find((e) => e.key === 'offset')?.value);
+      const a = new Float32Array(data.buffer.slice(data.byteOffset + off, data.byteOffset + off + r * c * 4));
+      const tr = new Float32Array(r * c);
+      for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) tr[j * r + i] = a[i * c + j];
+      Buffer.from(tr.buffer).copy(data, off);
+      t.dims = [c, r];
+    }
+    writeFileSync(join(dir, 'decoder.onnx.data'), data);
+    writeFileSync(path, onnxProto.onnx.ModelProto.encode(proto).finish());
+    const after = new OnnxDirSource(dir, archOf(m)).layer(1);
+    expect(after.ffn).toBe(688);
+    expect(Buffer.from(after.gate.buffer).equals(Buffer.from(before.gate.buffer))).toBe(true);
+    expect(Buffer.from(after.up.buffer).equals(Buffer.from(before.up.buffer))).toBe(true);
+    expect(Buffer.from(after.down.buffer).equals(Buffer.from(before.down.buffer))).toBe(true);
+  });
+
   it('fused graph.ts layers (packed QKV, GroupQueryAttention) read back and match ONNX Runtime', async () => {
     const dir = graphDir('fused', 'fused');
     const m = getModel('tiny-test');

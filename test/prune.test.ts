@@ -110,6 +110,27 @@ describe('planted structure', () => {
     expect([1, 4]).toContain([...plan1.drop][0]);
   });
 
+  it('budget: --count all counts embedding and head (never pruned); --layer-share 1 spends everything on layers', () => {
+    const src = model(5, 6);
+    const scores = [0.5, 0.1, 0.4, 0.3, 0.2, 0.6];
+    const lp = 2 * 32 * 32 + 2 * 32 * 16 + 3 * 32 * F + 64;
+    const dec = planBudget(src, scores, { ...DEFAULT_OPTIONS, method: 'magnitude', ratio: 0.1 });
+    expect(dec.countedParams).toBe(6 * lp);
+    const all = planBudget(src, scores, { ...DEFAULT_OPTIONS, method: 'magnitude', ratio: 0.1, count: 'all' });
+    expect(all.countedParams).toBe(6 * lp + 2 * 64 * 32 + 32);
+    expect(all.removedParams).toBeGreaterThan(dec.removedParams);
+    expect(Math.abs(all.removedParams / all.countedParams - 0.1)).toBeLessThan(3 * 32 / all.countedParams);
+    const layersOnly = planBudget(src, scores, { ...DEFAULT_OPTIONS, method: 'comp', ratio: (2 * lp) / (6 * lp), layerShare: 1 });
+    expect([...layersOnly.drop].sort()).toEqual([1, 4]);
+    expect(layersOnly.neuronsToRemove.every((k) => k === 0)).toBe(true);
+    const neuronsOnly = planBudget(src, scores, { ...DEFAULT_OPTIONS, method: 'comp', ratio: 0.3, layerShare: 0 });
+    expect(neuronsOnly.drop.size).toBe(0);
+    // score allocation: the lowest-scoring layer (1) loses the most neurons, the highest (5) the fewest
+    const k = neuronsOnly.neuronsToRemove;
+    expect(Math.max(...k)).toBe(k[1]);
+    expect(Math.min(...k)).toBe(k[5]);
+  });
+
   it('dead and duplicated FFN neurons are pruned first by COMP; magnitude misses the duplicates', () => {
     const rng = new Rng(9, 'planted-neurons');
     const w = randomLayer(rng, D, F);
