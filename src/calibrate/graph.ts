@@ -97,7 +97,7 @@ const ROPE_THETA = 10000;
 
 type Dim = number | string;
 
-function valueInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+export function valueInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
     type: {
@@ -120,7 +120,7 @@ function attr(name: string, v: AttrValue): onnxProto.onnx.IAttributeProto {
 }
 
 /** Deterministic random pool; tensors are filled from it at a random offset (values do not affect timing). */
-class WeightSource {
+export class WeightSource {
   private readonly pool: Float32Array;
   private state: number;
   constructor(seed: number, poolSize = 1 << 20) {
@@ -151,7 +151,7 @@ class WeightSource {
   }
 }
 
-class GraphBuilder {
+export class GraphBuilder {
   readonly nodes: onnxProto.onnx.INodeProto[] = [];
   readonly inits: onnxProto.onnx.ITensorProto[] = [];
   readonly inputs: onnxProto.onnx.IValueInfoProto[] = [];
@@ -226,7 +226,7 @@ class GraphBuilder {
 }
 
 /** Rotary cos/sin caches [maxPos, D/2]. */
-function rotaryCaches(maxPos: number, headDim: number): { cos: Float32Array; sin: Float32Array } {
+export function rotaryCaches(maxPos: number, headDim: number): { cos: Float32Array; sin: Float32Array } {
   const half = headDim / 2;
   const cos = new Float32Array(maxPos * half);
   const sin = new Float32Array(maxPos * half);
@@ -240,7 +240,7 @@ function rotaryCaches(maxPos: number, headDim: number): { cos: Float32Array; sin
   return { cos, sin };
 }
 
-interface Dims {
+export interface Dims {
   h: number;
   heads: number;
   kvHeads: number;
@@ -250,7 +250,7 @@ interface Dims {
   maxPos: number;
 }
 
-function dimsOf(model: ModelSpec): Dims {
+export function dimsOf(model: ModelSpec): Dims {
   return {
     h: model.hiddenSize,
     heads: model.numHeads,
@@ -263,7 +263,7 @@ function dimsOf(model: ModelSpec): Dims {
   };
 }
 
-function rmsNorm(g: GraphBuilder, variant: GraphVariant, x: string, weight: string): string {
+export function rmsNorm(g: GraphBuilder, variant: GraphVariant, x: string, weight: string): string {
   if (variant === 'fused') {
     return g.op('RMSNormalization', [x, weight], { axis: -1, epsilon: { float: RMS_EPS } });
   }
@@ -392,7 +392,7 @@ function mlp(g: GraphBuilder, d: Dims, x: string, li: number): string {
 }
 
 /** One decoder layer: x -> x + attn(norm(x)) -> h + mlp(norm(h)). */
-function decoderLayer(g: GraphBuilder, d: Dims, variant: GraphVariant, x: string, li: number, caches: { cos: string; sin: string }): string {
+export function decoderLayer(g: GraphBuilder, d: Dims, variant: GraphVariant, x: string, li: number, caches: { cos: string; sin: string }): string {
   const attn = attentionBlock(g, d, variant, x, li, caches);
   const postW = g.randomWeight(`l${li}.post_norm.weight`, [d.h], 1);
   let normed: string;

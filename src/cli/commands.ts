@@ -11,6 +11,7 @@ import { liveCommand } from './live.js';
 import { validateCommand } from './validate.js';
 import { exitProfileCommand } from './exit-profile.js';
 import { fitLearningCommand } from './fedspine-fit.js';
+import { pruneCommand } from './prune.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -25,4 +26,5 @@ export const commands: CommandModule<object, never>[] = [
   validateCommand as unknown as CommandModule<object, never>,
   exitProfileCommand as unknown as CommandModule<object, never>,
   fitLearningCommand as unknown as CommandModule<object, never>,
+  pruneCommand as unknown as CommandModule<object, never>,
 ];
