@@ -115,6 +115,8 @@ interface Out {
   ws: WebSocket;
   sender: ShapedSender;
   ready: Promise<void>;
+  /** Measured one-way transit (ms) the sender writes ahead by. */
+  transitMs?: number;
 }
 
 export const epochNowMs = (): number => performance.timeOrigin + performance.now();
@@ -280,6 +282,7 @@ export class NodeRuntime {
         peer.ws.send(encodeFrame(makeFrame(FrameType.helloAck, { payload: jsonPayload({ node: this.self.name }) })));
         return;
       }
+      if (f.type === FrameType.ping) { peer.ws.send(encodeFrame(makeFrame(FrameType.pong, { seq: f.seq }))); return; } // unshaped echo: the sender measures transit
       if (f.type !== FrameType.task) throw new WireError('bad-type', `a node accepts task frames, got ${frameTypeName(f.type)}`);
       const { state } = this.decodeTask(f);
       this.stats.tasksIn++;
@@ -329,8 +332,9 @@ export class NodeRuntime {
     const stream = spec.streamName ?? String(p.path);
     const model = new LinkModel({ mbps, latencyMs, jitterMs }, jitterMs > 0 ? this.streams.get(`net/${stream}/jitter/${p.dir}`) : null);
     const ws = new WebSocket(`ws://${addr}`, { perMessageDeflate: false, maxPayload: this.maxFrame + HEADER_BYTES });
-    const sender = new ShapedSender(model, this.clock);
-    const ready = new Promise<void>((resolve, reject) => {
+    const out: Out = { ws, sender: new ShapedSender(model, this.clock), ready: Promise.resolve() };
+    let pong: ((seq: number) => void) | null = null;
+    const hello = new Promise<void>((resolve, reject) => {
       ws.once('open', () => ws.send(encodeFrame(makeFrame(FrameType.nodeHello, {
         payload: jsonPayload({ node: this.self.name, ...(this.opts.token ? { tokenSha256: tokenHash(this.opts.token) } : {}) }),
       }))));
@@ -338,14 +342,29 @@ export class NodeRuntime {
         try {
           const f = decodeFrame(d, this.maxFrame);
           if (f.type === FrameType.helloAck) resolve();
+          else if (f.type === FrameType.pong) pong?.(f.seq);
           else if (f.type === FrameType.error) reject(new Error(`node ${name} refused ${this.self.name}: ${new TextDecoder().decode(f.payload)}`));
         } catch (e) { reject(e instanceof Error ? e : new Error(String(e))); }
       });
       ws.once('error', (e) => reject(e));
-      ws.once('close', () => { sender.close(); this.outs.delete(to); reject(new Error(`connection to ${name} closed`)); });
+      ws.once('close', () => { out.sender.close(); this.outs.delete(to); reject(new Error(`connection to ${name} closed`)); });
     });
-    ready.catch(() => undefined);
-    o = { ws, sender, ready };
+    // The real path's one-way transit (median RTT/2 of unshaped pings): frames are written that much
+    // before their modelled delivery, so they arrive on time (as the device-cloud runner does).
+    out.ready = hello.then(async () => {
+      const rtts: number[] = [];
+      for (let i = 0; i < 9; i++) {
+        const t0 = performance.now();
+        await new Promise<void>((resolve) => { pong = () => resolve(); ws.send(encodeFrame(makeFrame(FrameType.ping, { seq: i }))); });
+        rtts.push(performance.now() - t0);
+      }
+      pong = null;
+      rtts.sort((a, b) => a - b);
+      out.transitMs = rtts[4] / 2;
+      out.sender = new ShapedSender(model, this.clock, out.transitMs);
+    });
+    out.ready.catch(() => undefined);
+    o = out;
     this.outs.set(to, o);
     return o;
   }
