@@ -9,6 +9,7 @@ import { plotCommand } from './plot.js';
 import { reportCommand } from './report.js';
 import { liveCommand } from './live.js';
 import { validateCommand } from './validate.js';
+import { trainCommand, exportModelCommand, generateCommand, lmEvalCommand } from './train.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -21,4 +22,8 @@ export const commands: CommandModule<object, never>[] = [
   reportCommand as unknown as CommandModule<object, never>,
   liveCommand as unknown as CommandModule<object, never>,
   validateCommand as unknown as CommandModule<object, never>,
+  trainCommand as unknown as CommandModule<object, never>,
+  exportModelCommand as unknown as CommandModule<object, never>,
+  generateCommand as unknown as CommandModule<object, never>,
+  lmEvalCommand as unknown as CommandModule<object, never>,
 ];

@@ -15,6 +15,8 @@ export const RMS_EPS = 1e-5;
 export const ROPE_THETA = 10000;
 
 export type Params = Map<string, tf.Variable>;
+/** What a forward pass reads: variables, or tensors computed from them (LoRA: W + s A B). */
+export type Weights = ReadonlyMap<string, tf.Tensor>;
 
 export interface ParamShape { name: string; dims: number[]; init: 'normal' | 'ones'; std: number }
 
@@ -117,7 +119,7 @@ export function disposeCtx(c: Ctx): void {
   c.cos.dispose(); c.sin.dispose(); c.mask.dispose();
 }
 
-function get(p: Params, name: string): tf.Variable {
+function get(p: Weights, name: string): tf.Tensor {
   const v = p.get(name);
   if (!v) throw new Error(`parameter ${name} is missing`);
   return v;
@@ -137,7 +139,7 @@ function rope(x: tf.Tensor4D, c: Ctx, s: number): tf.Tensor {
 }
 
 /** x [B,S,H] -> attention output (before the residual add), prefix "layers.i." or "adapter.". */
-export function attention(p: Params, c: Ctx, x: tf.Tensor3D, prefix: string): tf.Tensor3D {
+export function attention(p: Weights, c: Ctx, x: tf.Tensor3D, prefix: string): tf.Tensor3D {
   const { m } = c;
   const [b, s, h] = x.shape;
   const nh = m.numHeads, kvh = m.numKvHeads, d = h / nh, g = nh / kvh;
@@ -159,7 +161,7 @@ export function attention(p: Params, c: Ctx, x: tf.Tensor3D, prefix: string): tf
   return tf.matMul(o, get(p, `${prefix}attn.o.weight`)).reshape([b, s, h]);
 }
 
-export function decoderLayer(p: Params, c: Ctx, x: tf.Tensor3D, i: number): tf.Tensor3D {
+export function decoderLayer(p: Weights, c: Ctx, x: tf.Tensor3D, i: number): tf.Tensor3D {
   const pre = `layers.${i}.`;
   const [b, s, h] = x.shape;
   const resid = tf.add(x, attention(p, c, x, pre));
@@ -171,13 +173,13 @@ export function decoderLayer(p: Params, c: Ctx, x: tf.Tensor3D, i: number): tf.T
 }
 
 /** The adapter: norm(x + attn(norm(x))). */
-export function adapter(p: Params, c: Ctx, x: tf.Tensor3D): tf.Tensor3D {
+export function adapter(p: Weights, c: Ctx, x: tf.Tensor3D): tf.Tensor3D {
   return rmsNorm(tf.add(x, attention(p, c, x, 'adapter.')), get(p, 'adapter.norm.weight')) as tf.Tensor3D;
 }
 
-const c0 = (p: Params): tf.Variable => get(p, 'embed_tokens.weight');
+const c0 = (p: Weights): tf.Tensor => get(p, 'embed_tokens.weight');
 
-export function embed(p: Params, ids: tf.Tensor2D): tf.Tensor3D {
+export function embed(p: Weights, ids: tf.Tensor2D): tf.Tensor3D {
   const [b, s] = ids.shape;
   // one-hot x table: the wasm backend has no kernel for Gather's gradient (UnsortedSegmentSum); same values
   const oh = tf.oneHot(ids.reshape([b * s]), c0(p).shape[0]).toFloat();
@@ -185,25 +187,25 @@ export function embed(p: Params, ids: tf.Tensor2D): tf.Tensor3D {
 }
 
 /** Final norm + LM head: [B,S,H] -> logits [B*S, V]. */
-export function head(p: Params, x: tf.Tensor3D): tf.Tensor2D {
+export function head(p: Weights, x: tf.Tensor3D): tf.Tensor2D {
   const [b, s, h] = x.shape;
   return tf.matMul(rmsNorm(x, get(p, 'final_norm.weight')).reshape([b * s, h]), get(p, 'lm_head.weight'));
 }
 
 /** Layers [from, to) of the decoder. */
-export function layersRange(p: Params, c: Ctx, x: tf.Tensor3D, from: number, to: number): tf.Tensor3D {
+export function layersRange(p: Weights, c: Ctx, x: tf.Tensor3D, from: number, to: number): tf.Tensor3D {
   let y = x;
   for (let i = from; i < to; i++) y = decoderLayer(p, c, y, i);
   return y;
 }
 
 /** Full model logits [B*S, V]. */
-export function forward(p: Params, c: Ctx, ids: tf.Tensor2D): tf.Tensor2D {
+export function forward(p: Weights, c: Ctx, ids: tf.Tensor2D): tf.Tensor2D {
   return head(p, layersRange(p, c, embed(p, ids), 0, c.m.numLayers));
 }
 
 /** HAT's SLM: embedding + input layers + adapter + output layers + head. */
-export function forwardSlm(p: Params, c: Ctx, ids: tf.Tensor2D, inputLayers: number, outputLayers: number): tf.Tensor2D {
+export function forwardSlm(p: Weights, c: Ctx, ids: tf.Tensor2D, inputLayers: number, outputLayers: number): tf.Tensor2D {
   const L = c.m.numLayers;
   const a = adapter(p, c, layersRange(p, c, embed(p, ids), 0, inputLayers));
   return head(p, layersRange(p, c, a, L - outputLayers, L));

@@ -35,7 +35,7 @@ export interface Manifest {
   adapter?: AdapterManifest;
 }
 
-export interface AdapterManifest { file: string; sha256: string; inputLayers: number; outputLayers: number; steps: number; seed: number; validationKl: number; trainTimeS: number; config: Record<string, number> }
+export interface AdapterManifest { file: string; sha256: string; inputLayers: number; outputLayers: number; steps: number; seed: number; initialValidationKl: number; validationKl: number; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number> }
 
 export const SPLIT_RULE = 'per Brown category, documents sorted by id: index mod 10 = 8 -> validation, 9 -> test, else train; shards = train documents of one category';
 
@@ -52,12 +52,17 @@ export function folderTokenizer(dir: string, vocabSize: number, texts: () => str
   return t;
 }
 
-export async function trainModelFolder(m: ModelSpec, dir: string, cfg: TrainConfig, onLog?: (l: LogLine) => void): Promise<Manifest> {
+/**
+ * Train (resuming from dir/ckpt) and write the folder. `stopAfterSteps` ends
+ * this invocation early; `finalize` then writes weights + manifest from the
+ * checkpoint reached (manifest.steps < config.steps says so).
+ */
+export async function trainModelFolder(m: ModelSpec, dir: string, cfg: TrainConfig, onLog?: (l: LogLine) => void, opts: { stopAfterSteps?: number; finalize?: boolean } = {}): Promise<Manifest> {
   const splits = splitBrown(loadBrown());
   const tok = folderTokenizer(dir, m.vocabSize, () => splits.train.map((d) => d.text));
   const data = tokenData(tok, splits);
   const load0 = loadavg()[0];
-  const r = await trainBase(m, data.train, data.validation, cfg, join(dir, 'ckpt'), onLog);
+  const r = await trainBase(m, data.train, data.validation, cfg, join(dir, 'ckpt'), onLog, opts.stopAfterSteps ?? Infinity, opts.finalize ?? false);
   const idx = saveWeights(join(dir, 'weights'), m, await readValues(r.params), baseShapes(m));
   const shards: Record<string, number> = {};
   for (const [k, docs] of Object.entries(splits.shards)) shards[k] = docs.length;

@@ -9,7 +9,7 @@ import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
 import type { ModelSpec } from '../model/types.js';
 import { tf, initTf } from './tf.js';
-import { baseShapes, crossEntropy, disposeCtx, forward, initValues, makeCtx, readValues, toVariables, type Ctx, type Params, type ParamShape } from './model.js';
+import { baseShapes, crossEntropy, disposeCtx, forward, initValues, makeCtx, toVariables, type Ctx, type Params, type ParamShape } from './model.js';
 import { Adam, lrAt } from './optim.js';
 import { evalWindows, trainBatch } from './data.js';
 import { loadWeights, saveWeights } from './weights.js';
@@ -29,7 +29,7 @@ export interface TrainConfig {
 }
 
 /** [assumption] Defaults chosen to train in well under an hour here (see README). */
-export const TRAIN_DEFAULTS: TrainConfig = { seed: 1, steps: 300, batch: 8, seq: 128, lrMax: 4e-3, warmup: 20, minLrFrac: 0.1, evalEvery: 100, evalWindows: 32, ckptEvery: 25 };
+export const TRAIN_DEFAULTS: TrainConfig = { seed: 1, steps: 160, batch: 8, seq: 128, lrMax: 5e-3, warmup: 10, minLrFrac: 0.1, evalEvery: 80, evalWindows: 32, ckptEvery: 20 };
 
 export interface LogLine { step: number; loss: number; lr: number; ms: number; valLoss?: number }
 
@@ -78,8 +78,10 @@ export interface TrainResult { params: Params; log: LogLine[]; valLoss: number; 
 /**
  * Train the base model on `stream`. With `dir`, writes train-log.jsonl and
  * checkpoints there and resumes from the last checkpoint of the same config.
+ * `stopAfterSteps` ends this invocation early (a checkpoint is written there);
+ * `finalize` measures the validation loss of wherever the run stopped.
  */
-export async function trainBase(m: ModelSpec, stream: Int32Array, valStream: Int32Array, cfg: TrainConfig, dir?: string, onLog?: (l: LogLine) => void): Promise<TrainResult> {
+export async function trainBase(m: ModelSpec, stream: Int32Array, valStream: Int32Array, cfg: TrainConfig, dir?: string, onLog?: (l: LogLine) => void, stopAfterSteps = Infinity, finalize = false): Promise<TrainResult> {
   await initTf();
   const shapes = baseShapes(m);
   let values = initValues(shapes, cfg.seed, 'init');
@@ -96,6 +98,8 @@ export async function trainBase(m: ModelSpec, stream: Int32Array, valStream: Int
       values = loadWeights(join(dir, 'ckpt-params'), m, shapes);
       adamState = loadWeights(join(dir, 'ckpt-adam'), m, shapes.flatMap((s) => [{ ...s, name: `m/${s.name}` }, { ...s, name: `v/${s.name}` }]));
       start = st.step; log = st.log; trainMs = st.trainMs; adamT = st.adamT;
+      // the log lines after this checkpoint are redone: keep the file equal to the checkpoint's log
+      writeFileAtomic(join(dir, 'train-log.jsonl'), log.map((l) => JSON.stringify(l) + '\n').join(''));
     }
   }
   const p = toVariables(shapes, values);
@@ -111,7 +115,8 @@ export async function trainBase(m: ModelSpec, stream: Int32Array, valStream: Int
   const valWin = evalWindows(valStream, cfg.seq, cfg.evalWindows);
   const logFile = dir ? join(dir, 'train-log.jsonl') : null;
   let valLoss = NaN;
-  for (let step = start; step < cfg.steps; step++) {
+  const end = Math.min(cfg.steps, start + stopAfterSteps);
+  for (let step = start; step < end; step++) {
     const t0 = performance.now();
     const { x, y } = trainBatch(stream, cfg.seed, step, cfg.batch, cfg.seq);
     const lr = lrAt(step, cfg.steps, cfg.lrMax, cfg.warmup, cfg.minLrFrac);
@@ -126,12 +131,11 @@ export async function trainBase(m: ModelSpec, stream: Int32Array, valStream: Int
     log.push(line);
     if (logFile) appendFileSync(logFile, JSON.stringify(line) + '\n');
     onLog?.(line);
-    if (dir && ((step + 1) % cfg.ckptEvery === 0 || step + 1 === cfg.steps)) saveCkpt(dir, m, shapes, p, opt, { step: step + 1, adamT: opt.t, log, config: cfg, trainMs });
+    if (dir && ((step + 1) % cfg.ckptEvery === 0 || step + 1 === end)) saveCkpt(dir, m, shapes, p, opt, { step: step + 1, adamT: opt.t, log, config: cfg, trainMs });
   }
-  if (Number.isNaN(valLoss)) valLoss = evalLoss(c, (ids) => forward(p, c, ids), valWin);
+  if (Number.isNaN(valLoss) && (end === cfg.steps || finalize)) valLoss = evalLoss(c, (ids) => forward(p, c, ids), valWin);
   opt.dispose();
   disposeCtx(c);
-  return { params: p, log, valLoss, trainMs, steps: cfg.steps };
+  return { params: p, log, valLoss, trainMs, steps: end };
 }
 
-export { readValues };
