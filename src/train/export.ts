@@ -2,8 +2,8 @@
  * Export trained weights into the project's ONNX graphs (calibrate/graph.ts,
  * fused variant), one folder in the `--onnx-dir` contract:
  *   embedding.onnx, decoderLayer.onnx (= layer 0, what calibration and the
- *   live runner time), decoderLayer.x<L>.onnx (all layers, for the
- *   layer-scaling check and a whole-model pass), layer.<i>.onnx (each trained
+ *   live runner time), decoderLayer.x2.onnx and decoderLayer.x<L>.onnx (the
+ *   first 2 and all layers, for the layer-scaling check and a whole-model pass), layer.<i>.onnx (each trained
  *   layer alone), adapter.onnx (when adapter weights are given), lmHead.onnx;
  *   each with its `<file>.data` external weights.
  */
@@ -59,7 +59,8 @@ export function exportOnnx(m: ModelSpec, values: Map<string, Float32Array>, dir:
   };
   build('embedding', 'embedding', provider(m, values, { layerOffset: 0 }));
   build('decoderLayer', 'decoderLayer', provider(m, values, { layerOffset: 0 }));
-  build(`decoderLayer.x${m.numLayers}`, 'decoderLayer', provider(m, values, { layerOffset: 0 }), m.numLayers);
+  // stacks of the first 2 and of all layers: calibration's layer-scaling check opens x2 and x4
+  for (const k of new Set([2, m.numLayers])) if (k > 1 && k <= m.numLayers) build(`decoderLayer.x${k}`, 'decoderLayer', provider(m, values, { layerOffset: 0 }), k);
   for (let i = 0; i < m.numLayers; i++) build(`layer.${i}`, 'decoderLayer', provider(m, values, { layerOffset: i }));
   if (values.has('adapter.attn.q.weight')) build('adapter', 'adapter', provider(m, values, 'adapter'));
   build('lmHead', 'lmHead', provider(m, values, { layerOffset: 0 }));
