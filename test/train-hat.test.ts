@@ -6,7 +6,9 @@ import { loraFineTune, loraShapes, LORA_DEFAULTS } from '../src/train/lora.js';
 import { baseShapes, disposeCtx, forward, initValues, makeCtx, readValues, toVariables } from '../src/train/model.js';
 import { evalLoss, trainBase, TRAIN_DEFAULTS } from '../src/train/train.js';
 import { evalWindows } from '../src/train/data.js';
-import { initTf } from '../src/train/tf.js';
+import { initTf, tf } from '../src/train/tf.js';
+import { exitProfile } from '../src/train/exits.js';
+import { embed, head, layersRange } from '../src/train/model.js';
 
 const tiny: ModelSpec = { ...getModel('brown-small'), id: 'tiny-train', numLayers: 3, hiddenSize: 32, intermediateSize: 64, numHeads: 4, numKvHeads: 2, vocabSize: 64 };
 const streamA = Int32Array.from({ length: 4000 }, (_, i) => ((i * 7) % 13) + ((i % 5) * 10));
@@ -73,4 +75,33 @@ describe('LoRA fine-tuning on a shard', () => {
     expect(r.lora.get('layers.0.attn.q.weight.lora_a')!.length).toBe(32 * 4);
     expect(() => loraShapes(tiny, { rank: 0, targets: ['q'] })).toThrow(/rank/);
   }, 120_000);
+});
+
+describe('exit profile', () => {
+  it('exitProb starts at 1 and never rises; accuracy at tau 0 is the exit head accuracy over all tasks', async () => {
+    const base = await tinyBase();
+    const p = toVariables(baseShapes(tiny), base, false);
+    const prof = exitProfile(tiny, p, streamA, { boundaries: [1, 2], seq: 16, windows: 6, confidence: 'max-softmax', step: 0.1, notes: 't' });
+    expect(prof.thresholds).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1]);
+    expect(prof.stages.map((s) => s.layers)).toEqual([[0, 1], [1, 2]]);
+    expect(prof.finalLayers).toEqual([2, 3]);
+    // independent count: exit head after layer 1 on the same windows
+    const w = evalWindows(streamA, 16, 6);
+    const ok = tf.tidy(() => {
+      const ids = tf.tensor2d(w.flatMap((a) => [...a.x]), [6, 16], 'int32');
+      const c = makeCtx(tiny, 16);
+      const am = head(p, layersRange(p, c, embed(p, ids), 0, 1)).argMax(-1).dataSync();
+      disposeCtx(c);
+      return Array.from(am).filter((x, i) => x === w[Math.floor(i / 16)].y[i % 16]).length;
+    });
+    for (const s of prof.stages) {
+      expect(s.samples).toBe(96);
+      expect(s.exitProb[0]).toBe(1);
+      for (let k = 1; k < s.exitProb.length; k++) expect(s.exitProb[k]).toBeLessThanOrEqual(s.exitProb[k - 1]);
+      expect(s.exitAccuracy.every((a) => a >= 0 && a <= 1)).toBe(true);
+    }
+    expect(prof.stages[0].exitAccuracy[0]).toBeCloseTo(ok / 96, 6);
+    expect(() => exitProfile(tiny, p, streamA, { boundaries: [3], seq: 16, windows: 2, confidence: 'margin', step: 0.5, notes: '' })).toThrow(/exit boundary 3/);
+    for (const t of p.values()) t.dispose();
+  }, 60_000);
 });

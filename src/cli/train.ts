@@ -12,6 +12,12 @@ import { TRAIN_DEFAULTS } from '../train/train.js';
 
 const DEFAULT_DIR = 'models/brown-small';
 
+function boundaries(v: string): number[] {
+  const out = v.split(',').map((x) => Number(x.trim()));
+  if (out.some((x) => !Number.isInteger(x) || x < 1)) throw new InputError(`--exit-after: "${v}" must be comma-separated layer counts >= 1`, 'exit-after');
+  return out;
+}
+
 function posInt(v: number | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   if (!Number.isSafeInteger(v) || v < 1) throw new InputError(`--${flag}: ${v} is not allowed; give a positive integer`, flag);
@@ -42,7 +48,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
       return;
     }
     const cfg = { ...TRAIN_DEFAULTS, ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) };
-    const man = await trainModelFolder(m, args.dir, cfg, (l) => console.log(JSON.stringify(l)), { stopAfterSteps: posInt(args['stop-after'], 'stop-after'), finalize: args.finalize });
+    const man = await trainModelFolder(m, args.dir, cfg, (l) => console.log(JSON.stringify(l)), { stopAfterSteps: args['stop-after'] === 0 ? 0 : posInt(args['stop-after'], 'stop-after'), finalize: args.finalize });
     console.log(`${man.model}: ${man.steps}/${cfg.steps} steps, validation loss ${man.validationLoss.toFixed(4)} nats, ${man.trainTimeS} s training`);
   },
 };
@@ -83,7 +89,7 @@ export const generateCommand: CommandModule<object, GenerateArgs> = {
   },
 };
 
-interface LmEvalArgs { dir: string; windows: number; seq: number; acceptance?: string; 'draft-len': number; contexts: number; 'context-len': number; temperature: number; seed: number }
+interface LmEvalArgs { dir: string; windows: number; seq: number; 'exit-profile'?: string; 'exit-after'?: string; 'exit-windows': number; acceptance?: string; 'draft-len': number; contexts: number; 'context-len': number; temperature: number; seed: number }
 
 export const lmEvalCommand: CommandModule<object, LmEvalArgs> = {
   command: 'lm-eval',
@@ -93,6 +99,9 @@ export const lmEvalCommand: CommandModule<object, LmEvalArgs> = {
     .option('windows', { type: 'number', default: 200, describe: 'test windows (evenly spaced, non-overlapping)' })
     .option('seq', { type: 'number', default: 128, describe: 'window length (tokens)' })
     .option('acceptance', { type: 'string', describe: 'write the acceptance file here (docs/ACCEPTANCE.md)' })
+    .option('exit-profile', { type: 'string', describe: 'write a DTO-EE exit profile (validation split, hatsim-exit-profile/1) here' })
+    .option('exit-after', { type: 'string', default: '2', describe: 'comma-separated stage boundaries (layer counts) with an exit' })
+    .option('exit-windows', { type: 'number', default: 64, describe: 'validation windows for the exit profile' })
     .option('draft-len', { type: 'number', default: 8 })
     .option('contexts', { type: 'number', default: 256 })
     .option('context-len', { type: 'number', default: 64 })
@@ -104,12 +113,17 @@ export const lmEvalCommand: CommandModule<object, LmEvalArgs> = {
     const command = `hatsim ${process.argv.slice(2).join(' ')}`;
     const r = await lmEval(args.dir, {
       windows: args.windows, seq: args.seq,
+      ...(args['exit-profile'] ? { exitProfile: { out: args['exit-profile'], boundaries: boundaries(args['exit-after'] ?? '2'), windows: posInt(args['exit-windows'], 'exit-windows')!, confidence: 'max-softmax' as const } } : {}),
       ...(args.acceptance ? { acceptance: { out: args.acceptance, draftLen: args['draft-len'], contexts: args.contexts, contextLen: args['context-len'], temperature: args.temperature, seed: args.seed, batch: 32 } } : {}),
     }, command);
     const p = r.ppl;
     console.log(`test split: ${p.windows} windows x ${p.seq} tokens`);
     console.log(`model   loss ${p.modelLoss.toFixed(4)} nats/token  perplexity ${p.modelPerplexity.toFixed(1)}`);
     console.log(`unigram loss ${p.unigramLoss.toFixed(4)} nats/token  perplexity ${p.unigramPerplexity.toFixed(1)}`);
+    if (r.exitProfile) {
+      for (const s of r.exitProfile.stages) console.log(`exit after layers [${s.layers.join(', ')}): accuracy at tau=0 ${s.exitAccuracy[0].toFixed(3)}, P(exit) at tau=0.5 ${s.exitProb[10].toFixed(3)} (${s.samples} tasks)`);
+      console.log(`final accuracy ${r.exitProfile.finalAccuracy.toFixed(3)}`);
+    }
     if (r.acceptance) {
       console.log('position\tgreedy\tsampled\tsampled (1-TV)');
       r.acceptance.greedy.positions.forEach((g, i) => {

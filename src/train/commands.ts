@@ -15,6 +15,7 @@ import { tokenData } from './data.js';
 import { acceptanceTable, trainAdapter, type AcceptanceOptions, type AcceptanceRun, type AdapterConfig } from './adapter.js';
 import { perplexity, sampleToken, type PerplexityReport } from './eval.js';
 import { exportOnnx } from './export.js';
+import { exitProfile, type ExitProfile } from './exits.js';
 import { loadModelFolder, readManifest } from './folder.js';
 import { adapterShapes, baseShapes, toVariables } from './model.js';
 import { OnnxLm } from './ort.js';
@@ -113,9 +114,9 @@ export interface AcceptanceFile {
   sampled: AcceptanceRun;
 }
 
-export interface LmEvalOptions { windows: number; seq: number; acceptance?: { out: string; draftLen: number; contexts: number; contextLen: number; temperature: number; seed: number; batch: number } }
+export interface LmEvalOptions { windows: number; seq: number; exitProfile?: { out: string; boundaries: number[]; windows: number; confidence: 'max-softmax' | 'margin' }; acceptance?: { out: string; draftLen: number; contexts: number; contextLen: number; temperature: number; seed: number; batch: number } }
 
-export async function lmEval(dir: string, o: LmEvalOptions, command: string): Promise<{ ppl: PerplexityReport; acceptance?: AcceptanceFile }> {
+export async function lmEval(dir: string, o: LmEvalOptions, command: string): Promise<{ ppl: PerplexityReport; acceptance?: AcceptanceFile; exitProfile?: ExitProfile }> {
   await initTf();
   const wantAcc = o.acceptance !== undefined;
   const f = loadModelFolder(dir, { adapter: wantAcc });
@@ -138,7 +139,16 @@ export async function lmEval(dir: string, o: LmEvalOptions, command: string): Pr
     };
     writeFileAtomic(a.out, JSON.stringify(acceptance, null, 2) + '\n');
   }
+  let exits: ExitProfile | undefined;
+  if (o.exitProfile) {
+    const e = o.exitProfile;
+    exits = exitProfile(f.model, p, data.validation, {
+      boundaries: e.boundaries, seq: o.seq, windows: e.windows, confidence: e.confidence, step: 0.05,
+      notes: `Brown validation split, ${e.windows} windows x ${o.seq} tokens, one task per next-token prediction; exit head = the model's final norm + LM head at the boundary (shared, not separately trained); correct = argmax equals the next token; command: ${command}`,
+    });
+    writeFileAtomic(e.out, JSON.stringify(exits, null, 2) + '\n');
+  }
   for (const t of p.values()) t.dispose();
-  return { ppl, acceptance };
+  return { ppl, acceptance, exitProfile: exits };
 }
 
