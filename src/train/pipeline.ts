@@ -3,7 +3,7 @@
  *   tokenizer.json, weights.{bin,json}, manifest.json, train-log.jsonl,
  *   ckpt/ (checkpoints; resume by running the same command again).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
@@ -64,6 +64,7 @@ export async function trainModelFolder(m: ModelSpec, dir: string, cfg: TrainConf
   const load0 = loadavg()[0];
   const r = await trainBase(m, data.train, data.validation, cfg, join(dir, 'ckpt'), onLog, opts.stopAfterSteps ?? Infinity, opts.finalize ?? false);
   const idx = saveWeights(join(dir, 'weights'), m, await readValues(r.params), baseShapes(m));
+  copyFileSync(join(dir, 'ckpt', 'train-log.jsonl'), join(dir, 'train-log.jsonl'));
   const shards: Record<string, number> = {};
   for (const [k, docs] of Object.entries(splits.shards)) shards[k] = docs.length;
   const prev = existsSync(join(dir, 'manifest.json')) ? (JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as Manifest) : null;
