@@ -25,7 +25,7 @@ import { sampleToken, softmax } from './eval.js';
 export interface AdapterConfig { seed: number; steps: number; batch: number; seq: number; lrMax: number; warmup: number; minLrFrac: number; inputLayers: number; outputLayers: number; evalWindows: number }
 
 /** [assumption] 1 input + 1 output layer of brown-small's 4 (2 in the cloud's middle). */
-export const ADAPTER_DEFAULTS: AdapterConfig = { seed: 1, steps: 40, batch: 8, seq: 64, lrMax: 3e-3, warmup: 3, minLrFrac: 0.1, inputLayers: 1, outputLayers: 1, evalWindows: 8 };
+export const ADAPTER_DEFAULTS: AdapterConfig = { seed: 1, steps: 200, batch: 8, seq: 64, lrMax: 3e-3, warmup: 3, minLrFrac: 0.1, inputLayers: 1, outputLayers: 1, evalWindows: 8 };
 
 export function adapterInit(m: ModelSpec, base: Map<string, Float32Array>, inputLayers: number): Map<string, Float32Array> {
   const out = new Map<string, Float32Array>();
