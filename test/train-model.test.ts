@@ -18,6 +18,7 @@ import { encodeDocs } from '../src/train/data.js';
 import { loraFineTune, LORA_DEFAULTS } from '../src/train/lora.js';
 import { adapterShapes, baseShapes, disposeCtx, forward, forwardSlm, makeCtx, toVariables } from '../src/train/model.js';
 import { OnnxLm } from '../src/train/ort.js';
+import { LiveCompute } from '../src/live/compute.js';
 import { Tokenizer } from '../src/train/tokenizer.js';
 import { initTf, tf } from '../src/train/tf.js';
 
@@ -70,6 +71,10 @@ describe('shipped brown-small model', () => {
     for (let i = L - a.outputLayers; i < L; i++) h = (await (await sess(`layer.${i}`)).run(attnFeeds(h))).hidden_states_out.data as Float32Array;
     const slm = (await (await sess('lmHead')).run({ hidden_states: new ort.Tensor('float32', h, [1, n, H]) })).logits.data as Float32Array;
     expect(slm.reduce((m, x, i) => Math.max(m, Math.abs(x - slmRef[i])), 0)).toBeLessThan(1e-3 * scale);
+    // the live runner's compute opens the same folder unchanged (its --onnx-dir contract) and runs every pass
+    const lc = new LiveCompute({ plan: { modelId: 'brown-small', inputLayers: 1, outputLayers: 1, middleLayers: 2, drafterModelId: 'brown-small' }, need: { device: true, drafter: false, cloud: true }, onnxDir: out });
+    await lc.init();
+    for (const work of ['input', 'adapter', 'output', 'slm', 'middle', 'full'] as const) expect(await lc.pass({ work, tokens: 4, ctx: 16, logits: 1 })).toBeGreaterThan(0);
   }, 120_000);
 
   it('LoRA on one genre shard (humor) lowers that shard loss of the trained model', async () => {
