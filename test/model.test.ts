@@ -23,13 +23,13 @@ function expectInputError(fn: () => unknown, ...fragments: string[]): void {
 
 describe('model catalog', () => {
   it('has the required models with consistent dims', () => {
-    for (const id of ['llama2-7b', 'llama2-13b', 'tinyllama-1.1b', 'tiny-test', 'roberta-base-sized']) {
+    for (const id of ['llama2-7b', 'llama2-13b', 'tinyllama-1.1b', 'tiny-test', 'roberta-base-sized', 'brown-small']) {
       const m = getModel(id);
       expect(m.id).toBe(id);
       expect(m.hiddenSize % m.numHeads).toBe(0);
       expect(m.numHeads % m.numKvHeads).toBe(0);
     }
-    expect(Object.keys(MODELS)).toHaveLength(5);
+    expect(Object.keys(MODELS)).toHaveLength(6);
   });
 
   it('unknown model id names the id and the known ones', () => {

@@ -77,7 +77,17 @@ export interface BuildOptions {
   seed?: number;
   /** Directory to write `<name>.onnx` and its external-data file into. */
   dir: string;
+  /**
+   * Trained weights instead of seeded ones: called with each initialiser's
+   * name and dims (as in the seeded graph, e.g. `l0.attn.qkv.weight` [H, H+2*kvDim]);
+   * must return exactly that many floats.
+   */
+  weights?: WeightProvider;
+  /** File base name (default `<model>.<part>[.x<layers>].<variant>`). */
+  name?: string;
 }
+
+export type WeightProvider = (name: string, dims: number[]) => Float32Array;
 
 export interface BuiltGraph {
   path: string;
@@ -164,6 +174,7 @@ export class GraphBuilder {
     private readonly fd: number,
     private readonly dataFile: string,
     private readonly weights: WeightSource,
+    private readonly provided?: WeightProvider,
   ) {}
 
   fresh(prefix: string): string {
@@ -191,7 +202,11 @@ export class GraphBuilder {
   randomWeight(name: string, dims: number[], constant?: number): string {
     const count = dims.reduce((a, b) => a * b, 1);
     const bytes = count * 4;
-    if (constant !== undefined) {
+    if (this.provided) {
+      const v = this.provided(name, dims);
+      if (v.length !== count) throw new Error(`graph weights: ${name} needs ${count} floats (${dims.join('x')}), got ${v.length}`);
+      writeSync(this.fd, new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    } else if (constant !== undefined) {
       const buf = new Float32Array(count).fill(constant);
       writeSync(this.fd, new Uint8Array(buf.buffer));
     } else {
@@ -425,11 +440,11 @@ export function buildPartGraph(opts: BuildOptions): BuiltGraph {
   const variant = opts.variant ?? 'fused';
   const layers = part === 'decoderLayer' ? (opts.layers ?? 1) : 1;
   const d = dimsOf(model);
-  const name = `${model.id}.${part}${layers > 1 ? `.x${layers}` : ''}.${variant}`;
+  const name = opts.name ?? `${model.id}.${part}${layers > 1 ? `.x${layers}` : ''}.${variant}`;
   mkdirSync(opts.dir, { recursive: true });
   const dataFile = `${name}.onnx.data`;
   const fd = openSync(join(opts.dir, dataFile), 'w');
-  const g = new GraphBuilder(fd, dataFile, new WeightSource(opts.seed ?? 12345));
+  const g = new GraphBuilder(fd, dataFile, new WeightSource(opts.seed ?? 12345), opts.weights);
   let kvLayers = 0;
   try {
     if (part === 'embedding') {

@@ -12,6 +12,7 @@ import { validateCommand } from './validate.js';
 import { exitProfileCommand } from './exit-profile.js';
 import { fitLearningCommand } from './fedspine-fit.js';
 import { pruneCommand } from './prune.js';
+import { trainCommand, exportModelCommand, generateCommand, lmEvalCommand } from './train.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -27,4 +28,8 @@ export const commands: CommandModule<object, never>[] = [
   exitProfileCommand as unknown as CommandModule<object, never>,
   fitLearningCommand as unknown as CommandModule<object, never>,
   pruneCommand as unknown as CommandModule<object, never>,
+  trainCommand as unknown as CommandModule<object, never>,
+  exportModelCommand as unknown as CommandModule<object, never>,
+  generateCommand as unknown as CommandModule<object, never>,
+  lmEvalCommand as unknown as CommandModule<object, never>,
 ];

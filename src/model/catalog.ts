@@ -81,6 +81,21 @@ export const MODELS: Record<string, ModelSpec> = {
     activationBytesPerElem: 2,
     maxContext: 512,
   },
+  // A small LLaMA-family model trained in this project on the Brown Corpus
+  // (src/train/, weights in models/brown-small/): real logits for quality paths.
+  'brown-small': {
+    id: 'brown-small',
+    name: 'brown-small (trained here: 4 layers, hidden 128)',
+    numLayers: 4,
+    hiddenSize: 128,
+    intermediateSize: 352,
+    numHeads: 4,
+    numKvHeads: 2,
+    vocabSize: 1024,
+    weightBytesPerElem: 4,
+    activationBytesPerElem: 4,
+    maxContext: 512,
+  },
 };
 
 export function getModel(id: string): ModelSpec {
