@@ -12,7 +12,7 @@ import type { Op, Proto, Resume } from '../protocol/ops.js';
 import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
 import type { RequestState } from './request.js';
-import type { SimWorld } from './world.js';
+import type { NodeStats, SimWorld } from './world.js';
 import { decideStream } from '../policy/decide.js';
 
 /** Everything a request's processes need from its device and the testbed. */
@@ -27,6 +27,8 @@ export interface DeviceContext {
   /** The batching cluster of this device's server (the HAT family's `cloud` op), or null. */
   cloud: CloudCluster | null;
   world: SimWorld;
+  /** This device node's accounting (nodes.csv), kept here for the hot path. */
+  stats: NodeStats;
   acceptRng: Rng;
   /** The run's seed (per-request decision streams of the `draw` op). */
   seed: number;
@@ -98,7 +100,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
       return;
     }
     req.deviceComputeMs += durationMs;
-    const st = this.dev.world.nodes[this.dev.node].stats;
+    const st = this.dev.stats;
     st.jobs++; st.waitMs += (startS - this.execSubmitS) * 1000; st.computeMs += durationMs;
     if (req.spans) req.span(this.drafting ? 'drafting' : 'device-compute', this.netLabel, startS, engine.nowS);
     this.step(undefined);
@@ -150,48 +152,6 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           dev.processor.submit(this, dev.computeMs(op), op.background);
           return;
         }
-        case 'exec': {
-          const sn = dev.world.nodes[op.node];
-          this.netLabel = op.label;
-          this.drafting = false;
-          this.execNode = op.node;
-          this.execSubmitS = engine.nowS;
-          if (sn.node.processor.kind === 'batching') {
-            const replica = sn.clusterFor(op.part.key, () => sn.partModel(op.part)).assignExec(req);
-            this.execQueueBeforeMs = req.cloudQueueMs;
-            replica.submit(this.cloudJob(op.tokens, op.ctx, op.logits, op.label));
-            return;
-          }
-          const ms = sn.partMs(op.part, op.tokens, op.ctx, op.logits);
-          if (sn.single !== null) sn.single.submit(this, ms, false);
-          else sn.pool!.submit(this, ms);
-          return;
-        }
-        case 'send': {
-          if (op.from === op.to) break; // same node: no network
-          const world = dev.world;
-          const bytes = op.hiddenBytes + op.rawTokenBytes + world.headerBytes;
-          // From the request's point of view: a message to its device is "down", any other "up".
-          if (op.to !== dev.node) { req.hiddenUp += op.hiddenBytes; req.rawUp += op.rawTokenBytes; req.headerUp += world.headerBytes; }
-          else { req.hiddenDown += op.hiddenBytes; req.rawDown += op.rawTokenBytes; req.headerDown += world.headerBytes; }
-          const p = world.path(op.from, op.to);
-          this.netStartS = engine.nowS;
-          this.netDir = op.to === dev.node ? 'down' : 'up';
-          this.netLabel = op.label;
-          world.network.send(p.path, p.dir, bytes, this, 0);
-          return;
-        }
-        case 'draw':
-          // One stream per request (policy/decide.ts): the same draws wherever the task runs, live or simulated.
-          value = (req.decide ??= decideStream(dev.seed, req.device, req.index)).uniform();
-          break;
-        case 'nodeLoad':
-          value = dev.world.nodes[op.node].load;
-          break;
-        case 'mark':
-          if (op.key === 'exitStage') req.exitStage = op.value;
-          else req.correct = op.value;
-          break;
         case 'up':
         case 'down': {
           const payload = op.hiddenBytes + op.rawTokenBytes;
@@ -239,6 +199,49 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           break;
         case 'note':
           if (op.key === 'chunkTokens') req.chunkTokens = op.value;
+          break;
+        // Place-naming ops (topology systems), after the HAT family's hot ones.
+        case 'exec': {
+          const sn = dev.world.nodes[op.node];
+          this.netLabel = op.label;
+          this.drafting = false;
+          this.execNode = op.node;
+          this.execSubmitS = engine.nowS;
+          if (sn.node.processor.kind === 'batching') {
+            const replica = sn.clusterFor(op.part.key, () => sn.partModel(op.part)).assignExec(req);
+            this.execQueueBeforeMs = req.cloudQueueMs;
+            replica.submit(this.cloudJob(op.tokens, op.ctx, op.logits, op.label));
+            return;
+          }
+          const ms = sn.partMs(op.part, op.tokens, op.ctx, op.logits);
+          if (sn.single !== null) sn.single.submit(this, ms, false);
+          else sn.pool!.submit(this, ms);
+          return;
+        }
+        case 'send': {
+          if (op.from === op.to) break; // same node: no network
+          const world = dev.world;
+          const bytes = op.hiddenBytes + op.rawTokenBytes + world.headerBytes;
+          // From the request's point of view: a message to its device is "down", any other "up".
+          if (op.to !== dev.node) { req.hiddenUp += op.hiddenBytes; req.rawUp += op.rawTokenBytes; req.headerUp += world.headerBytes; }
+          else { req.hiddenDown += op.hiddenBytes; req.rawDown += op.rawTokenBytes; req.headerDown += world.headerBytes; }
+          const p = world.path(op.from, op.to);
+          this.netStartS = engine.nowS;
+          this.netDir = op.to === dev.node ? 'down' : 'up';
+          this.netLabel = op.label;
+          world.network.send(p.path, p.dir, bytes, this, 0);
+          return;
+        }
+        case 'draw':
+          // One stream per request (policy/decide.ts): the same draws wherever the task runs, live or simulated.
+          value = (req.decide ??= decideStream(dev.seed, req.device, req.index)).uniform();
+          break;
+        case 'nodeLoad':
+          value = dev.world.nodes[op.node].load;
+          break;
+        case 'mark':
+          if (op.key === 'exitStage') req.exitStage = op.value;
+          else req.correct = op.value;
           break;
       }
     }

@@ -299,16 +299,17 @@ export function topologyView(tb: Testbed, d: DeviceInstance, server: number): To
   let names = nameIndexes.get(tb);
   if (!names) { names = new Map(topo.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, names); }
   const nameIndex = names;
-  const all = tb.workload.flat();
-  const mine = tb.workload[d.index];
-  const times = mine.map((w) => w.arrivalS).filter((x) => !Number.isNaN(x));
-  const arr = tb.scenario.workload.arrival;
-  const ratePerS = arr.kind === 'poisson' || arr.kind === 'gamma' ? arr.ratePerS
-    : times.length > 1 ? (times.length - 1) / (Math.max(...times) - Math.min(...times) || 1) : 0;
   const header = tb.scenario.network.headerBytes;
   return {
-    arrivalRatePerS: ratePerS,
-    meanPromptTokens: all.length > 0 ? all.reduce((a, w) => a + w.promptTokens, 0) / all.length : 0,
+    // Workload statistics for policies that model rates; computed on first use (most systems never ask).
+    get arrivalRatePerS(): number {
+      const arr = tb.scenario.workload.arrival;
+      if (arr.kind === 'poisson' || arr.kind === 'gamma') return arr.ratePerS;
+      let lo = Infinity, hi = -Infinity, n = 0;
+      for (const w of tb.workload[d.index]) if (!Number.isNaN(w.arrivalS)) { n++; lo = Math.min(lo, w.arrivalS); hi = Math.max(hi, w.arrivalS); }
+      return n > 1 ? (n - 1) / (hi - lo || 1) : 0;
+    },
+    get meanPromptTokens(): number { return meanPrompt(tb); },
     partMs: (node, part, tokens, ctx, logits) => {
       const hw = topo.nodes[node].hardware;
       const lat = hw === null ? undefined : tb.nodeLatency.get(hw);
@@ -336,6 +337,18 @@ export function topologyView(tb: Testbed, d: DeviceInstance, server: number): To
   };
 }
 const nameIndexes = new WeakMap<Testbed, Map<string, number>>();
+const meanPrompts = new WeakMap<Testbed, number>();
+
+function meanPrompt(tb: Testbed): number {
+  let m = meanPrompts.get(tb);
+  if (m === undefined) {
+    let sum = 0, n = 0;
+    for (const reqs of tb.workload) for (const w of reqs) { sum += w.promptTokens; n++; }
+    m = n > 0 ? sum / n : 0;
+    meanPrompts.set(tb, m);
+  }
+  return m;
+}
 
 /** The topology as a system sees it before running. */
 export function systemTopology(tb: Testbed): SystemTopology {
@@ -423,7 +436,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     }
     const devNode = nodes[d.node.index];
     const ctx: DeviceContext = {
-      engine, index: path, node: d.node.index, processor: devNode.single!, network, cloud, world,
+      engine, index: path, node: d.node.index, processor: devNode.single!, network, cloud, world, stats: devNode.stats,
       acceptRng: streams.get(`accept/${d.index}`),
       seed: s.seed,
       headerBytes: s.network.headerBytes,
