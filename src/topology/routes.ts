@@ -2,7 +2,8 @@
  * Routes: which links a message from one node to another crosses.
  *
  * Default: the shortest path by total one-way latency; ties broken by fewer hops, then
- * by the path first reached relaxing links in their scenario order (deterministic).
+ * by the path first reached relaxing links in their scenario order (deterministic). Device
+ * nodes are endpoints: a shortest path never passes through one [assumption].
  * An explicit route (scenario `routes`) wins for its ordered pair; it must be a
  * contiguous path from `from` to `to`.
  */
@@ -87,6 +88,9 @@ export class Routes {
       }
       if (u < 0 || u === to) break;
       done[u] = 1;
+      // [assumption] Devices are endpoints: a shortest path never passes through one (a phone
+      // does not route other nodes' traffic). An explicit route may.
+      if (u !== from && this.topo.nodes[u].kind === 'device') continue;
       for (const ld of this.out[u]) {
         const l = links[ld >> 1];
         const v = (ld & 1) === 0 ? l.b : l.a;
