@@ -107,6 +107,8 @@ const per = simBench('testbed-10k', 'scenarios/hat-testbed.yaml', [`workload.req
 simBench('devices-1000', 'scenarios/hat-testbed.yaml', [
   'devices.0.count=334', 'devices.1.count=333', 'devices.2.count=333', 'cloud.gpus=32', `workload.requestsPerDevice=${quick ? 1 : 5}`,
 ], ['hat', 'cloud'], reps);
+// DTO-EE (issue 10): the city scenario, 120 cameras, 24 edge nodes; requests/s(wall) = tasks per wall second.
+simBench('dtoee-city', 'scenarios/dtoee-city.yaml', [`workload.requestsPerDevice=${quick ? 10 : 60}`], ['dtoee'], reps);
 
 if (!quick) {
   // Issue 2's targets, on medians: >= 2 M events/s; the testbed with 10,000 requests in < 2 s.
