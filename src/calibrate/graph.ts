@@ -100,6 +100,21 @@ export interface BuiltGraph {
 }
 
 const F32 = onnx.TensorProto.DataType.FLOAT;
+
+/** An fp32 initializer whose `bytes` sit at `offset` of the external data file `dataFile` (ONNX external data). */
+export function externalFp32Initializer(name: string, dims: number[], dataFile: string, offset: number, bytes: number): onnxProto.onnx.ITensorProto {
+  return {
+    name,
+    dims,
+    dataType: F32,
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      { key: 'location', value: dataFile },
+      { key: 'offset', value: String(offset) },
+      { key: 'length', value: String(bytes) },
+    ],
+  };
+}
 const I64 = onnx.TensorProto.DataType.INT64;
 const I32 = onnx.TensorProto.DataType.INT32;
 const RMS_EPS = 1e-5;
@@ -212,17 +227,7 @@ export class GraphBuilder {
     } else {
       this.weights.writeTo(this.fd, count);
     }
-    this.inits.push({
-      name,
-      dims,
-      dataType: F32,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: 'location', value: this.dataFile },
-        { key: 'offset', value: String(this.externalOffset) },
-        { key: 'length', value: String(bytes) },
-      ],
-    });
+    this.inits.push(externalFp32Initializer(name, dims, this.dataFile, this.externalOffset, bytes));
     this.externalOffset += bytes;
     this.weightBytes += bytes;
     return name;

@@ -18,7 +18,7 @@ import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, re
 import { dirname, join } from 'node:path';
 import onnxProto from 'onnx-proto';
 import { InputError } from '../core/errors.js';
-import { GraphBuilder, IO, WeightSource, decoderLayer, rmsNorm, rotaryCaches, valueInfo, type Dims } from '../calibrate/graph.js';
+import { GraphBuilder, IO, WeightSource, decoderLayer, externalFp32Initializer, rmsNorm, rotaryCaches, valueInfo, type Dims } from '../calibrate/graph.js';
 import { transpose } from './linalg.js';
 import type { ArchDims, LayerWeights, ModelSource } from './weights.js';
 
@@ -227,17 +227,7 @@ class GivenBuilder extends GraphBuilder {
     const data = w ?? new Float32Array(count).fill(constant ?? 0);
     if (data.length !== count) throw new Error(`weight ${name}: ${data.length} values for shape [${dims.join(',')}]`);
     writeSync(this.out, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    this.inits.push({
-      name,
-      dims,
-      dataType: F32,
-      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
-      externalData: [
-        { key: 'location', value: this.dataName },
-        { key: 'offset', value: String(this.offset) },
-        { key: 'length', value: String(count * 4) },
-      ],
-    });
+    this.inits.push(externalFp32Initializer(name, dims, this.dataName, this.offset, count * 4));
     this.offset += count * 4;
     this.weightBytes += count * 4;
     return name;
