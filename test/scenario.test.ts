@@ -117,8 +117,8 @@ describe('defaults', () => {
     expect(s.cloud).toEqual({ hardware: 'a40', gpus: 1, tokenBudget: 2048, maxBatchSeqs: 256, router: 'least-loaded' });
     expect(s.horizonS).toBe(86400);
     expect(s.policies).toEqual({
-      hat: { acceptance: 0.7, draft: { kind: 'fixed', gamma: 4 }, chunk: { kind: 'dynamic', minTokens: 32, maxTokens: 1024 }, parallelDrafting: false },
-      sd: { acceptance: 0.7, draft: { kind: 'fixed', gamma: 4 }, drafterModel: 'tinyllama-1.1b' },
+      hat: { acceptance: 0.7, acceptanceRates: null, draft: { kind: 'fixed', gamma: 4 }, chunk: { kind: 'dynamic', minTokens: 32, maxTokens: 1024 }, parallelDrafting: false },
+      sd: { acceptance: 0.7, acceptanceRates: null, draft: { kind: 'fixed', gamma: 4 }, drafterModel: 'tinyllama-1.1b' },
       ushape: { chunk: { kind: 'none' } },
       staged: { stageLayers: [], routing: { kind: 'uniform' } },
       dtoee: { policy: 'dtoee', beta: 0, sojourn: 'md1', fixedThreshold: 0.8 },

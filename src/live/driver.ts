@@ -123,7 +123,7 @@ export class LiveProc {
             break;
           }
           case 'accept':
-            value = req.verifyRound(dev.acceptRng, op.drafted, op.rate);
+            value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
             break;
           case 'emit':
             req.tokens(op.tokens, dev.nowMs() / 1000);

@@ -64,8 +64,12 @@ export interface CloudOp {
   readonly label: string;
 }
 
-/** Verify `drafted` draft tokens: resumes with the number accepted (a prefix, 0..drafted). */
-export interface AcceptOp { readonly op: 'accept'; readonly drafted: number; readonly rate: number }
+/**
+ * Verify `drafted` draft tokens: resumes with the number accepted (a prefix, 0..drafted).
+ * `rate`: i.i.d. per-token acceptance; `rates` (when given): measured conditional acceptance
+ * per draft position, position 1 first (beyond its end, the last one).
+ */
+export interface AcceptOp { readonly op: 'accept'; readonly drafted: number; readonly rate: number; readonly rates: readonly number[] | null }
 /** `tokens` output tokens are now available to the user at the device. */
 export interface EmitOp { readonly op: 'emit'; readonly tokens: number }
 /** Start a concurrent branch; resumes with a handle for `join`. */
@@ -179,8 +183,8 @@ export function* only(op: Op): Proto {
   yield op;
 }
 /** Resumes with the number of draft tokens accepted: read it with `count`. */
-export function accept(drafted: number, rate: number): AcceptOp {
-  return { op: 'accept', drafted, rate };
+export function accept(drafted: number, rate: number, rates: readonly number[] | null = null): AcceptOp {
+  return { op: 'accept', drafted, rate, rates };
 }
 /** Resumes with the branch's handle: read it with `count`. */
 export function fork(body: Proto): ForkOp {

@@ -244,6 +244,33 @@ function resolve(
     topology = devices && s.cloud ? legacyTopology(devices, s.cloud, net) : { nodes: [], links: [], routes: [] };
   }
 
+  /** The per-position conditional acceptance of a measured acceptance file (docs/ACCEPTANCE.md), checked. */
+  const acceptanceRates = (spec: { path: string; mode: 'greedy' | 'sampled' | 'none' } | undefined, sys: 'hat' | 'sd'): number[] | null => {
+    if (spec === undefined || spec.mode === 'none') return null;
+    const field: PathSegment[] = ['policies', sys, 'acceptanceFile', 'path'];
+    const abs = file(field, spec.path);
+    if (!existsSync(abs)) return null;
+    let j: unknown;
+    try { j = JSON.parse(readFileSync(abs, 'utf8')); } catch (e) {
+      add(field, `is not a JSON acceptance file (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`, false);
+      return null;
+    }
+    const o = asRecord(j);
+    if (o?.format !== 'hatsim-acceptance/1') { add(field, `${abs}: format must be "hatsim-acceptance/1" (docs/ACCEPTANCE.md)`, false); return null; }
+    const positions = asRecord(o[spec.mode])?.positions;
+    if (!Array.isArray(positions) || positions.length === 0) { add(field, `${abs}: has no ${spec.mode}.positions table`, false); return null; }
+    const rates: number[] = [];
+    for (const [i, p] of positions.entries()) {
+      const r = asRecord(p)?.rate;
+      if (typeof r !== 'number' || !(r >= 0 && r <= 1) || asRecord(p)?.position !== i + 1) {
+        add(field, `${abs}: ${spec.mode}.positions[${i}] must be { position: ${i + 1}, rate in [0, 1] } (got ${describeValue(p)})`, false);
+        return null;
+      }
+      rates.push(r);
+    }
+    return rates;
+  };
+
   const scenario: Scenario = {
     name: s.name ?? opts.defaultName ?? 'scenario',
     description: s.description,
@@ -262,9 +289,12 @@ function resolve(
       requestsPerDevice: s.workload.requestsPerDevice,
       ...(tracePath !== undefined ? { tracePath } : {}),
     },
-    policies: s.policies.dtoee.profilePath === undefined ? s.policies : {
+    policies: {
       ...s.policies,
-      dtoee: { ...s.policies.dtoee, profilePath: file(['policies', 'dtoee', 'profilePath'], s.policies.dtoee.profilePath) },
+      hat: { ...s.policies.hat, acceptanceRates: acceptanceRates(s.policies.hat.acceptanceFile, 'hat') },
+      sd: { ...s.policies.sd, acceptanceRates: acceptanceRates(s.policies.sd.acceptanceFile, 'sd') },
+      dtoee: s.policies.dtoee.profilePath === undefined ? s.policies.dtoee
+        : { ...s.policies.dtoee, profilePath: file(['policies', 'dtoee', 'profilePath'], s.policies.dtoee.profilePath) },
     },
     calibrationDir: path.resolve(baseDir, s.calibrationDir ?? '../calibration'),
     horizonS: s.horizonS,

@@ -198,17 +198,21 @@ export const ChunkSchema = byKind(CHUNK_KINDS, [
 ]);
 
 const acceptance = () => num({ gte: 0, lte: 1 }).default(0.7);
+/** A measured acceptance file replacing the i.i.d. rate (docs/ACCEPTANCE.md). */
+const acceptanceFile = () => obj({ path: str(), mode: oneOf(['greedy', 'sampled', 'none']).default('greedy') });
 const defaultDraft = () => ({ kind: 'fixed' as const, gamma: 4 });
 
 export const PoliciesSchema = obj({
   hat: obj({
     acceptance: acceptance(),
+    acceptanceFile: acceptanceFile().optional(),
     draft: DraftSchema.default(defaultDraft),
     chunk: ChunkSchema.default(() => ({ kind: 'dynamic' as const, minTokens: 32, maxTokens: 1024 })),
     parallelDrafting: bool().default(false),
   }).prefault({}),
   sd: obj({
     acceptance: acceptance(),
+    acceptanceFile: acceptanceFile().optional(),
     draft: DraftSchema.default(defaultDraft),
     drafterModel: str().default('tinyllama-1.1b'),
   }).prefault({}),

@@ -124,15 +124,27 @@ export type ChunkPolicySpec =
   | { kind: 'fixed'; tokens: number }
   | { kind: 'dynamic'; minTokens: number; maxTokens: number };
 
+/** A measured acceptance file (hatsim-acceptance/1, docs/ACCEPTANCE.md) and which of its tables to use. */
+export interface AcceptanceFileSpec {
+  path: string;
+  /** Which table to use; `none` keeps the file named but uses the i.i.d. `acceptance` (for comparisons). */
+  mode: 'greedy' | 'sampled' | 'none';
+}
+
 export interface PolicySpec {
   hat: {
     acceptance: number;
+    /** Measured acceptance per draft position (policies.hat.acceptanceFile), replacing the i.i.d. rate; null = use `acceptance`. */
+    acceptanceRates: number[] | null;
+    acceptanceFile?: AcceptanceFileSpec;
     draft: DraftPolicySpec;
     chunk: ChunkPolicySpec;
     parallelDrafting: boolean;
   };
   sd: {
     acceptance: number;
+    acceptanceRates: number[] | null;
+    acceptanceFile?: AcceptanceFileSpec;
     draft: DraftPolicySpec;
     /** Catalog id of the independent draft model. */
     drafterModel: string;

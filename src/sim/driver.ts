@@ -171,7 +171,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           return;
         }
         case 'accept':
-          value = req.verifyRound(dev.acceptRng, op.drafted, op.rate);
+          value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
           break;
         case 'emit':
           req.tokens(op.tokens, engine.nowS);

@@ -52,8 +52,8 @@ export class RequestState implements BatchedRequest {
   get finished(): boolean { return !Number.isNaN(this.finishS); }
 
   /** A verification round: draw how many of `drafted` tokens are accepted (seeded) and count it. */
-  verifyRound(rng: UniformSource, drafted: number, rate: number): number {
-    const k = drawAccepted(rng, drafted, rate);
+  verifyRound(rng: UniformSource, drafted: number, rate: number, rates: readonly number[] | null = null): number {
+    const k = drawAccepted(rng, drafted, rate, rates);
     this.rounds++;
     this.drafted += drafted;
     this.accepted += k;

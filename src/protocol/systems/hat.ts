@@ -94,8 +94,10 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
             yield down((g + 1) * hb, 0, 'hidden verify');
           }
           yield compute('output', g + 1, pos, g + 1, 'output verify');
-          const k = count(yield accept(g, spec.acceptance));
-          if (pre > 0 && k === g && count(yield accept(1, spec.acceptance)) === 1) carried = pre - 1;
+          const rates = spec.acceptanceRates;
+          const k = count(yield accept(g, spec.acceptance, rates));
+          // The first extra draft is draft position g + 1 of the round.
+          if (pre > 0 && k === g && count(yield accept(1, spec.acceptance, rates === null ? null : rates.slice(Math.min(g, rates.length - 1)))) === 1) carried = pre - 1;
           const n = Math.min(k + 1, remaining);
           yield emit(n);
           policy.observe(g, k);

@@ -38,7 +38,7 @@ export const sd: SystemDef = {
         if (g > 0) yield compute('drafter', 1, pos, 1, 'draft', g);
         yield up(0, g * tb, 'draft tokens');
         yield cloud('full', g + 1, pos, g + 1, 'verify');
-        const k = count(yield accept(g, spec.acceptance));
+        const k = count(yield accept(g, spec.acceptance, spec.acceptanceRates));
         // Accepted count + the verifier's own next token.
         yield down(0, 2 * tb, 'verdict');
         const n = Math.min(k + 1, O - emitted);
