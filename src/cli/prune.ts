@@ -19,6 +19,7 @@ import type { ModelSource } from '../prune/weights.js';
 export interface PruneArgs {
   model?: string;
   'onnx-dir'?: string;
+  trained?: string;
   seed: number;
   tokens?: string;
   sequences: number;
@@ -68,6 +69,7 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
   builder: (y) =>
     y
       .option('model', { type: 'string', describe: 'catalog model id (dims, head counts); with no --onnx-dir its weights are seeded' })
+      .option('trained', { type: 'string', describe: 'a model folder trained here (e.g. models/brown-small): its weights, and real-text calibration from its corpus (validation split; held-out: test split)' })
       .option('onnx-dir', { type: 'string', describe: 'folder with embedding.onnx, decoder.onnx, lmHead.onnx (contract: docs/PRUNING.md)' })
       .option('seed', { type: 'number', default: 1, describe: 'seed of the seeded weights, generated tokens and random baseline' })
       .option('tokens', { type: 'string', describe: 'calibration token file (ids separated by whitespace or commas, cut into --seq-len windows); default: generated' })
@@ -95,8 +97,9 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     // The pruning code (ONNX Runtime, plotting) loads here, not at start-up (issue 15).
     const [{ checkOptions, makeCalibration, runPrune }, { OnnxDirSource }, { SeededSource, archOf }, { summaryCsv, writePrunePlots }] = await Promise.all([
       import('../prune/run.js'), import('../prune/onnx.js'), import('../prune/weights.js'), import('../prune/plots.js')]);
-    if (args.model === undefined) throw new InputError('--model is required (the catalog id whose dims and head counts the model has)', 'model');
-    const model = getModel(args.model);
+    const trained = args.trained !== undefined ? (await import('../prune/trained.js')).loadTrained(args.trained) : null;
+    if (args.model === undefined && trained === null) throw new InputError('--model is required (the catalog id whose dims and head counts the model has), or --trained DIR', 'model');
+    const model = trained ? trained.folder.model : getModel(args.model!);
     const rs = ratios(args.ratio);
     const ms = methods(args.method);
     const range = list(args['scale-range'], 'scale-range').map(Number);
@@ -120,8 +123,10 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     const log = args.quiet ? () => {} : (line: string) => process.stderr.write(`prune: ${line}\n`);
     if (rs.length === 1 && ms.length === 1) {
       const out = args.out ?? join('prune', `${model.id}-${ms[0]}-r${rs[0]}`);
-      const src: ModelSource = args['onnx-dir'] !== undefined ? new OnnxDirSource(args['onnx-dir'], archOf(model)) : new SeededSource(model, args.seed);
-      const cal = makeCalibration({ tokensFile: args.tokens, sequences: args.sequences, heldOut: args['held-out'], seqLen: args['seq-len'], vocab: model.vocabSize, seed: args.seed });
+      const src: ModelSource = trained ?? (args['onnx-dir'] !== undefined ? new OnnxDirSource(args['onnx-dir'], archOf(model)) : new SeededSource(model, args.seed));
+      const cal = trained && args.tokens === undefined
+        ? (await import('../prune/trained.js')).trainedCalibration(trained, { sequences: args.sequences, heldOut: args['held-out'], seqLen: args['seq-len'] })
+        : makeCalibration({ tokensFile: args.tokens, sequences: args.sequences, heldOut: args['held-out'], seqLen: args['seq-len'], vocab: model.vocabSize, seed: args.seed });
       const r = runPrune(src, cal, { ...base, method: ms[0], ratio: rs[0], outDir: out, log });
       process.stdout.write(oneLine(r) + `\nwritten: ${out}/ (model/*.onnx, pruning.json, report.md, report.json)\n`);
       return;
