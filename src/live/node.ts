@@ -89,7 +89,7 @@ interface TaskState {
 
 interface Acct {
   hiddenUp: number; rawUp: number; headerUp: number; hiddenDown: number; rawDown: number; headerDown: number;
-  deviceComputeMs: number; cloudComputeMs: number; cloudQueueMs: number; networkMs: number;
+  deviceComputeMs: number; cloudComputeMs: number; cloudQueueMs: number;
   exitStage: number; correct: number;
   /** [node, submitMs, startMs, endMs] per exec, ms on the run clock. */
   hops: [number, number, number, number][];
@@ -98,7 +98,7 @@ interface Acct {
 function emptyAcct(): Acct {
   return {
     hiddenUp: 0, rawUp: 0, headerUp: 0, hiddenDown: 0, rawDown: 0, headerDown: 0,
-    deviceComputeMs: 0, cloudComputeMs: 0, cloudQueueMs: 0, networkMs: 0, exitStage: 0, correct: -1, hops: [],
+    deviceComputeMs: 0, cloudComputeMs: 0, cloudQueueMs: 0, exitStage: 0, correct: -1, hops: [],
   };
 }
 
