@@ -46,7 +46,16 @@ describe('hatsim calibrate --quick on tiny-test', () => {
     expect(readFileSync(run.reportPath!, 'utf8')).toContain('Layer scaling');
   }, 120_000);
 
-  it('fits fresh measurements within the noise-derived tolerance, and doubled coefficients fail it', async () => {
+  // Fresh ONNX Runtime timings on a shared 2-core VM whose speed drifts: a run can land above its
+  // tolerance (31-49 % against 25-28 % was seen, when the calibration and the fresh measurements
+  // fell in different speed phases). A retry calibrates again and re-measures from fresh sessions;
+  // a wrong model (doubled coefficients, 85-135 %) fails every attempt.
+  let attempt = 0;
+  it('fits fresh measurements within the noise-derived tolerance, and doubled coefficients fail it', { retry: 2, timeout: 150_000 }, async () => {
+    if (attempt++ > 0) {
+      rmSync(join(out, 'ci-test'), { recursive: true, force: true });
+      run = await runCalibration({ modelId: 'tiny-test', hardwareId: 'ci-test', quick: true, outDir: out, progress: false, log: () => {} });
+    }
     const file = loadCalibration(run.modelPath!);
     // Tolerance from what the run itself measured: 3 x the median run-to-run noise over parts,
     // or 1.5 x the median over parts of the run's own held-out p90 error (the tiny model is
@@ -85,7 +94,7 @@ describe('hatsim calibrate --quick on tiny-test', () => {
     console.log(`tiny-test quick: fresh median abs err ${median.toFixed(1)} % (tolerance ${tolPct.toFixed(1)} %, noise medians ${noise.map((n) => n.toFixed(1)).join('/')} %, held-out p90s ${heldOut.map((n) => n.toFixed(1)).join('/')} %), doubled ${quantile(errsDoubled, 0.5).toFixed(1)} %`);
     expect(median).toBeLessThanOrEqual(tolPct);
     expect(quantile(errsDoubled, 0.5)).toBeGreaterThan(tolPct);
-  }, 60_000);
+  });
 });
 
 describe('hatsim calibrate: interrupt and resume', () => {

