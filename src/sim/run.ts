@@ -296,9 +296,7 @@ export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly To
 /** What device `d`'s protocol sees of the topology (simulator and live runner alike). */
 export function topologyView(tb: Testbed, d: DeviceInstance, server: number): TopologyView {
   const topo = tb.topology;
-  let names = nameIndexes.get(tb);
-  if (!names) { names = new Map(topo.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, names); }
-  const nameIndex = names;
+  const nameIndex = nameIndexOf(tb);
   const header = tb.scenario.network.headerBytes;
   return {
     // Workload statistics for policies that model rates; computed on first use (most systems never ask).
@@ -337,6 +335,13 @@ export function topologyView(tb: Testbed, d: DeviceInstance, server: number): To
   };
 }
 const nameIndexes = new WeakMap<Testbed, Map<string, number>>();
+
+/** Node index by name, built once per testbed. */
+function nameIndexOf(tb: Testbed): Map<string, number> {
+  let m = nameIndexes.get(tb);
+  if (!m) { m = new Map(tb.topology.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, m); }
+  return m;
+}
 const meanPrompts = new WeakMap<Testbed, number>();
 
 function meanPrompt(tb: Testbed): number {
@@ -359,7 +364,8 @@ export function systemTopology(tb: Testbed): SystemTopology {
 export function serverOf(tb: Testbed, d: DeviceInstance, system: SystemId): TopoNode {
   const name = d.node.server;
   const nodes = tb.topology.nodes;
-  const srv = name === null ? undefined : nodes.find((n) => n.name === name);
+  const i = name === null ? undefined : nameIndexOf(tb).get(name);
+  const srv = i === undefined ? undefined : nodes[i];
   if (srv === undefined) {
     throw new InputError(`nodes: device '${d.name}' has no server; system ${system} sends its requests to a server node: set the device's server to a node with a batching processor`, 'nodes');
   }

@@ -23,7 +23,7 @@ import { createDtoPolicy, decideCorrect, decideExit, defaultProfile, readProfile
 import type { TopoNode } from '../../topology/types.js';
 import type { ProtocolEnv, SystemDef, TopologyView } from '../context.js';
 import { count, draw, emit, exec, mark, nodeLoad, send, type PartSpec } from '../ops.js';
-import { stagePlan, type StagePlan } from './staged.js';
+import { firstCandidates, stagePairs, stagePlan, type StagePlan } from './staged.js';
 
 interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec }
 
@@ -32,12 +32,6 @@ const cache = new WeakMap<readonly TopoNode[], Built>();
 /** Stage parts with exit heads: stage s < S ends with the LM head (the exit head), the last one with the final head. */
 function exitParts(plan: StagePlan): PartSpec[] {
   return plan.parts.map((p) => ({ ...p, key: `${p.key}+exit`, lmHead: true }));
-}
-
-function stage1Of(plan: StagePlan, nodes: readonly TopoNode[], device: number): number[] {
-  const srv = nodes[device].server;
-  const own = srv === null ? undefined : plan.nodes[0].find((i) => nodes[i].name === srv);
-  return own !== undefined ? [own] : plan.nodes[0];
 }
 
 /** The optimisation problem of this topology and workload (docs/DTOEE.md "From a scenario"). */
@@ -52,7 +46,7 @@ export function dtoeeProblem(env: ProtocolEnv, t: TopologyView, devices: readonl
   const featureBytes = P * env.hiddenBytesPerToken;
   const input = new Map<number, number>();
   for (const d of devices) {
-    const c = stage1Of(plan, t.nodes, d);
+    const c = firstCandidates(plan, t.nodes, d);
     for (const n of c) input.set(n, (input.get(n) ?? 0) + t.arrivalRatePerS / c.length);
   }
   const nodes: DtoNodeSpec[] = [];
@@ -89,19 +83,14 @@ export const dtoee: SystemDef = {
     if (plan.nodes.length < 2) throw new InputError(`nodes: dtoee needs at least 2 stages; the nodes define ${plan.nodes.length}`, 'nodes');
   },
   pairs(t) {
-    const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
-    const out: Array<[number, number]> = [];
-    for (const d of t.devices) for (const c of stage1Of(plan, t.nodes, d)) out.push([d, c]);
-    for (let s = 0; s + 1 < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const b of plan.nodes[s + 1]) out.push([a, b]);
-    // Any stage may answer (an exit), so every stage node may send to every device.
-    for (let s = 1; s < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const d of t.devices) out.push([a, d]);
-    return out;
+    // Any stage may answer (an exit); stage 1 answers over its devices' own paths.
+    return stagePairs(stagePlan(t.nodes, t.policies.staged, t.modelLayers), t, 1);
   },
   createDevice(env) {
     const t = env.topology;
     const { plan, parts, policy, profile } = build(env);
     const S = plan.nodes.length, hb = env.hiddenBytesPerToken, tb = env.tokenBytes;
-    const first = stage1Of(plan, t.nodes, t.device);
+    const first = firstCandidates(plan, t.nodes, t.device);
     const names = t.nodes.map((n) => n.name);
     const jsq = policy.name === 'jsq';
     const loads: Record<string, number> = {};

@@ -60,11 +60,24 @@ export function stagePlan(nodes: readonly TopoNode[], policy: StagedPolicySpec, 
 }
 
 /** Stage-1 candidates of a device: its server when that hosts stage 1, else every stage-1 node. */
-function firstCandidates(plan: StagePlan, nodes: readonly TopoNode[], device: number): number[] {
+export function firstCandidates(plan: StagePlan, nodes: readonly TopoNode[], device: number): number[] {
   const srv = nodes[device].server;
   const first = plan.nodes[0];
   const own = srv === null ? undefined : first.find((i) => nodes[i].name === srv);
   return own !== undefined ? [own] : first;
+}
+
+/**
+ * Node pairs of a staged pipeline: each device and its stage-1 candidates, every stage-s node
+ * and every stage-(s+1) node, and every node of stage `answerFrom` (0-based) or later back to
+ * every device (the stages that may answer).
+ */
+export function stagePairs(plan: StagePlan, t: SystemTopology, answerFrom: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const d of t.devices) for (const c of firstCandidates(plan, t.nodes, d)) out.push([d, c]);
+  for (let s = 0; s + 1 < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const b of plan.nodes[s + 1]) out.push([a, b]);
+  for (let s = answerFrom; s < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const d of t.devices) out.push([a, d]);
+  return out;
 }
 
 function checkFractions(t: SystemTopology, plan: StagePlan): void {
@@ -97,12 +110,7 @@ export const staged: SystemDef = {
   },
   pairs(t) {
     const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
-    const out: Array<[number, number]> = [];
-    for (const d of t.devices) for (const c of firstCandidates(plan, t.nodes, d)) out.push([d, c]);
-    for (let s = 0; s + 1 < plan.nodes.length; s++) for (const a of plan.nodes[s]) for (const b of plan.nodes[s + 1]) out.push([a, b]);
-    const last = plan.nodes[plan.nodes.length - 1];
-    for (const d of t.devices) for (const a of last) out.push([a, d]);
-    return out;
+    return stagePairs(plan, t, plan.nodes.length - 1); // only the last stage answers
   },
   createDevice(env) {
     const t = env.topology;
