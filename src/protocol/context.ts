@@ -88,4 +88,9 @@ export interface SystemDef {
   pairs?(t: SystemTopology): Array<[number, number]>;
   /** Checks that the topology suits the system; throws an InputError naming the field. */
   check?(t: SystemTopology): void;
+  /**
+   * Systems with node pairs: which model part each node holds (for the memory check,
+   * sim/memory.ts). The HAT family's placement follows from deviceWork and cloudWork.
+   */
+  placement?(t: SystemTopology): Array<{ nodes: readonly number[]; part: import('./ops.js').PartSpec; what: string }>;
 }

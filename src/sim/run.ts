@@ -28,7 +28,6 @@ import type { CloudCluster } from './cloud.js';
 import { Proc, type DeviceContext } from './driver.js';
 import { SimNode, SimWorld } from './world.js';
 import { checkFits, deviceServerBytes, partWeightBytes } from './memory.js';
-import { stagePlan } from '../protocol/systems/staged.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
 
@@ -283,13 +282,9 @@ export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly To
     for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
     return;
   }
-  if (def.id === 'staged' || def.id === 'dtoee') {
-    const plan = stagePlan(tb.topology.nodes, tb.scenario.policies.staged, tb.model.numLayers);
-    plan.nodes.forEach((ix, s) => {
-      // dtoee: every stage ends with an exit head (an LM head's weights) [assumption].
-      const bytes = partWeightBytes(tb.model, tb.plan.adapter.kind, def.id === 'dtoee' ? { ...plan.parts[s], lmHead: true } : plan.parts[s]);
-      for (const i of ix) checkFits(tb.topology.nodes[i], bytes, `stage ${s + 1} (${plan.layers[s]} layers${s === 0 ? ' + embedding' : ''}${s === plan.nodes.length - 1 ? ' + LM head' : ''})`, tb.model);
-    });
+  for (const p of def.placement?.(systemTopology(tb)) ?? []) {
+    const bytes = partWeightBytes(tb.model, tb.plan.adapter.kind, p.part);
+    for (const i of p.nodes) checkFits(tb.topology.nodes[i], bytes, p.what, tb.model);
   }
 }
 

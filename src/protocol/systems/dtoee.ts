@@ -23,7 +23,7 @@ import { createDtoPolicy, decideCorrect, decideExit, defaultProfile, readProfile
 import type { TopoNode } from '../../topology/types.js';
 import type { ProtocolEnv, SystemDef, TopologyView } from '../context.js';
 import { count, draw, emit, exec, mark, nodeLoad, send, type PartSpec } from '../ops.js';
-import { firstCandidates, stagePairs, stagePlan, type StagePlan } from './staged.js';
+import { firstCandidates, stagePairs, stagePlacement, stagePlan, type StagePlan } from './staged.js';
 
 interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec }
 
@@ -81,6 +81,11 @@ export const dtoee: SystemDef = {
   check(t) {
     const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
     if (plan.nodes.length < 2) throw new InputError(`nodes: dtoee needs at least 2 stages; the nodes define ${plan.nodes.length}`, 'nodes');
+  },
+  placement(t) {
+    // Every stage ends with an exit head (an LM head's weights) [assumption].
+    const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
+    return stagePlacement(plan, exitParts(plan));
   },
   pairs(t) {
     // Any stage may answer (an exit); stage 1 answers over its devices' own paths.

@@ -80,6 +80,15 @@ export function stagePairs(plan: StagePlan, t: SystemTopology, answerFrom: numbe
   return out;
 }
 
+/** The part each stage's nodes hold (SystemDef.placement). */
+export function stagePlacement(plan: StagePlan, parts: readonly PartSpec[]): Array<{ nodes: readonly number[]; part: PartSpec; what: string }> {
+  const S = plan.nodes.length;
+  return plan.nodes.map((nodes, s) => ({
+    nodes, part: parts[s],
+    what: `stage ${s + 1} (${plan.layers[s]} layers${s === 0 ? ' + embedding' : ''}${s === S - 1 ? ' + LM head' : ''})`,
+  }));
+}
+
 function checkFractions(t: SystemTopology, plan: StagePlan): void {
   const r = t.policies.staged.routing;
   if (r.kind !== 'fixed') return;
@@ -111,6 +120,10 @@ export const staged: SystemDef = {
   pairs(t) {
     const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
     return stagePairs(plan, t, plan.nodes.length - 1); // only the last stage answers
+  },
+  placement(t) {
+    const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
+    return stagePlacement(plan, plan.parts);
   },
   createDevice(env) {
     const t = env.topology;
