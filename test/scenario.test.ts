@@ -122,7 +122,10 @@ describe('defaults', () => {
       ushape: { chunk: { kind: 'none' } },
       staged: { stageLayers: [], routing: { kind: 'uniform' } },
       dtoee: { policy: 'dtoee', beta: 0, sojourn: 'md1', fixedThreshold: 0.8 },
+      deviceOnly: {},
     });
+    expect(s.models).toEqual([]);
+    expect(s.memory).toEqual({ kvCache: 'max-context', reserveGB: 0 });
     expect(s.workload.outputTokens).toEqual({ kind: 'lognormal', meanTokens: 50, cv: 0.3, minTokens: 1, maxTokens: 4096 });
     expect(s.calibrationDir).toBe(path.resolve(fixtures, '..', 'calibration'));
   });
@@ -216,7 +219,7 @@ describe('validation errors', () => {
   it('unknown enum value', () => {
     expect(check((o) => { (o as unknown as Obj).workload.arrival = { kind: 'poison', ratePerS: 1 }; }))
       .toContain('workload.arrival.kind: must be one of: poisson, gamma, closed-loop, trace (got "poison")');
-    expect(check((o) => { o.systems = ['hat', 'vllm']; })).toContain('systems[1]: must be one of: cloud, ushape, sd, hat-nochunk, hat, staged, dtoee (got "vllm")');
+    expect(check((o) => { o.systems = ['hat', 'vllm']; })).toContain('systems[1]: must be one of: cloud, ushape, sd, hat-nochunk, hat, staged, dtoee, device-only (got "vllm")');
   });
 
   it('unknown key, with a suggestion', () => {

@@ -11,7 +11,8 @@ import { chooseChunkTokens, predictPipelineMs, splitPrompt } from '../policy/chu
 import { pipelineStages } from '../protocol/systems/split-prefill.js';
 import type { Predictor, ProtocolEnv } from '../protocol/context.js';
 import { loadScenario } from '../scenario/load.js';
-import { buildTestbed, deviceLink, topologyView } from '../sim/run.js';
+import { buildTestbed, deviceLink, deviceMemory, topologyView, wholeLatencyOf } from '../sim/run.js';
+import { SYSTEMS } from '../protocol/registry.js';
 import { describeTopology } from './describe-topology.js';
 import { deviceLatency } from '../sim/latency.js';
 import { overridesFrom, type ScenarioArgs } from './common.js';
@@ -39,6 +40,32 @@ export function describeScenario(args: ScenarioArgs): string {
       return [c, z.params / 1e6, z.weightBytes / 1e6, z.flopsPerToken / 1e9, z.kvBytesPerToken];
     }), 2));
   out.push(`hidden state on the wire: ${hb} bytes per token per direction; a ${P}-token prompt = ${(P * hb / 1e6).toFixed(2)} MB each way`);
+  if (s.models.length > 0) {
+    out.push('', 'Declared models (models:; pruning descriptions, docs/PRUNING.md):');
+    for (const m of s.models) {
+      const base = m.base;
+      const mean = m.pruning.ffnWidths.reduce((a, b) => a + b, 0) / m.pruning.ffnWidths.length;
+      out.push(`  ${m.id}: ${base} pruned to ${m.pruning.layersKept.length} layers, mean FFN width ${mean.toFixed(1)} (${m.source === 'inline' ? 'inline' : m.source})`);
+    }
+  }
+  const memRows: unknown[][] = [];
+  for (const id of s.systems) {
+    const byGroup = new Map<string, ReturnType<typeof deviceMemory>[number]>();
+    for (const m of deviceMemory(tb, SYSTEMS[id])) {
+      const cur = byGroup.get(m.device.node.group);
+      const total = (x: typeof m) => x.need.weightBytes + (x.need.kvBytes ?? 0) + (x.need.reserveBytes ?? 0);
+      if (!cur || total(m) > total(cur)) byGroup.set(m.device.node.group, m);
+    }
+    for (const [group, m] of byGroup) {
+      const need = m.need.weightBytes + (m.need.kvBytes ?? 0) + (m.need.reserveBytes ?? 0);
+      const cap = m.device.node.memoryBytes;
+      memRows.push([id, group, m.model.id, m.need.weightBytes / 1e9, (m.need.kvBytes ?? 0) / 1e9, m.need.kvTokens ?? 0, (m.need.reserveBytes ?? 0) / 1e9, need / 1e9, cap === null ? '-' : cap / 1e9, cap === null || need <= cap ? 'yes' : 'NO']);
+    }
+  }
+  if (memRows.length > 0) {
+    out.push('', `Device memory per system (fp16 weights; KV cache of the group's longest request: memory.kvCache ${s.memory.kvCache}; reserve memory.reserveGB ${s.memory.reserveGB}) [assumption: activations not counted]:`);
+    out.push(table(['system', 'group', 'model', 'weights GB', 'KV GB', 'KV tokens', 'reserve GB', 'needs GB', 'board GB', 'fits'], memRows, 2));
+  }
 
   out.push('', 'Latency sources (measured > imported > estimate):');
   for (const p of tb.provenance) {
@@ -56,10 +83,11 @@ export function describeScenario(args: ScenarioArgs): string {
     seen.add(hw);
     const l = tb.deviceLatency.get(hw)!;
     const dl = deviceLatency(l.target, l.drafter);
+    const wholeStep = s.systems.includes('device-only') ? [deviceLatency(l.target, wholeLatencyOf(tb, SYSTEMS['device-only'], hw)).passMs('drafter', 1, P, 1)] : [];
     rows.push([`device ${hw}`, dl.passMs('input', P, 0, 0), dl.passMs('adapter', P, 0, 0), dl.passMs('output', P, 0, 1),
-      dl.passMs('input', 1, P, 0), dl.passMs('slm', 1, P, 1), dl.passMs('drafter', 1, P, 1)]);
+      dl.passMs('input', 1, P, 0), dl.passMs('slm', 1, P, 1), dl.passMs('drafter', 1, P, 1), ...wholeStep]);
   }
-  out.push(table(['where', 'input prefill', 'adapter prefill', 'output prefill', 'input 1 tok', 'SLM draft step', 'drafter step'], rows, 2));
+  out.push(table(['where', 'input prefill', 'adapter prefill', 'output prefill', 'input 1 tok', 'SLM draft step', 'drafter step', ...(s.systems.includes('device-only') ? ['device-only step'] : [])], rows, 2));
   const mid = tb.cloudLatency.submodel('middle'), full = tb.cloudLatency.submodel('full');
   out.push(table(['cloud ' + (servers[0]?.hardware ?? tb.provenance[tb.provenance.length - 1].hardwareId), 'middle prefill', 'middle 1 tok', 'middle 5 tok', 'full prefill', 'full 1 tok'],
     [['batch of one', mid.batchMs(singleShape(P, 0), 0), mid.batchMs(singleShape(1, P), 0), mid.batchMs(singleShape(5, P), 0), full.batchMs(singleShape(P, 0), 1), full.batchMs(singleShape(1, P), 1)]], 2));

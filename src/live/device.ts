@@ -28,6 +28,7 @@ import { LiveProcessor } from './processor.js';
 import { LinkModel } from './shaper.js';
 import { StepLog } from './steps.js';
 import { frameTypeName } from './wire.js';
+import { checkLiveModels } from './models.js';
 
 export interface DeviceRunOptions {
   scenario: Scenario;
@@ -74,6 +75,7 @@ function fixedLinkNetwork(mbpsUp: number, mbpsDown: number, latencyMs: number): 
 export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: number; unfinished: number }> {
   const s = opts.scenario;
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  checkLiveModels(s);
   const tb: Testbed = buildTestbed(s);
   const d = tb.devices[opts.deviceIndex];
   if (!d) throw new Error(`--device ${opts.deviceIndex}: the scenario has ${tb.devices.length} devices (0..${tb.devices.length - 1})`);

@@ -22,6 +22,7 @@ import { expandDevices } from '../sim/run.js';
 import { ensureGraphs } from './compute.js';
 import { deviceNeeds, type DeviceLine } from './device.js';
 import { STEP_COLUMNS } from './steps.js';
+import { checkLiveModels } from './models.js';
 
 export interface LiveLocalOptions {
   scenarioPath: string;
@@ -93,6 +94,7 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const overrides = opts.overrides ?? [];
   const scenario = loadScenario(opts.scenarioPath, overrides);
+  checkLiveModels(scenario);
   const topo = scenario.systems.filter((id) => SYSTEMS[id].pairs !== undefined);
   if (topo.length > 0) {
     if (topo.length !== scenario.systems.length) {

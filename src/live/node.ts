@@ -47,6 +47,7 @@ import type { TopoNode } from '../topology/types.js';
 import { sleepMs, sleepUntil } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
 import { LinkModel, ShapedSender, type Clock } from './shaper.js';
+import { checkLiveModels } from './models.js';
 import {
   DEFAULT_MAX_FRAME_BYTES, Dtype, FrameType, HEADER_BYTES, WireError, decodeFrame, encodeFrame, frameTypeName, jsonPayload,
   makeFrame, parseJsonPayload, tokenHash, type Frame,
@@ -166,6 +167,7 @@ export class NodeRuntime {
 
   constructor(private readonly opts: NodeOptions) {
     this.opts = { ...opts, peers: { ...opts.peers } };
+    checkLiveModels(opts.scenario);
     this.tb = buildTestbed(opts.scenario);
     const def = SYSTEMS[opts.system];
     if (def.pairs === undefined) {

@@ -32,6 +32,7 @@ import { HybridCompute, smallModel } from './compute-client.js';
 import type { PassRequest } from './compute.js';
 import { LinkModel, ShapedSender } from './shaper.js';
 import { StepLog } from './steps.js';
+import { checkLiveModels } from './models.js';
 import {
   DEFAULT_MAX_FRAME_BYTES, Dtype, Flag, FrameType, HEADER_BYTES, WireError, Work, checkShape, decodeFrame, encodeFrame, frameTypeName,
   jsonPayload, makeFrame, parseJsonPayload, tokenHash, type Frame,
@@ -132,6 +133,7 @@ export class CloudServer {
   private readonly batching: { gpus: number; tokenBudget: number; maxBatchSeqs: number; router: 'least-loaded' | 'round-robin' };
 
   constructor(private readonly opts: CloudServerOptions) {
+    checkLiveModels(opts.scenario);
     this.tb = buildTestbed(opts.scenario);
     const s = opts.scenario;
     const batching = deviceLink(this.tb, this.tb.devices[0]).batching;

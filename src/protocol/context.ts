@@ -93,4 +93,11 @@ export interface SystemDef {
    * sim/memory.ts). The HAT family's placement follows from deviceWork and cloudWork.
    */
   placement?(t: SystemTopology): Array<{ nodes: readonly number[]; part: import('./ops.js').PartSpec; what: string }>;
+  /**
+   * The model id the device's 'drafter' slot (a whole LLM on the device) holds for this
+   * system; default: policies.sd.drafterModel.
+   */
+  /** The system issues no cloud op: no server holds anything for it (device-only). */
+  serverless?: boolean;
+  wholeModel?(s: { model: string; policies: import('../scenario/types.js').PolicySpec }): string;
 }

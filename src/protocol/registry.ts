@@ -7,6 +7,7 @@ import { sd } from './systems/sd.js';
 import { staged } from './systems/staged.js';
 import { dtoee } from './systems/dtoee.js';
 import { ushape } from './systems/ushape.js';
+import { deviceOnly } from './systems/device-only.js';
 
 export const SYSTEMS: Record<SystemId, SystemDef> = {
   cloud: cloudOnly,
@@ -16,4 +17,5 @@ export const SYSTEMS: Record<SystemId, SystemDef> = {
   hat,
   staged,
   dtoee,
+  'device-only': deviceOnly,
 };

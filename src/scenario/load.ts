@@ -15,6 +15,9 @@ import { ScenarioSchema, type ScenarioParsed } from './schema.js';
 import { applyOverrides, didYouMean, formatPath, type PathSegment } from './overrides.js';
 import { formTopology, legacyTopology } from './topology.js';
 import type { TopologySpec } from '../topology/types.js';
+import { MODELS } from '../model/catalog.js';
+import { declaredSpec, devicePartsModel, knownModelIds, lookupModel, type DeclaredModel } from '../model/declared.js';
+import { checkPruning, pruningFromJson } from '../model/pruning.js';
 
 export { scenarioJsonSchema } from './schema.js';
 
@@ -271,11 +274,14 @@ function resolve(
     return rates;
   };
 
+  const models = declaredModels(s, file, add);
+
   const scenario: Scenario = {
     name: s.name ?? opts.defaultName ?? 'scenario',
     description: s.description,
     seed: s.seed,
     model: s.model,
+    models,
     split: { ...s.split },
     systems: [...s.systems],
     topology,
@@ -298,8 +304,78 @@ function resolve(
     },
     calibrationDir: path.resolve(baseDir, s.calibrationDir ?? '../calibration'),
     horizonS: s.horizonS,
+    memory: { ...s.memory },
   };
+  modelReferences(scenario, add);
   return scenario;
+}
+
+/** The scenario's `models:` (pruned versions of catalog models), each checked against its base. */
+function declaredModels(
+  s: ScenarioParsed,
+  file: (p: PathSegment[], rel: string) => string,
+  add: (p: PathSegment[], message: string, withValue?: boolean) => void,
+): DeclaredModel[] {
+  const out: DeclaredModel[] = [];
+  s.models.forEach((m, i) => {
+    const at = (k: string): PathSegment[] => ['models', i, k];
+    if (Object.prototype.hasOwnProperty.call(MODELS, m.id)) { add(at('id'), `is a catalog model id; give the pruned model its own id (e.g. ${m.id}-pruned)`); return; }
+    if (out.some((o) => o.id === m.id)) { add(at('id'), 'declared model ids must be unique'); return; }
+    if (!Object.prototype.hasOwnProperty.call(MODELS, m.base)) {
+      add(at('base'), `must be a catalog model id (known: ${Object.keys(MODELS).join(', ')})`);
+      return;
+    }
+    const base = MODELS[m.base];
+    try {
+      if (typeof m.pruning === 'string') {
+        const abs = file(at('pruning'), m.pruning);
+        if (!existsSync(abs)) return;
+        let json: unknown;
+        try { json = JSON.parse(readFileSync(abs, 'utf8')); } catch (e) {
+          add(at('pruning'), `is not a JSON pruning description (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`, false);
+          return;
+        }
+        out.push({ id: m.id, base: m.base, pruning: pruningFromJson(base, json, `models[${i}].pruning (${abs})`), source: abs });
+      } else {
+        const pruning = checkPruning(base, { layersKept: [...m.pruning.layersKept], ffnWidths: [...m.pruning.ffnWidths] }, `models[${i}].pruning`);
+        out.push({ id: m.id, base: m.base, pruning, source: 'inline' });
+      }
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      add(at('pruning'), e.message, false);
+    }
+  });
+  return out;
+}
+
+/** Every model id the scenario names resolves (catalog or declared), and measured inputs name the model they belong to. */
+function modelReferences(sc: Scenario, add: (p: PathSegment[], message: string, withValue?: boolean) => void): void {
+  const known = knownModelIds(sc.models);
+  const ref = (p: PathSegment[], id: string | undefined): boolean => {
+    if (id === undefined || known.includes(id)) return true;
+    const hint = didYouMean(id, known);
+    add(p, `unknown model id "${id}"${hint ? ` (did you mean "${hint}"?)` : ''}; known models: ${known.join(', ')} (declare a pruned model under models:)`, false);
+    return false;
+  };
+  const okModel = ref(['model'], sc.model);
+  ref(['policies', 'sd', 'drafterModel'], sc.policies.sd.drafterModel);
+  ref(['policies', 'deviceOnly', 'model'], sc.policies.deviceOnly.model);
+  if (ref(['split', 'deviceModel'], sc.split.deviceModel) && okModel && sc.split.deviceModel !== undefined) {
+    try {
+      devicePartsModel(lookupModel(sc.model, sc.models), sc.split.deviceModel, sc.models, sc.split.inputLayers, sc.split.outputLayers);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      add(['split', 'deviceModel'], e.message.replace(/^split\.deviceModel: /, ''), false);
+    }
+  }
+  const belongs = (p: PathSegment[], claimed: string | undefined, actual: string, what: string): void => {
+    if (claimed === undefined || !ref(p, claimed) || claimed === actual) return;
+    add(p, `says the ${what} were measured for ${claimed}, but this scenario runs ${actual} there; measure them for ${actual} (or run ${claimed})`, false);
+  };
+  belongs(['policies', 'hat', 'acceptanceModel'], sc.policies.hat.acceptanceModel, sc.split.deviceModel ?? sc.model, "HAT acceptance figures (its device's drafting layers)");
+  belongs(['policies', 'sd', 'acceptanceModel'], sc.policies.sd.acceptanceModel, sc.policies.sd.drafterModel, "sd acceptance figures (its drafter)");
+  belongs(['policies', 'dtoee', 'profileModel'], sc.policies.dtoee.profileModel, sc.model, 'exit profile figures (its stages)');
+  for (const d of sc.models) declaredSpec(d);
 }
 
 // --- helpers ----------------------------------------------------------------

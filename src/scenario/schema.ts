@@ -209,12 +209,20 @@ export const PoliciesSchema = obj({
     draft: DraftSchema.default(defaultDraft),
     chunk: ChunkSchema.default(() => ({ kind: 'dynamic' as const, minTokens: 32, maxTokens: 1024 })),
     parallelDrafting: bool().default(false),
+    /** The model the acceptance figures were measured for; checked against split.deviceModel (or model). */
+    acceptanceModel: str().optional(),
   }).prefault({}),
   sd: obj({
     acceptance: acceptance(),
     acceptanceFile: acceptanceFile().optional(),
     draft: DraftSchema.default(defaultDraft),
     drafterModel: str().default('tinyllama-1.1b'),
+    /** The model the acceptance figures were measured for; checked against drafterModel. */
+    acceptanceModel: str().optional(),
+  }).prefault({}),
+  deviceOnly: obj({
+    /** The whole model on the device (catalog or declared id); default: the scenario's model. */
+    model: str().optional(),
   }).prefault({}),
   ushape: obj({
     chunk: ChunkSchema.default(() => ({ kind: 'none' as const })),
@@ -234,6 +242,8 @@ export const PoliciesSchema = obj({
     beta: num({ gte: 0 }).default(0),
     sojourn: oneOf(['md1', 'mm1']).default('md1'),
     fixedThreshold: num({ gte: 0, lte: 1 }).default(0.8),
+    /** The model the exit profile was measured for; checked against the scenario's model. */
+    profileModel: str().optional(),
   }).prefault({}),
 });
 
@@ -241,6 +251,27 @@ export const SplitSchema = obj({
   inputLayers: int({ gte: 1 }).default(2),
   outputLayers: int({ gte: 1 }).default(2),
   adapter: oneOf(ADAPTER_KINDS).default('attention-block'),
+  /** HAT family: the device's input/output layers come from this model (e.g. a pruned one); default: the served model. */
+  deviceModel: str().optional(),
+});
+
+/** A model the scenario declares: a pruned version of a catalog model (model/declared.ts, docs/PRUNING.md). */
+export const DeclaredModelSchema = obj({
+  id: str(),
+  base: str(),
+  /** hatsim prune's pruning.json (path), or the description inline. */
+  pruning: z.union([
+    str(),
+    obj({ layersKept: list(int({ gte: 0 })), ffnWidths: list(int({ gte: 1 })) }),
+  ], { error: 'must be the path of a pruning.json, or { layersKept: [...], ffnWidths: [...] }' }),
+});
+
+/** Memory feasibility (sim/memory.ts). */
+export const MemorySchema = obj({
+  /** Count the KV cache of the longest request each device serves (max-context) or weights only (none). */
+  kvCache: oneOf(['max-context', 'none']).default('max-context'),
+  /** Memory kept free on every device node for the OS, runtime and activations [assumption]. */
+  reserveGB: num({ gte: 0 }).default(0),
 });
 
 // --- topology form (nodes / links / routes): topology/types.ts -------------
@@ -299,6 +330,7 @@ export const ScenarioSchema = obj({
   description: z.string({ error: 'must be a string' }).default(''),
   seed: int({ gte: 0 }).default(1),
   model: str(),
+  models: list(DeclaredModelSchema).default(() => []),
   split: SplitSchema.prefault({}),
   systems: list(oneOf(SYSTEMS))
     .min(1, { error: 'must list at least one system' })
@@ -314,6 +346,7 @@ export const ScenarioSchema = obj({
   policies: PoliciesSchema.prefault({}),
   calibrationDir: str().optional(),
   horizonS: num({ gt: 0 }).default(86400),
+  memory: MemorySchema.prefault({}),
 });
 
 export type ScenarioInput = z.input<typeof ScenarioSchema>;

@@ -4,9 +4,10 @@
  * contract between scenario/ (parsing, validation) and sim/ (running).
  */
 import type { TopologySpec } from '../topology/types.js';
+import type { DeclaredModel } from '../model/declared.js';
 
-export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat' | 'staged' | 'dtoee';
-export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat', 'staged', 'dtoee'];
+export type SystemId = 'cloud' | 'ushape' | 'sd' | 'hat-nochunk' | 'hat' | 'staged' | 'dtoee' | 'device-only';
+export const SYSTEM_IDS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat', 'staged', 'dtoee', 'device-only'];
 /** The HAT comparison: what a scenario runs when it lists no systems. */
 export const HAT_SYSTEMS: readonly SystemId[] = ['cloud', 'ushape', 'sd', 'hat-nochunk', 'hat'];
 
@@ -14,9 +15,15 @@ export interface Scenario {
   name: string;
   description: string;
   seed: number;
-  /** Catalog id of the LLM being served, e.g. "llama2-7b". */
+  /** Catalog (or declared) id of the LLM being served, e.g. "llama2-7b". */
   model: string;
-  split: { inputLayers: number; outputLayers: number; adapter: 'attention-block' | 'mlp' | 'decoder-layer' };
+  /** Models the scenario declares (pruned versions of catalog models, model/declared.ts); their ids stand wherever a model id does. */
+  models: DeclaredModel[];
+  split: {
+    inputLayers: number; outputLayers: number; adapter: 'attention-block' | 'mlp' | 'decoder-layer';
+    /** HAT family: the model the device's input/output layers come from (e.g. a pruned one); absent = `model`. */
+    deviceModel?: string;
+  };
   /** Systems to simulate; each runs separately on the same testbed and workload. */
   systems: SystemId[];
   /**
@@ -35,6 +42,15 @@ export interface Scenario {
   calibrationDir: string;
   /** Stop simulating at this simulated time (s); requests not finished by then are reported as unfinished. */
   horizonS: number;
+  memory: MemorySpec;
+}
+
+/** Memory feasibility (sim/memory.ts): what each device must hold besides the weights [assumption]. */
+export interface MemorySpec {
+  /** max-context: the KV cache of the longest request (prompt + output) a device serves; none: weights only. */
+  kvCache: 'max-context' | 'none';
+  /** Memory kept free on every device node for the OS, runtime and activations (GB). */
+  reserveGB: number;
 }
 
 export interface DeviceGroup {
@@ -140,15 +156,21 @@ export interface PolicySpec {
     draft: DraftPolicySpec;
     chunk: ChunkPolicySpec;
     parallelDrafting: boolean;
+    /** The model the acceptance figures belong to; when given it must be split.deviceModel (or model). */
+    acceptanceModel?: string;
   };
   sd: {
     acceptance: number;
     acceptanceRates: number[] | null;
     acceptanceFile?: AcceptanceFileSpec;
     draft: DraftPolicySpec;
-    /** Catalog id of the independent draft model. */
+    /** Catalog (or declared) id of the independent draft model. */
     drafterModel: string;
+    /** The model the acceptance figures belong to; when given it must be drafterModel. */
+    acceptanceModel?: string;
   };
+  /** device-only: the whole model on the device; absent = the scenario's model. */
+  deviceOnly: { model?: string };
   ushape: { chunk: ChunkPolicySpec };
   staged: StagedPolicySpec;
   dtoee: DtoeePolicySpec;
@@ -170,6 +192,8 @@ export interface DtoeePolicySpec {
   sojourn: 'md1' | 'mm1';
   /** Threshold of the fixed-threshold baselines [assumption]. */
   fixedThreshold: number;
+  /** The model the exit profile belongs to; when given it must be the scenario's model. */
+  profileModel?: string;
 }
 
 /**

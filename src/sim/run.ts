@@ -10,7 +10,8 @@ import { InputError } from '../core/errors.js';
 import { RngStreams } from '../core/rng.js';
 import { resolveLatency, type ResolvedLatency } from '../compute/resolve.js';
 import type { LatencyProvenance, LatencySource } from '../compute/types.js';
-import { getModel, hiddenStateBytesPerToken, makeSplitPlan } from '../model/catalog.js';
+import { hiddenStateBytesPerToken, makeSplitPlan } from '../model/catalog.js';
+import { devicePartsModel, lookupModel } from '../model/declared.js';
 import { singleShape } from '../compute/types.js';
 import type { ModelSpec, SplitPlan } from '../model/types.js';
 import { Network, type NetLinkSpec } from '../network/network.js';
@@ -27,7 +28,7 @@ import { generateRequests, type DeviceRequest } from '../workload/generate.js';
 import type { CloudCluster } from './cloud.js';
 import { Proc, type DeviceContext } from './driver.js';
 import { SimNode, SimWorld } from './world.js';
-import { checkFits, deviceServerBytes, partWeightBytes } from './memory.js';
+import { checkFits, deviceServerBytes, partWeightBytes, type MemoryNeed } from './memory.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
 
@@ -82,12 +83,17 @@ export interface Testbed {
   model: ModelSpec;
   plan: SplitPlan;
   drafterModel: ModelSpec;
+  /** The model the HAT family's device layers come from (split.deviceModel; else `model`). */
+  deviceModel: ModelSpec;
   topology: TopologySpec;
   routes: Routes;
   devices: DeviceInstance[];
   workload: DeviceRequest[][];
-  /** Per hardware id of a device node: latency of the target model's parts; drafter model's. */
-  deviceLatency: Map<string, { target: ResolvedLatency; drafter: ResolvedLatency }>;
+  /**
+   * Per hardware id of a device node: latency of the device layers (from deviceModel), of sd's
+   * drafter, and of the whole-model slot per model id (device-only's model), resolved on demand.
+   */
+  deviceLatency: Map<string, { target: ResolvedLatency; drafter: ResolvedLatency; whole: Map<string, ResolvedLatency> }>;
   /** Per hardware id of any node that computes: the target model's latency. */
   nodeLatency: Map<string, ResolvedLatency>;
   /** The first server node's latency (the legacy form's cloud). */
@@ -110,26 +116,42 @@ export function expandDevices(s: Scenario): DeviceInstance[] {
 }
 
 export function buildTestbed(s: Scenario): Testbed {
-  const model = getModel(s.model);
+  const model = lookupModel(s.model, s.models, 'model');
   const plan = makeSplitPlan(model, s.split.inputLayers, s.split.outputLayers, s.split.adapter);
-  const drafterModel = getModel(s.policies.sd.drafterModel);
-  const drafterPlan: SplitPlan = { inputLayers: 1, middleLayers: Math.max(1, drafterModel.numLayers - 2), outputLayers: 1, adapter: plan.adapter };
+  const drafterModel = lookupModel(s.policies.sd.drafterModel, s.models, 'policies.sd.drafterModel');
+  const deviceModel = s.split.deviceModel === undefined ? model : devicePartsModel(model, s.split.deviceModel, s.models, plan.inputLayers, plan.outputLayers);
   const devices = expandDevices(s);
   if (devices.length === 0) throw new InputError('devices: the scenario has no devices; add a device group with count >= 1 (or a node of kind device)', 'devices');
   const routes = new Routes(s.topology);
   const warnings: string[] = [];
   const provenance: LatencyProvenance[] = [];
-  const deviceLat = new Map<string, { target: ResolvedLatency; drafter: ResolvedLatency }>();
+  const deviceLat = new Map<string, { target: ResolvedLatency; drafter: ResolvedLatency; whole: Map<string, ResolvedLatency> }>();
   const nodeLat = new Map<string, ResolvedLatency>();
+  // Whole models on the device other than sd's drafter (device-only's), by id.
+  const wholeIds = new Set<string>();
+  for (const id of s.systems) {
+    const own = SYSTEMS[id].wholeModel;
+    if (own !== undefined) wholeIds.add(own(s));
+  }
   for (const d of devices) {
     const hw = d.hardware;
     if (deviceLat.has(hw)) continue;
-    const target = resolveLatency({ hardwareId: hw, model, plan, calibrationDir: s.calibrationDir });
-    const drafter = resolveLatency({ hardwareId: hw, model: drafterModel, plan: drafterPlan, calibrationDir: s.calibrationDir });
-    deviceLat.set(hw, { target, drafter });
-    nodeLat.set(hw, target);
+    const served = resolveLatency({ hardwareId: hw, model, plan, calibrationDir: s.calibrationDir });
+    const target = deviceModel === model ? served : resolveLatency({ hardwareId: hw, model: deviceModel, plan, calibrationDir: s.calibrationDir });
+    const drafter = resolveLatency({ hardwareId: hw, model: drafterModel, plan: wholePlan(drafterModel, plan), calibrationDir: s.calibrationDir });
+    const whole = new Map<string, ResolvedLatency>();
+    deviceLat.set(hw, { target, drafter, whole });
+    nodeLat.set(hw, served);
     provenance.push(target.provenance);
     if (s.systems.includes('sd') && drafterModel.id !== model.id) provenance.push(drafter.provenance);
+    // Whole models of other systems (device-only's), reported once per (hardware, model).
+    const reported = new Set([model.id, deviceModel.id, ...(s.systems.includes('sd') ? [drafterModel.id] : [])]);
+    for (const id of wholeIds) {
+      const wm = id === drafterModel.id ? drafterModel : lookupModel(id, s.models, 'policies.deviceOnly.model');
+      const lat = id === drafterModel.id ? drafter : resolveLatency({ hardwareId: hw, model: wm, plan: wholePlan(wm, plan), calibrationDir: s.calibrationDir });
+      whole.set(id, lat);
+      if (!reported.has(id)) { provenance.push(lat.provenance); reported.add(id); }
+    }
   }
   // Nodes other than devices (servers, edge nodes): one latency model per hardware id.
   const seen = new Map<string, ResolvedLatency>();
@@ -149,7 +171,28 @@ export function buildTestbed(s: Scenario): Testbed {
   if (cloudLatency === null) throw new InputError('nodes: no node computes anything (no hardware ids)', 'nodes');
   for (const p of provenance) for (const w of p.warnings) warnings.push(w);
   const workload = generateRequests(s.workload, devices.length, new RngStreams(s.seed), { baseDir: process.cwd() });
-  return { scenario: s, model, plan, drafterModel, topology: s.topology, routes, devices, workload, deviceLatency: deviceLat, nodeLatency: nodeLat, cloudLatency, provenance, warnings };
+  return { scenario: s, model, plan, drafterModel, deviceModel, topology: s.topology, routes, devices, workload, deviceLatency: deviceLat, nodeLatency: nodeLat, cloudLatency, provenance, warnings };
+}
+
+/** The split plan a whole model on the device is resolved with (only its whole-model submodel is used). */
+function wholePlan(m: ModelSpec, plan: SplitPlan): SplitPlan {
+  return { inputLayers: 1, middleLayers: Math.max(1, m.numLayers - 2), outputLayers: 1, adapter: plan.adapter };
+}
+
+/** The model in the device's whole-model slot for system `def` (sd's drafter unless the system names its own). */
+export function wholeModelOf(tb: Testbed, def: SystemDef): ModelSpec {
+  const id = def.wholeModel?.(tb.scenario) ?? tb.scenario.policies.sd.drafterModel;
+  return id === tb.drafterModel.id ? tb.drafterModel : lookupModel(id, tb.scenario.models, 'policies.deviceOnly.model');
+}
+
+/** The latency of the device's whole-model slot for `def` on hardware `hw`. */
+export function wholeLatencyOf(tb: Testbed, def: SystemDef, hw: string): ResolvedLatency {
+  const l = tb.deviceLatency.get(hw)!;
+  const m = wholeModelOf(tb, def);
+  if (m.id === tb.drafterModel.id) return l.drafter;
+  let lat = l.whole.get(m.id);
+  if (!lat) { lat = resolveLatency({ hardwareId: hw, model: m, plan: wholePlan(m, tb.plan), calibrationDir: tb.scenario.calibrationDir }); l.whole.set(m.id, lat); }
+  return lat;
 }
 
 function worstSourceOf(provs: LatencyProvenance[]): LatencySource {
@@ -273,13 +316,40 @@ function gpuUtilRows(system: SystemId, clusters: readonly CloudCluster[], endS: 
   return rows;
 }
 
-/** Every node holds the weights the system places on it (sim/memory.ts), or an InputError names it. */
+/** What each device of a HAT-family system must hold (sim/memory.ts): weights, KV cache of its longest request, reserve. */
+export interface DeviceMemory {
+  device: DeviceInstance;
+  need: MemoryNeed;
+  /** What the device holds, for messages ("hat's device parts (input, adapter, output)"). */
+  what: string;
+  /** The model those parts come from. */
+  model: ModelSpec;
+}
+
+export function deviceMemory(tb: Testbed, def: SystemDef): DeviceMemory[] {
+  if (def.pairs !== undefined || def.deviceWork.length === 0) return [];
+  const whole = wholeModelOf(tb, def);
+  const b = deviceServerBytes(def, { device: tb.deviceModel, server: tb.model, whole }, tb.plan);
+  const model = def.deviceWork.includes('drafter') ? whole : tb.deviceModel;
+  const slot = def.wholeModel ? 'whole model' : 'drafter';
+  const what = def.deviceWork.length === 1 && def.deviceWork[0] === 'drafter' ? `${def.id}'s ${slot}` : `${def.id}'s device parts (${def.deviceWork.map((w) => (w === 'drafter' ? slot : w)).join(', ')})`;
+  const mem = tb.scenario.memory;
+  const reserveBytes = mem.reserveGB * 1e9;
+  return tb.devices.map((d) => {
+    let kvTokens = 0;
+    if (mem.kvCache === 'max-context') for (const r of tb.workload[d.index]) kvTokens = Math.max(kvTokens, r.promptTokens + r.outputTokens);
+    return { device: d, need: { weightBytes: b.device, kvBytes: kvTokens * b.deviceKvBytesPerToken, kvTokens, reserveBytes }, what, model };
+  });
+}
+
+/** Every node holds the model parts the system places on it (sim/memory.ts), or an InputError names it. */
 export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly TopoNode[]): void {
   if (def.pairs === undefined) {
-    const b = deviceServerBytes(def, tb.model, tb.plan, tb.drafterModel);
-    const what = def.deviceWork.length === 0 ? '' : `${def.id}'s device parts (${def.deviceWork.join(', ')})`;
-    if (b.device > 0) for (const d of tb.devices) checkFits(d.node, b.device, what, tb.model);
-    for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
+    for (const m of deviceMemory(tb, def)) checkFits(m.device.node, m.need, m.what, m.model);
+    if (!def.serverless) {
+      const b = deviceServerBytes(def, { device: tb.deviceModel, server: tb.model, whole: wholeModelOf(tb, def) }, tb.plan);
+      for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
+    }
     return;
   }
   for (const p of def.placement?.(systemTopology(tb)) ?? []) {
@@ -421,7 +491,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     let lat = latencyByHw.get(d.hardware);
     if (!lat) {
       const l = tb.deviceLatency.get(d.hardware)!;
-      lat = deviceLatency(l.target, l.drafter);
+      lat = deviceLatency(l.target, wholeLatencyOf(tb, def, d.hardware));
       latencyByHw.set(d.hardware, lat);
     }
     const devLat = lat;
