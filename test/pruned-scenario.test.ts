@@ -200,3 +200,23 @@ describe('device-only in the HAT comparison', () => {
     expect(() => checkLiveModels(scenario({ systems: ['device-only', 'sd'], policies: { sd: { drafterModel: 'llama2-7b' } } }))).not.toThrow();
   });
 });
+
+describe('FedSpine trains a declared (pruned) local model', () => {
+  it('model names a pruned roberta-base-sized: the cost model sees fewer layers and narrower FFNs, rounds get shorter', async () => {
+    const { loadFedSpineScenario } = await import('../src/fedspine/scenario.js');
+    const { simulateFedSpine } = await import('../src/fedspine/rounds.js');
+    const file = join(SCENARIOS, 'fedspine-80.yaml');
+    const short = ['rounds.max=5', 'methods=[uniform]'];
+    const base = loadFedSpineScenario(file, short);
+    const pruned = loadFedSpineScenario(file, [...short,
+      'models.0={id: rb-p, base: roberta-base-sized, pruning: {layersKept: [0, 1, 2, 3, 4, 5, 6, 7, 8], ffnWidths: [2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048, 2048]}}',
+      'model=rb-p']);
+    expect(pruned.config.model.id).toBe('rb-p');
+    expect(pruned.config.model.numLayers).toBe(9);
+    expect(pruned.config.model.intermediateSize).toBe(2048);
+    const a = simulateFedSpine(base.config).summaries[0];
+    const b = simulateFedSpine(pruned.config).summaries[0];
+    expect(b.mean_round_s).toBeLessThan(a.mean_round_s);
+    expect(() => loadFedSpineScenario(file, [...short, 'model=rb-q'])).toThrow(/model: unknown model id "rb-q"/);
+  });
+});

@@ -4,16 +4,16 @@
  * scenario/load.ts), `--set` overrides, and the resolution into a FedConfig.
  * Every default below is an [assumption] unless REFERENCE §1 gives it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { InputError } from '../core/errors.js';
 import { RngStreams } from '../core/rng.js';
-import { getModel } from '../model/catalog.js';
+import { lookupModel } from '../model/declared.js';
 import { hasHardware, getHardware } from '../compute/hardware.js';
-import { int, list, num, obj, oneOf, str, LinkSchema } from '../scenario/schema.js';
-import { ScenarioError, type ScenarioIssue } from '../scenario/load.js';
+import { DeclaredModelSchema, int, list, num, obj, oneOf, str, LinkSchema } from '../scenario/schema.js';
+import { ScenarioError, declaredModels, type ScenarioIssue } from '../scenario/load.js';
 import { applyOverrides, formatPath, type PathSegment } from '../scenario/overrides.js';
 import { LORA_TARGETS } from './cost.js';
 import { DEFAULT_REWARD_WEIGHTS, DEFAULT_SUCB } from './bandit.js';
@@ -54,6 +54,8 @@ export const FedSpineSchema = obj({
   name: str().optional(),
   seed: int({ gte: 0 }).default(1),
   model: str(),
+  /** Pruned models to train from (scenario/schema.ts DeclaredModelSchema); `model` may name one. */
+  models: list(DeclaredModelSchema).default(() => []),
   calibrationDir: str().optional(),
   methods: list(oneOf(METHOD_IDS)).min(1, { error: `must list at least one of: ${METHOD_IDS.join(', ')}` }).default([...METHOD_IDS]),
   training: obj({
@@ -184,8 +186,13 @@ export function resolveFedSpine(raw: unknown, source: string, baseDir: string, l
   if (s.space.rankMin > s.space.rankMax) add(['space', 'rankMax'], `must be >= space.rankMin (${s.space.rankMin})`);
   if (s.baselines.uniformRank < s.space.rankMin || s.baselines.uniformRank > s.space.rankMax) add(['baselines', 'uniformRank'], `must be a rank in [space.rankMin, space.rankMax] = [${s.space.rankMin}, ${s.space.rankMax}]`);
   if (s.baselines.fixedRatio < s.space.ratioMin || s.baselines.fixedRatio > s.space.ratioMax) add(['baselines', 'fixedRatio'], `must be a ratio in [space.ratioMin, space.ratioMax] = [${s.space.ratioMin}, ${s.space.ratioMax}]`);
+  const declared = declaredModels(s, (p, rel) => {
+    const abs = path.isAbsolute(rel) ? rel : path.join(baseDir, rel);
+    if (!existsSync(abs)) add(p, `file not found: ${abs} (relative paths are resolved against ${baseDir})`);
+    return abs;
+  }, add);
   let model;
-  try { model = getModel(s.model); } catch (e) { add(['model'], (e as Error).message); }
+  try { model = lookupModel(s.model, declared); } catch (e) { add(['model'], (e as Error).message.replace(/^model: /, '')); }
   s.devices.forEach((g, i) => {
     if (!hasHardware(g.hardware) && g.memoryGiB === undefined) add(['devices', i, 'hardware'], `"${g.hardware}" is not a data-sheet hardware id; use a known one or give memoryGiB with a calibration file`);
   });

@@ -310,9 +310,9 @@ function resolve(
   return scenario;
 }
 
-/** The scenario's `models:` (pruned versions of catalog models), each checked against its base. */
-function declaredModels(
-  s: ScenarioParsed,
+/** The scenario's `models:` (pruned versions of catalog models), each checked against its base (also used by FedSpine scenarios). */
+export function declaredModels(
+  s: { models: ScenarioParsed['models'] },
   file: (p: PathSegment[], rel: string) => string,
   add: (p: PathSegment[], message: string, withValue?: boolean) => void,
 ): DeclaredModel[] {
