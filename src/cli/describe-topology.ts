@@ -27,6 +27,11 @@ export function describeTopology(tb: Testbed): string[] {
       const host = ix.length === 1 ? n.host : ix.every((i) => topo.nodes[i].host === topo.nodes[i].name) ? '(own)' : n.host;
       return [names, ix.length, n.kind, n.hardware ?? '-', n.memoryBytes === null ? '-' : n.memoryBytes / 1e9, n.hardware === null ? '-' : processorText(n.processor), host, n.server ?? '-', n.stage ?? '-'];
     }), 1));
+  if (topo.hosts && topo.hosts.length > 0) {
+    out.push('', 'Hosts (nodes on one machine share its cores by processor sharing; per-op and per-message costs) [assumption: GPU batching steps are not shared]:');
+    out.push(table(['host', 'cores', 'dispatch ms/op', 'message ms (send, receive)', 'nodes'],
+      topo.hosts.map((h) => [h.name, h.cores, h.dispatchMs, h.messageMs, topo.nodes.filter((n) => n.host === h.name).map((n) => n.name).join(', ')]), 2));
+  }
   // Links, grouped by (endpoint groups, parameters).
   const lrows = new Map<string, { names: string[]; row: unknown[] }>();
   for (const l of topo.links) {

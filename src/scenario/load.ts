@@ -13,7 +13,7 @@ import { InputError } from '../core/errors.js';
 import type { DeviceGroup, Scenario } from './types.js';
 import { ScenarioSchema, type ScenarioParsed } from './schema.js';
 import { applyOverrides, didYouMean, formatPath, type PathSegment } from './overrides.js';
-import { formTopology, legacyTopology } from './topology.js';
+import { applyHosts, formTopology, legacyTopology } from './topology.js';
 import type { TopologySpec } from '../topology/types.js';
 import { MODELS } from '../model/catalog.js';
 import { declaredSpec, devicePartsModel, knownModelIds, lookupModel, type DeclaredModel } from '../model/declared.js';
@@ -246,6 +246,8 @@ function resolve(
     if (s.links !== undefined || s.routes !== undefined) add([s.links !== undefined ? 'links' : 'routes'], 'needs nodes: links and routes belong to the nodes + links form', false);
     topology = devices && s.cloud ? legacyTopology(devices, s.cloud, net) : { nodes: [], links: [], routes: [] };
   }
+
+  if (s.hosts !== undefined) topology = applyHosts(topology, s.hosts, add);
 
   /** The per-position conditional acceptance of a measured acceptance file (docs/ACCEPTANCE.md), checked. */
   const acceptanceRates = (spec: { path: string; mode: 'greedy' | 'sampled' | 'none' } | undefined, sys: 'hat' | 'sd'): number[] | null => {

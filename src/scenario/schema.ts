@@ -266,6 +266,16 @@ export const DeclaredModelSchema = obj({
   ], { error: 'must be the path of a pruning.json, or { layersKept: [...], ffnWidths: [...] }' }),
 });
 
+/** A host: the machine some nodes share (topology/types.ts HostSpec, sim/host.ts). */
+export const HostSchema = obj({
+  name: str(),
+  cores: int({ gte: 1 }),
+  dispatchMs: num({ gte: 0 }).default(0),
+  messageMs: num({ gte: 0 }).default(0),
+  /** Nodes (or node groups) on this host; nodes may also name it with their own `host`. */
+  nodes: list(str()).optional(),
+});
+
 /** Memory feasibility (sim/memory.ts). */
 export const MemorySchema = obj({
   /** Count the KV cache of the longest request each device serves (max-context) or weights only (none). */
@@ -347,6 +357,7 @@ export const ScenarioSchema = obj({
   calibrationDir: str().optional(),
   horizonS: num({ gt: 0 }).default(86400),
   memory: MemorySchema.prefault({}),
+  hosts: list(HostSchema).optional(),
 });
 
 export type ScenarioInput = z.input<typeof ScenarioSchema>;

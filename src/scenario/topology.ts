@@ -127,3 +127,33 @@ export function formTopology(nodesIn: NodeInput[], linksIn: LinkInput[], routesI
   if (!nodes.some((n) => n.kind === 'device')) add(['nodes'], 'has no node of kind "device": the workload needs at least one device node to issue requests', false);
   return { nodes, links, routes: routesIn.map((r) => ({ from: r.from, to: r.to, links: [...r.links] })) };
 }
+
+export interface HostInput { name: string; cores: number; dispatchMs: number; messageMs: number; nodes?: string[] }
+
+/**
+ * Declared hosts: checked, and their `nodes` lists (node or group names) set those nodes'
+ * host. Every declared host must end up with at least one node; a node names at most one.
+ */
+export function applyHosts(topo: TopologySpec, hostsIn: HostInput[], add: Add): TopologySpec {
+  const names = new Set<string>();
+  const setBy = new Map<number, number>();
+  const nodes = [...topo.nodes];
+  hostsIn.forEach((h, i) => {
+    if (names.has(h.name)) add(['hosts', i, 'name'], 'host names must be unique');
+    names.add(h.name);
+    (h.nodes ?? []).forEach((ref, j) => {
+      const members = nodes.filter((n) => n.name === ref || n.group === ref);
+      if (members.length === 0) { add(['hosts', i, 'nodes', j], `names no node or node group (nodes: ${[...new Set(nodes.map((n) => n.group))].join(', ')})`); return; }
+      for (const m of members) {
+        const prev = setBy.get(m.index);
+        if (prev !== undefined && prev !== i) { add(['hosts', i, 'nodes', j], `node '${m.name}' is already on host '${hostsIn[prev].name}'; a node sits on one host`); continue; }
+        setBy.set(m.index, i);
+        nodes[m.index] = { ...m, host: h.name };
+      }
+    });
+  });
+  hostsIn.forEach((h, i) => {
+    if (!nodes.some((n) => n.host === h.name)) add(['hosts', i, 'name'], `no node sits on host '${h.name}': list them in hosts[${i}].nodes or give nodes host: ${h.name}`);
+  });
+  return { ...topo, nodes, hosts: hostsIn.map((h) => ({ name: h.name, cores: h.cores, dispatchMs: h.dispatchMs, messageMs: h.messageMs })) };
+}

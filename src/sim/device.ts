@@ -5,6 +5,7 @@
  * never preempted.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
+import type { HostCpu, HostJob } from './host.js';
 
 export interface ComputeWaiter {
   computeDone(engine: Engine, startS: number, durationMs: number): void;
@@ -25,7 +26,7 @@ class Fifo {
   reset(): void { this.head = 0; this.tail = 0; }
 }
 
-export class DeviceProcessor implements Handler {
+export class DeviceProcessor implements Handler, HostJob {
   private readonly fg = new Fifo();
   private readonly bg = new Fifo();
   private busy = false;
@@ -36,7 +37,8 @@ export class DeviceProcessor implements Handler {
   /** Jobs waiting + in service. */
   load = 0;
 
-  constructor(private readonly engine: Engine) {}
+  /** `host`: the shared host CPU the jobs run on (sim/host.ts), or null (the processor's own). */
+  constructor(private readonly engine: Engine, private readonly host: HostCpu | null = null) {}
 
   submit(waiter: ComputeWaiter, durationMs: number, background = false): void {
     this.load++;
@@ -58,12 +60,17 @@ export class DeviceProcessor implements Handler {
     q.head++;
     if (q.empty) q.reset();
     this.currentStartS = this.engine.nowS;
-    this.engine.after(this.currentMs / 1000, this, 0, Prio.completion);
+    if (this.host !== null) this.host.start(this, this.currentMs);
+    else this.engine.after(this.currentMs / 1000, this, 0, Prio.completion);
   }
+
+  hostDone(engine: Engine): void { this.fire(engine); }
 
   fire(engine: Engine): void {
     const waiter = this.currentWaiter!;
-    const durationMs = this.currentMs, startS = this.currentStartS;
+    const startS = this.currentStartS;
+    // On a shared host the job took what the host gave it (dispatch included, stretched when oversubscribed).
+    const durationMs = this.host === null ? this.currentMs : (engine.nowS - startS) * 1000;
     this.busyMs += durationMs;
     this.load--;
     this.startNext();

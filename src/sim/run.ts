@@ -28,6 +28,7 @@ import { generateRequests, type DeviceRequest } from '../workload/generate.js';
 import type { CloudCluster } from './cloud.js';
 import { Proc, type DeviceContext } from './driver.js';
 import { SimNode, SimWorld } from './world.js';
+import { HostCpu } from './host.js';
 import { checkFits, deviceServerBytes, partWeightBytes, type MemoryNeed } from './memory.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
@@ -477,9 +478,10 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const pairs: PathPair[] = deviceServer
     ? tb.devices.map((d, i) => ({ from: d.node.index, to: servers[i].index, streamName: String(d.index) }))
     : def.pairs!(st).map(([from, to]) => ({ from, to }));
-  const compiled = compileNetwork(topo, tb.routes, pairs);
+  const compiled = compileNetwork(topo, tb.routes, pairs, true);
   const network = new Network(engine, compiled.devices, compiled.shared, (name) => streams.get(name));
-  const nodes = topo.nodes.map((n) => new SimNode(engine, n, n.hardware === null ? null : tb.nodeLatency.get(n.hardware) ?? null));
+  const hosts = new Map((topo.hosts ?? []).map((h) => [h.name, new HostCpu(engine, h.name, h.cores, h.dispatchMs)]));
+  const nodes = topo.nodes.map((n) => new SimNode(engine, n, n.hardware === null ? null : tb.nodeLatency.get(n.hardware) ?? null, hosts.get(n.host) ?? null));
   const world = new SimWorld(engine, nodes, network, compiled, s.network.headerBytes);
   const hb = hiddenStateBytesPerToken(tb.model);
   const timelineN = opts.timelineRequests ?? 3;

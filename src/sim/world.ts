@@ -21,6 +21,7 @@ import type { TopoNode } from '../topology/types.js';
 import { CloudCluster } from './cloud.js';
 import { DeviceProcessor } from './device.js';
 import { WorkerPool } from './workers.js';
+import type { HostCpu } from './host.js';
 
 export interface NodeStats {
   /** Jobs run (exec ops, device compute ops, cloud jobs started) and their queueing and compute time. */
@@ -36,10 +37,11 @@ export class SimNode {
   private clusterKey = '';
   readonly stats: NodeStats = { jobs: 0, waitMs: 0, computeMs: 0 };
 
-  constructor(private readonly engine: Engine, readonly node: TopoNode, readonly latency: ResolvedLatency | null) {
+  /** `host`: the shared CPU of the host the node sits on (scenario hosts:, sim/host.ts), or null. */
+  constructor(private readonly engine: Engine, readonly node: TopoNode, readonly latency: ResolvedLatency | null, readonly host: HostCpu | null = null) {
     const p = node.processor;
-    this.single = p.kind === 'single' ? new DeviceProcessor(engine) : null;
-    this.pool = p.kind === 'workers' ? new WorkerPool(engine, p.workers) : null;
+    this.single = p.kind === 'single' ? new DeviceProcessor(engine, host) : null;
+    this.pool = p.kind === 'workers' ? new WorkerPool(engine, p.workers, host) : null;
   }
 
   get cluster(): CloudCluster | null { return this.clusterOf; }

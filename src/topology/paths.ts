@@ -48,7 +48,11 @@ export interface CompiledNetwork {
   crossings: Int32Array;
 }
 
-export function compileNetwork(topo: TopologySpec, routes: Routes, pairs: readonly PathPair[]): CompiledNetwork {
+/**
+ * `hostCosts`: add declared hosts' per-message cost to each path's latency (the simulator
+ * does; the live runner shapes the physical links only, the real cost happens by itself).
+ */
+export function compileNetwork(topo: TopologySpec, routes: Routes, pairs: readonly PathPair[], hostCosts = false): CompiledNetwork {
   const nNodes = topo.nodes.length;
   const index = new Map<number, { path: number; dir: Direction }>();
   const paths: CompiledPath[] = [];
@@ -85,6 +89,8 @@ export function compileNetwork(topo: TopologySpec, routes: Routes, pairs: readon
     return { name: l.name, uplinkMbps: l.aToBMbps, downlinkMbps: l.bToAMbps };
   });
 
+  const hostMsg = new Map((topo.hosts ?? []).map((h) => [h.name, h.messageMs]));
+  const msgMs = hostMsg.size === 0 || !hostCosts ? null : topo.nodes.map((n) => hostMsg.get(n.host) ?? 0);
   const devices: NetworkDevice[] = paths.map((p, i) => {
     const dirInfo = (route: LinkDir[], what: string) => {
       let cap = Infinity, sharedCap = Infinity, latencyMs = 0, jitterSq = 0;
@@ -114,6 +120,11 @@ export function compileNetwork(topo: TopologySpec, routes: Routes, pairs: readon
     const label = `${topo.nodes[p.a].name} -> ${topo.nodes[p.b].name}`;
     const u = dirInfo(p.up, `route ${label}`);
     const d = dirInfo(p.down, `route ${topo.nodes[p.b].name} -> ${topo.nodes[p.a].name}`);
+    // Declared hosts' per-message cost: the sender pays one to send, the receiver one to receive (sim/host.ts).
+    if (msgMs !== null) {
+      u.latencyMs += msgMs[p.a] + msgMs[p.b];
+      d.latencyMs += msgMs[p.b] + msgMs[p.a];
+    }
     let trace = undefined, traceReversed = false;
     if (u.traced !== null || d.traced !== null) {
       const tl = u.traced ?? d.traced!;

@@ -89,6 +89,22 @@ export interface TopologySpec {
    * (the legacy form lists constraints, not a graph).
    */
   legacyVia?: Map<number, string[]>;
+  /** Declared hosts (scenario hosts:): the machines whose cores their member nodes share; absent = none. */
+  hosts?: HostSpec[];
+}
+
+/**
+ * A physical machine several nodes sit on (sim/host.ts). A node's `host` names it; a
+ * node whose host is not declared has its processor to itself (today's model).
+ */
+export interface HostSpec {
+  readonly name: string;
+  /** Cores shared by the member nodes' compute jobs (processor sharing) [assumption]. */
+  readonly cores: number;
+  /** Per compute op cost on this host (ms at full speed): wake-up, feeds, session call. */
+  readonly dispatchMs: number;
+  /** Per message cost (ms) each member node pays to send one and to receive one. */
+  readonly messageMs: number;
 }
 
 /** One link crossed in one direction: link index * 2 + (0 for a -> b, 1 for b -> a). */
