@@ -298,6 +298,7 @@ function resolve(
     },
     calibrationDir: path.resolve(baseDir, s.calibrationDir ?? '../calibration'),
     horizonS: s.horizonS,
+    ...(s.environment ? { environment: s.environment } : {}),
   };
   return scenario;
 }

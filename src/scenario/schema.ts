@@ -234,6 +234,11 @@ export const PoliciesSchema = obj({
     beta: num({ gte: 0 }).default(0),
     sojourn: oneOf(['md1', 'mm1']).default('md1'),
     fixedThreshold: num({ gte: 0, lte: 1 }).default(0.8),
+    online: bool().default(false),
+    monitor: bool().default(false),
+    periodS: num({ gt: 0 }).default(30),
+    roundIterations: int({ gte: 1 }).default(10),
+    minJobs: int({ gte: 1 }).default(5),
   }).prefault({}),
 });
 
@@ -293,6 +298,22 @@ export const RouteSchema = obj({
   links: list(str()),
 });
 
+/** A changing environment (sim/environment.ts): windows [fromS, toS) whose factors multiply where they overlap. */
+export const EnvironmentSchema = obj({
+  arrivals: list(obj({
+    fromS: num({ gte: 0 }),
+    toS: num({ gt: 0 }),
+    multiplier: num({ gt: 0 }),
+    devices: list(str()).default(() => []),
+  }).refine((w) => w.fromS < w.toS, { error: 'must satisfy fromS < toS', path: ['toS'] })).default(() => []),
+  nodeSpeed: list(obj({
+    node: str(),
+    fromS: num({ gte: 0 }),
+    toS: num({ gt: 0 }).optional(),
+    factor: num({ gt: 0 }),
+  }).refine((w) => w.toS === undefined || w.fromS < w.toS, { error: 'must satisfy fromS < toS', path: ['toS'] })).default(() => []),
+});
+
 /** The whole scenario file. `name` and `calibrationDir` get file-derived defaults in load.ts. */
 export const ScenarioSchema = obj({
   name: str().optional(),
@@ -314,6 +335,7 @@ export const ScenarioSchema = obj({
   policies: PoliciesSchema.prefault({}),
   calibrationDir: str().optional(),
   horizonS: num({ gt: 0 }).default(86400),
+  environment: EnvironmentSchema.optional(),
 });
 
 export type ScenarioInput = z.input<typeof ScenarioSchema>;

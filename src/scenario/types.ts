@@ -35,6 +35,19 @@ export interface Scenario {
   calibrationDir: string;
   /** Stop simulating at this simulated time (s); requests not finished by then are reported as unfinished. */
   horizonS: number;
+  /** A changing environment (sim/environment.ts): arrival-rate and node-speed schedules; absent = constant. */
+  environment?: EnvironmentSpec;
+}
+
+/**
+ * Schedules over simulated time (docs/DTOEE.md "A changing environment"). Windows are
+ * [fromS, toS); where several windows cover one instant their factors multiply.
+ */
+export interface EnvironmentSpec {
+  /** Arrival-rate multipliers: devices (node or group names; empty = every device) issue requests `multiplier` times as fast. */
+  arrivals: { fromS: number; toS: number; multiplier: number; devices: string[] }[];
+  /** Node slowdowns: from `fromS` (to `toS`, default forever) every exec job on the node (name or group) takes `factor` times as long. */
+  nodeSpeed: { node: string; fromS: number; toS?: number; factor: number }[];
 }
 
 export interface DeviceGroup {
@@ -170,6 +183,21 @@ export interface DtoeePolicySpec {
   sojourn: 'md1' | 'mm1';
   /** Threshold of the fixed-threshold baselines [assumption]. */
   fixedThreshold: number;
+  /**
+   * Online re-optimisation (policy dtoee only; docs/DTOEE.md "Online"): every `periodS` each
+   * edge node measures its arrival rate and service time over the last window and the
+   * distributed algorithm runs from the current state with simulated neighbour messages.
+   * false (default): optimised once before the run from the analytical model (offline).
+   */
+  online: boolean;
+  /** Record per-node rows every `periodS` (dtoee_nodes.csv) also when offline (comparisons). */
+  monitor: boolean;
+  /** Seconds between re-optimisation rounds (and measurement windows) [assumption: 30]. */
+  periodS: number;
+  /** Agent iterations per penalty round of an online round (the problem's 4 penalty rounds: 4x this per online round) [assumption: 10]. */
+  roundIterations: number;
+  /** A node keeps its previous service-time estimate when it ran fewer jobs than this in the window [assumption: 5]. */
+  minJobs: number;
 }
 
 /**

@@ -14,6 +14,8 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
     hops: r.systems.flatMap((s) => s.hops),
     tasks: r.systems.flatMap((s) => s.tasks),
     taskSummary: r.systems.flatMap((s) => (s.taskSummary ? [s.taskSummary] : [])),
+    dtoeeNodes: r.systems.flatMap((s) => s.dtoeeNodes ?? []),
+    dtoeeRounds: r.systems.flatMap((s) => s.dtoeeRounds ?? []),
     runInfo: {
       tool: 'hatsim',
       version: VERSION,
