@@ -7,6 +7,8 @@
  * offline policy after the change (margins from the sample size); the schedules do what they
  * say; runs are deterministic; offline results are untouched; bad input names the field.
  */
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/core/errors.js';
@@ -18,6 +20,10 @@ import { dtoeeProblem } from '../src/protocol/systems/dtoee.js';
 import type { ProtocolEnv } from '../src/protocol/context.js';
 import { Piecewise } from '../src/sim/environment.js';
 import { SCENARIOS } from './helpers.js';
+import { runOutputs } from '../src/sim/outputs.js';
+import { writeRunOutputs } from '../src/results/write.js';
+import { planDtoeeOnline, routingValues } from '../src/plot/dtoee-online.js';
+import { compileSpec } from '../src/plot/render.js';
 
 const RUSH = join(SCENARIOS, 'dtoee-rush.yaml');
 const sim = (over: string[]): SystemRun => simulateSystem(buildTestbed(loadScenario(RUSH, over)), 'dtoee');
@@ -235,5 +241,22 @@ describe('dtoee online in the simulator', () => {
     expect(quiet.dtoeeNodes).toBeUndefined();
     expect(off.dtoeeNodes!.length).toBeGreaterThan(0);
     expect(off.dtoeeRounds).toEqual([]);
+  });
+
+  it('writes dtoee_nodes.csv and dtoee_rounds.csv, and plots thresholds, splits, load and rounds from them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hatsim-dtoee-online-'));
+    writeRunOutputs(dir, runOutputs({ scenario: tbOn.scenario, systems: [on], eventCount: on.eventCount, wallMs: 0, provenance: [], warnings: [] }));
+    const nodes = readFileSync(join(dir, 'dtoee_nodes.csv'), 'utf8').trim().split('\n');
+    expect(nodes[0]).toBe('system,policy,time_s,round,node,stage,threshold,routing,arrival_per_s,service_ms,service_estimate_ms,utilization,model_arrival_per_s,applied_s');
+    expect(nodes.length - 1).toBe(on.dtoeeNodes!.length);
+    expect(on.dtoeeNodes!.length).toBe(9 * on.dtoeeRounds!.length);
+    expect(existsSync(join(dir, 'dtoee_rounds.csv'))).toBe(true);
+    const figs: { id: string; spec: Record<string, unknown> }[] = [];
+    planDtoeeOnline(dir, (id, _t, _d, spec) => figs.push({ id, spec }));
+    expect(figs.map((f) => f.id)).toEqual(['dtoee-thresholds', 'dtoee-routing', 'dtoee-load', 'dtoee-rounds']);
+    for (const f of figs) expect(() => compileSpec(f.spec)).not.toThrow();
+    // Six senders (stages 1-2) x three receivers per window.
+    const rows = on.dtoeeNodes!.map((r) => ({ ...r, time_s: String(r.time_s) })) as unknown as Record<string, string>[];
+    expect(routingValues(rows).length).toBe(6 * 3 * on.dtoeeRounds!.length);
   });
 });
