@@ -24,7 +24,7 @@
  * has finished. Deterministic: the engine's event order, no random draws.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import { compileProblem, type DtoMessage, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
+import { compileProblem, solveCentralised, type DtoMessage, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
 import { OnlineDtoee } from '../dtoee/online.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
 import { dtoeeRunPolicy, resetDtoeeRun } from '../protocol/systems/dtoee.js';
@@ -129,7 +129,7 @@ export class DtoeeControl implements Handler {
   private startRound(online: OnlineDtoee, obs: DtoObservation, input: number, now: number): void {
     const row: DtoeeRoundRecord = {
       system: this.system, round: this.round, start_s: now, end_s: NaN, status: 'done', iterations: 0, messages: 0, bytes: 0,
-      input_per_s: input, objective_before: NaN, objective_after: NaN, model_delay_ms: NaN, last_move: NaN,
+      input_per_s: input, objective_before: NaN, objective_after: NaN, model_delay_ms: NaN, last_move: NaN, centralised_objective: NaN,
     };
     this.roundRows.push(row);
     if (this.running) { row.status = 'busy'; return; }
@@ -193,6 +193,8 @@ export class DtoeeControl implements Handler {
     row.objective_after = ev.objective;
     row.model_delay_ms = ev.meanDelayS * 1000;
     row.last_move = Math.max(...this.P.ids.map((_, m) => online.lastMove(m)));
+    // The oracle on the same measured model (evaluated at the final penalty weight, as objective_after).
+    row.centralised_objective = solveCentralised(online.problem).evaluation.objective;
     this.running = false;
     this.current = null;
   }
