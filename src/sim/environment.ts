@@ -130,3 +130,24 @@ export function scheduleArrivals(s: Scenario, workload: DeviceRequest[][], devic
     return f === undefined ? reqs : reqs.map((r) => (Number.isNaN(r.arrivalS) ? r : { ...r, arrivalS: f.inverseIntegral(r.arrivalS) }));
   });
 }
+
+/**
+ * What a scenario's changing environment and DTO-EE control loop mean, one line each,
+ * [assumption] where they go beyond the paper's abstract (describe output and run.json).
+ */
+export function environmentNotes(s: Scenario): string[] {
+  const out: string[] = [];
+  const env = s.environment;
+  if (env) {
+    for (const w of env.arrivals) out.push(`arrival rate x${w.multiplier} in [${w.fromS}, ${w.toS}) s for ${w.devices.length > 0 ? w.devices.join(', ') : 'every device'} (the draws time-changed; [assumption] gamma and trace arrivals too)`);
+    for (const w of env.nodeSpeed) out.push(`node ${w.node} ${w.factor}x slower from ${w.fromS} s${w.toS !== undefined ? ` to ${w.toS} s` : ''} ([assumption] a job's time is fixed when it is submitted)`);
+  }
+  const pol = s.policies.dtoee;
+  if (s.systems.includes('dtoee') && (pol.online || pol.monitor)) {
+    out.push(`dtoee ${pol.online ? 'online' : 'offline, monitored'}: every ${pol.periodS} s each node measures arrivals, service time and utilisation over the last window ([assumption] tumbling window; fewer than ${pol.minJobs} jobs keep the previous service-time estimate; hop delays stay the idle model's)`);
+    if (pol.online) {
+      out.push(`[assumption] a round runs ${pol.roundIterations} iterations per penalty round from the current state (warm start from the offline optimum at t = 0); a node steps when every neighbour's previous message arrived, applies its values after its last step; messages travel as simulated messages (algorithm bytes + ${s.network.headerBytes}-byte transport header); a round still running at the next tick skips that tick's round`);
+    }
+  }
+  return out;
+}
