@@ -241,7 +241,7 @@ export interface DtoeeRoundRecord {
   /** Model mean delay after the round (ms) and the largest agent move in the last iteration. */
   model_delay_ms: number;
   last_move: number;
-  /** The centralised solver's objective on the same measured model (the oracle; convergence gap = after / this - 1). */
+  /** The centralised solver's objective on the same measured model (policies.dtoee.oracle; NaN without; convergence gap = after / this - 1). */
   centralised_objective: number;
 }
 export const DTOEE_ROUND_COLUMNS: readonly (keyof DtoeeRoundRecord)[] = ['system', 'round', 'start_s', 'end_s', 'status', 'iterations', 'messages', 'bytes', 'input_per_s', 'objective_before', 'objective_after', 'model_delay_ms', 'last_move', 'centralised_objective'];

@@ -239,6 +239,7 @@ export const PoliciesSchema = obj({
     periodS: num({ gt: 0 }).default(30),
     roundIterations: int({ gte: 1 }).default(10),
     minJobs: int({ gte: 1 }).default(5),
+    oracle: bool().default(false),
   }).prefault({}),
 });
 

@@ -198,6 +198,8 @@ export interface DtoeePolicySpec {
   roundIterations: number;
   /** A node keeps its previous service-time estimate when it ran fewer jobs than this in the window [assumption: 5]. */
   minJobs: number;
+  /** Online: also solve each round's measured model with the centralised solver (dtoee_rounds.csv centralised_objective; costs CPU: about 0.4 s per round on dtoee-rush). */
+  oracle: boolean;
 }
 
 /**

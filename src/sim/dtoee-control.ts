@@ -37,6 +37,8 @@ export interface ControlOptions {
   minJobs: number;
   /** The policy's name for the rows. */
   policyName: string;
+  /** Solve each round's measured model centrally too (the convergence oracle). */
+  oracle: boolean;
 }
 
 /** One algorithm message in flight (a network delivery handler). */
@@ -193,8 +195,8 @@ export class DtoeeControl implements Handler {
     row.objective_after = ev.objective;
     row.model_delay_ms = ev.meanDelayS * 1000;
     row.last_move = Math.max(...this.P.ids.map((_, m) => online.lastMove(m)));
-    // The oracle on the same measured model (evaluated at the final penalty weight, as objective_after).
-    row.centralised_objective = solveCentralised(online.problem).evaluation.objective;
+    // The oracle (option) on the same measured model (evaluated at the final penalty weight, as objective_after).
+    if (this.opts.oracle) row.centralised_objective = solveCentralised(online.problem).evaluation.objective;
     this.running = false;
     this.current = null;
   }
@@ -217,7 +219,7 @@ export function startDtoeeControl(s: Scenario, system: SystemId, engine: Engine,
   if (system !== 'dtoee' || !(pol.online || pol.monitor)) return null;
   const built = dtoeeRunPolicy(s.topology.nodes);
   if (!built) return null; // no device created a protocol (no devices)
-  const c = new DtoeeControl(engine, world, system, built.policy, built.spec, { periodS: pol.periodS, minJobs: pol.minJobs, policyName: pol.policy }, active);
+  const c = new DtoeeControl(engine, world, system, built.policy, built.spec, { periodS: pol.periodS, minJobs: pol.minJobs, policyName: pol.policy, oracle: pol.oracle }, active);
   c.begin();
   return c;
 }
