@@ -240,6 +240,35 @@ describe('dtoee online in the simulator', () => {
     expect(frac(390)).toBeLessThan(frac(300) / 2);
   });
 
+  it('new values take effect on a node when its round ends there: tasks leaving it before use the old fractions, after it the new', () => {
+    const row = (t: number) => on.dtoeeNodes!.find((r) => r.node === 's1-nx' && r.time_s === t)!;
+    const toAgx = (r: { routing: string }) => Number(/s2-agx=([0-9.]+)/.exec(r.routing)![1]);
+    expect(toAgx(row(330))).toBe(1);
+    expect(toAgx(row(360))).toBe(0);
+    const appliedS = row(360).applied_s;
+    expect(appliedS).toBeGreaterThan(330);
+    expect(appliedS).toBeLessThan(331);
+    const arr = new Map(on.requests.map((q) => [`${q.device}/${q.request}`, q.arrival_s]));
+    const byTask = new Map<string, { node: string; endS: number }[]>();
+    for (const h of on.hops) {
+      const k = `${h.device}/${h.request}`;
+      const list = byTask.get(k) ?? [];
+      list[h.seq] = { node: h.node, endS: arr.get(k)! + h.end_ms / 1000 };
+      byTask.set(k, list);
+    }
+    const before: string[] = [], after: string[] = [];
+    for (const hs of byTask.values()) {
+      if (hs.length < 2 || hs[0].node !== 's1-nx') continue;
+      const t = hs[0].endS; // the routing decision: when its stage-1 pass ends on s1-nx
+      if (t > 300 && t < appliedS) before.push(hs[1].node);
+      else if (t > appliedS && t < 360) after.push(hs[1].node);
+    }
+    expect(before.length).toBeGreaterThan(10);
+    expect(after.length).toBeGreaterThan(10);
+    expect(before.every((n) => n === 's2-agx')).toBe(true);
+    expect(after.every((n) => n === 's2-nx')).toBe(true);
+  });
+
   it('deterministic: the same testbed simulated again gives identical rows and tasks; monitor rows leave offline tasks unchanged', () => {
     const again = simulateSystem(tbOn, 'dtoee');
     expect(again.tasks).toEqual(on.tasks);
