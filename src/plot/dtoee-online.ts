@@ -2,7 +2,7 @@
  * Figures of a DTO-EE run with per-node rows over time (dtoee_nodes.csv: policies.dtoee
  * online or monitor; dtoee_rounds.csv: online rounds; docs/OUTPUTS.md, docs/PLOTS.md):
  *  - dtoee-thresholds: each node's exit threshold over time (the value it held at the end
- *    of each measurement window), one line per node;
+ *    of each measurement window, drawn over that window: step-before), one line per node;
  *  - dtoee-routing: each sending node's routing fractions over time, one panel per sender,
  *    one line per next-stage node;
  *  - dtoee-load: each node's measured arrival rate per window, one panel per stage;
@@ -68,7 +68,7 @@ export function planDtoeeOnline(dir: string, add: Add): void {
     columns: 3,
     spec: {
       width: 300, height: 200,
-      mark: { type: 'line', interpolate: 'step-after', point: true },
+      mark: { type: 'line', interpolate: 'step-before', point: true },
       encoding: {
         x, y: { field: 'threshold', type: 'quantitative', title: 'Exit threshold tau', scale: { domain: [0, 1] } },
         color: { field: 'node', type: 'nominal', title: 'Node' },
@@ -85,7 +85,7 @@ export function planDtoeeOnline(dir: string, add: Add): void {
       columns: 3,
       spec: {
         width: 220, height: 150,
-        mark: { type: 'line', interpolate: 'step-after' },
+        mark: { type: 'line', interpolate: 'step-before' },
         encoding: {
           x, y: { field: 'fraction', type: 'quantitative', title: 'Fraction sent', scale: { domain: [0, 1] } },
           color: { field: 'to', type: 'nominal', title: 'To node' },
