@@ -269,6 +269,18 @@ describe('dtoee online in the simulator', () => {
     expect(after.every((n) => n === 's2-nx')).toBe(true);
   });
 
+  it('per node, the arrival rates the agents derive from their neighbours\' flow messages match the measured ones (4 sigma over 60-300 s)', () => {
+    const rows = on.dtoeeNodes!.filter((r) => r.time_s > 60 && r.time_s <= 300);
+    for (const node of new Set(rows.map((r) => r.node))) {
+      const mine = rows.filter((r) => r.node === node);
+      const measured = mine.reduce((a, r) => a + r.arrival_per_s * 30, 0);
+      const model = mine.reduce((a, r) => a + r.model_arrival_per_s * 30, 0);
+      // The model's rates come from the previous window's measured input: two Poisson counts apart.
+      expect(Math.abs(measured - model), node).toBeLessThanOrEqual(4 * Math.sqrt(2 * Math.max(model, 1)));
+      if (model > 100) expect(Math.abs(measured / model - 1), node).toBeLessThan(0.15);
+    }
+  });
+
   it('deterministic: the same testbed simulated again gives identical rows and tasks; monitor rows leave offline tasks unchanged', () => {
     const again = simulateSystem(tbOn, 'dtoee');
     expect(again.tasks).toEqual(on.tasks);

@@ -146,7 +146,7 @@ export function environmentNotes(s: Scenario): string[] {
   if (s.systems.includes('dtoee') && (pol.online || pol.monitor)) {
     out.push(`dtoee ${pol.online ? 'online' : 'offline, monitored'}: every ${pol.periodS} s each node measures arrivals, service time and utilisation over the last window ([assumption] tumbling window; fewer than ${pol.minJobs} jobs keep the previous service-time estimate; hop delays stay the idle model's)`);
     if (pol.online) {
-      out.push(`[assumption] a round runs ${pol.roundIterations} iterations per penalty round from the current state (warm start from the offline optimum at t = 0); a node steps when every neighbour's previous message arrived, applies its values after its last step; messages travel as simulated messages (algorithm bytes + ${s.network.headerBytes}-byte transport header); a round still running at the next tick skips that tick's round`);
+      out.push(`[assumption] a round runs ${pol.roundIterations} iterations per penalty round from the current state (warm start from the offline optimum at t = 0); a node steps when every neighbour's previous message arrived, applies its values after its last step; messages travel as simulated messages (algorithm bytes + ${s.network.headerBytes}-byte transport header); a round still running at the next tick skips that tick's round${pol.oracle ? '; each round\'s measured model also solved centrally (oracle)' : ''}`);
     }
   }
   return out;
