@@ -14,6 +14,7 @@ import { loadScenario } from '../scenario/load.js';
 import { buildTestbed, deviceLink, deviceMemory, topologyView, wholeLatencyOf } from '../sim/run.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { describeTopology } from './describe-topology.js';
+import { environmentNotes } from '../sim/environment.js';
 import { deviceLatency } from '../sim/latency.js';
 import { overridesFrom, type ScenarioArgs } from './common.js';
 import { table } from './table.js';
@@ -113,6 +114,8 @@ export function describeScenario(args: ScenarioArgs): string {
   }
   out.push(table(['group', 'hardware', 'link up/down, one-way', 'chunk tokens', 'chunks', 'hat prefill ms', 'unchunked ms'], crow, 1));
   out.push('', ...describeTopology(tb));
+  const envNotes = environmentNotes(s);
+  if (envNotes.length > 0) out.push('', 'Changing environment and DTO-EE control:', ...envNotes.map((l) => `  ${l}`));
   if (tb.warnings.length > 0) out.push('', ...tb.warnings.map((w) => `warning: ${w}`));
   return out.join('\n') + '\n';
 }

@@ -5,6 +5,7 @@ export * from './distributed.js';
 export * from './centralised.js';
 export * from './baselines.js';
 export { randomProblem, type RandomProblemOptions } from './random.js';
+export { OnlineDtoee, type OnlineOptions } from './online.js';
 
 import { DEFAULT_FIXED_THRESHOLD, type PolicyOptions } from './baselines.js';
 import { MESSAGE_HEADER_BYTES } from './distributed.js';

@@ -14,6 +14,7 @@ import {
   readTimeline, readValidation,
 } from './read.js';
 import type { RequestRow } from './read.js';
+import { planDtoeeOnline } from './dtoee-online.js';
 import { metricLabel, systemsIn } from './style.js';
 import { isFedSpineDir, planFedSpine } from './fedspine.js';
 
@@ -161,6 +162,7 @@ function planRun(dir: string, prefix: string, context: string | undefined, plan:
   } else {
     skip('gpu-util', `no gpu_util.csv in ${where}`);
   }
+  planDtoeeOnline(dir, add); // dtoee_nodes.csv / dtoee_rounds.csv (DTO-EE online or monitor)
 }
 
 function pointDirs(dir: string): string[] {

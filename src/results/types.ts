@@ -186,3 +186,62 @@ export interface TaskSummaryRecord {
   exit_shares: string;
 }
 export const TASK_SUMMARY_COLUMNS: readonly (keyof TaskSummaryRecord)[] = ['system', 'policy', 'tasks', 'delay_mean_ms', 'delay_p50_ms', 'delay_p99_ms', 'accuracy', 'exit_shares'];
+
+/**
+ * dtoee_nodes.csv (policies.dtoee online or monitor; docs/OUTPUTS.md): one row per edge node
+ * per measurement window of `periodS`: what the node measured over [time_s - periodS, time_s)
+ * and the threshold and routing fractions it held at time_s (before that instant's round).
+ */
+export interface DtoeeNodeRecord {
+  system: string;
+  policy: string;
+  /** End of the measurement window (s). */
+  time_s: number;
+  /** Round started at time_s (1, 2, ...). */
+  round: number;
+  node: string;
+  stage: number;
+  /** Exit threshold held (1 at the last stage). */
+  threshold: number;
+  /** Routing fractions held over the next-stage nodes, `to=fraction` joined by '|' (empty at the last stage or for jsq). */
+  routing: string;
+  /** Tasks that reached the node in the window, per second. */
+  arrival_per_s: number;
+  /** Mean compute time per job finished in the window (ms; NaN when none). */
+  service_ms: number;
+  /** Service time the node reports to the optimiser (ms): the window's, or its previous estimate when it ran fewer than minJobs jobs. */
+  service_estimate_ms: number;
+  /** Busy share of the window. */
+  utilization: number;
+  /** Arrival rate the node's agent derived from its neighbours' flow messages in its last round (NaN offline). */
+  model_arrival_per_s: number;
+  /** When the node last applied new fractions and threshold (s; NaN: never). */
+  applied_s: number;
+}
+export const DTOEE_NODE_COLUMNS: readonly (keyof DtoeeNodeRecord)[] = ['system', 'policy', 'time_s', 'round', 'node', 'stage', 'threshold', 'routing', 'arrival_per_s', 'service_ms', 'service_estimate_ms', 'utilization', 'model_arrival_per_s', 'applied_s'];
+
+/** dtoee_rounds.csv (online): one row per re-optimisation round: its messages, simulated duration and the optimiser's convergence. */
+export interface DtoeeRoundRecord {
+  system: string;
+  round: number;
+  start_s: number;
+  /** When the last node applied its new values (NaN: skipped). */
+  end_s: number;
+  /** 'done', or why the round did not run: 'busy' (the previous round had not finished), 'no-input' (no task arrived in the window). */
+  status: string;
+  /** Agent iterations per node, neighbour messages and their bytes on the wire (transport header included). */
+  iterations: number;
+  messages: number;
+  bytes: number;
+  /** Device input measured over the window (tasks/s, all access nodes). */
+  input_per_s: number;
+  /** The optimiser's objective under the window's measured model: with the values held before the round, and after it. */
+  objective_before: number;
+  objective_after: number;
+  /** Model mean delay after the round (ms) and the largest agent move in the last iteration. */
+  model_delay_ms: number;
+  last_move: number;
+  /** The centralised solver's objective on the same measured model (policies.dtoee.oracle; NaN without; convergence gap = after / this - 1). */
+  centralised_objective: number;
+}
+export const DTOEE_ROUND_COLUMNS: readonly (keyof DtoeeRoundRecord)[] = ['system', 'round', 'start_s', 'end_s', 'status', 'iterations', 'messages', 'bytes', 'input_per_s', 'objective_before', 'objective_after', 'model_delay_ms', 'last_move', 'centralised_objective'];

@@ -7,8 +7,8 @@ import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from './csv.js';
-import { GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
-import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
+import { DTOEE_NODE_COLUMNS, DTOEE_ROUND_COLUMNS, GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord, GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
 
 export const VERSION = '0.1.0';
 
@@ -24,6 +24,9 @@ export interface RunOutputs {
   /** Systems that mark exits (staged, dtoee): per task, and per system. */
   tasks?: TaskRecord[];
   taskSummary?: TaskSummaryRecord[];
+  /** dtoee online / monitor (policies.dtoee): per-node rows over time, online rounds. */
+  dtoeeNodes?: DtoeeNodeRecord[];
+  dtoeeRounds?: DtoeeRoundRecord[];
   /** Everything for run.json (resolved scenario, seed, version, wall time, event count, provenance...). */
   runInfo: Record<string, unknown>;
 }
@@ -39,7 +42,8 @@ export function writeRunOutputs(dir: string, out: RunOutputs): void {
   if (out.links) writeFileAtomic(join(dir, 'links.csv'), toCsv(out.links, LINK_COLUMNS));
   if (out.hops && out.hops.length > 0) writeFileAtomic(join(dir, 'hops.csv'), toCsv(out.hops, HOP_COLUMNS));
   else if (existsSync(join(dir, 'hops.csv'))) rmSync(join(dir, 'hops.csv'));
-  for (const [f, rows, cols] of [['tasks.csv', out.tasks, TASK_COLUMNS], ['task_summary.csv', out.taskSummary, TASK_SUMMARY_COLUMNS]] as const) {
+  for (const [f, rows, cols] of [['tasks.csv', out.tasks, TASK_COLUMNS], ['task_summary.csv', out.taskSummary, TASK_SUMMARY_COLUMNS],
+    ['dtoee_nodes.csv', out.dtoeeNodes, DTOEE_NODE_COLUMNS], ['dtoee_rounds.csv', out.dtoeeRounds, DTOEE_ROUND_COLUMNS]] as const) {
     if (rows && rows.length > 0) writeFileAtomic(join(dir, f), toCsv(rows as readonly object[], cols as readonly never[]));
     else if (existsSync(join(dir, f))) rmSync(join(dir, f));
   }

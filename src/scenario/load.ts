@@ -307,6 +307,7 @@ function resolve(
     calibrationDir: path.resolve(baseDir, s.calibrationDir ?? '../calibration'),
     horizonS: s.horizonS,
     memory: { ...s.memory },
+    ...(s.environment ? { environment: s.environment } : {}),
   };
   modelReferences(scenario, add);
   return scenario;

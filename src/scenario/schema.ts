@@ -244,6 +244,12 @@ export const PoliciesSchema = obj({
     fixedThreshold: num({ gte: 0, lte: 1 }).default(0.8),
     /** The model the exit profile was measured for; checked against the scenario's model. */
     profileModel: str().optional(),
+    online: bool().default(false),
+    monitor: bool().default(false),
+    periodS: num({ gt: 0 }).default(30),
+    roundIterations: int({ gte: 1 }).default(10),
+    minJobs: int({ gte: 1 }).default(5),
+    oracle: bool().default(false),
   }).prefault({}),
 });
 
@@ -334,6 +340,22 @@ export const RouteSchema = obj({
   links: list(str()),
 });
 
+/** A changing environment (sim/environment.ts): windows [fromS, toS) whose factors multiply where they overlap. */
+export const EnvironmentSchema = obj({
+  arrivals: list(obj({
+    fromS: num({ gte: 0 }),
+    toS: num({ gt: 0 }),
+    multiplier: num({ gt: 0 }),
+    devices: list(str()).default(() => []),
+  }).refine((w) => w.fromS < w.toS, { error: 'must satisfy fromS < toS', path: ['toS'] })).default(() => []),
+  nodeSpeed: list(obj({
+    node: str(),
+    fromS: num({ gte: 0 }),
+    toS: num({ gt: 0 }).optional(),
+    factor: num({ gt: 0 }),
+  }).refine((w) => w.toS === undefined || w.fromS < w.toS, { error: 'must satisfy fromS < toS', path: ['toS'] })).default(() => []),
+});
+
 /** The whole scenario file. `name` and `calibrationDir` get file-derived defaults in load.ts. */
 export const ScenarioSchema = obj({
   name: str().optional(),
@@ -358,6 +380,7 @@ export const ScenarioSchema = obj({
   horizonS: num({ gt: 0 }).default(86400),
   memory: MemorySchema.prefault({}),
   hosts: list(HostSchema).optional(),
+  environment: EnvironmentSchema.optional(),
 });
 
 export type ScenarioInput = z.input<typeof ScenarioSchema>;

@@ -43,6 +43,8 @@ export interface Scenario {
   /** Stop simulating at this simulated time (s); requests not finished by then are reported as unfinished. */
   horizonS: number;
   memory: MemorySpec;
+  /** A changing environment (sim/environment.ts): arrival-rate and node-speed schedules; absent = constant. */
+  environment?: EnvironmentSpec;
 }
 
 /** Memory feasibility (sim/memory.ts): what each device must hold besides the weights [assumption]. */
@@ -51,6 +53,17 @@ export interface MemorySpec {
   kvCache: 'max-context' | 'none';
   /** Memory kept free on every device node for the OS, runtime and activations (GB). */
   reserveGB: number;
+}
+
+/**
+ * Schedules over simulated time (docs/DTOEE.md "A changing environment"). Windows are
+ * [fromS, toS); where several windows cover one instant their factors multiply.
+ */
+export interface EnvironmentSpec {
+  /** Arrival-rate multipliers: devices (node or group names; empty = every device) issue requests `multiplier` times as fast. */
+  arrivals: { fromS: number; toS: number; multiplier: number; devices: string[] }[];
+  /** Node slowdowns: from `fromS` (to `toS`, default forever) every exec job on the node (name or group) takes `factor` times as long. */
+  nodeSpeed: { node: string; fromS: number; toS?: number; factor: number }[];
 }
 
 export interface DeviceGroup {
@@ -194,6 +207,23 @@ export interface DtoeePolicySpec {
   fixedThreshold: number;
   /** The model the exit profile belongs to; when given it must be the scenario's model. */
   profileModel?: string;
+  /**
+   * Online re-optimisation (policy dtoee only; docs/DTOEE.md "Online"): every `periodS` each
+   * edge node measures its arrival rate and service time over the last window and the
+   * distributed algorithm runs from the current state with simulated neighbour messages.
+   * false (default): optimised once before the run from the analytical model (offline).
+   */
+  online: boolean;
+  /** Record per-node rows every `periodS` (dtoee_nodes.csv) also when offline (comparisons). */
+  monitor: boolean;
+  /** Seconds between re-optimisation rounds (and measurement windows) [assumption: 30]. */
+  periodS: number;
+  /** Agent iterations per penalty round of an online round (the problem's 4 penalty rounds: 4x this per online round) [assumption: 10]. */
+  roundIterations: number;
+  /** A node keeps its previous service-time estimate when it ran fewer jobs than this in the window [assumption: 5]. */
+  minJobs: number;
+  /** Online: also solve each round's measured model with the centralised solver (dtoee_rounds.csv centralised_objective; costs CPU: about 0.4 s per round on dtoee-rush). */
+  oracle: boolean;
 }
 
 /**

@@ -203,6 +203,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
         // Place-naming ops (topology systems), after the HAT family's hot ones.
         case 'exec': {
           const sn = dev.world.nodes[op.node];
+          sn.stats.arrivals++;
           this.netLabel = op.label;
           this.drafting = false;
           this.execNode = op.node;

@@ -2,6 +2,7 @@
 import type { RunOutputs } from '../results/write.js';
 import { VERSION } from '../results/write.js';
 import type { RunResult } from './run.js';
+import { environmentNotes } from './environment.js';
 
 export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): RunOutputs {
   return {
@@ -14,6 +15,8 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
     hops: r.systems.flatMap((s) => s.hops),
     tasks: r.systems.flatMap((s) => s.tasks),
     taskSummary: r.systems.flatMap((s) => (s.taskSummary ? [s.taskSummary] : [])),
+    dtoeeNodes: r.systems.flatMap((s) => s.dtoeeNodes ?? []),
+    dtoeeRounds: r.systems.flatMap((s) => s.dtoeeRounds ?? []),
     runInfo: {
       tool: 'hatsim',
       version: VERSION,
@@ -30,6 +33,7 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
       })),
       latency: r.provenance,
       warnings: r.warnings,
+      ...(environmentNotes(r.scenario).length > 0 ? { environment: environmentNotes(r.scenario) } : {}),
       ...extra,
     },
   };

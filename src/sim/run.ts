@@ -32,6 +32,9 @@ import { HostCpu } from './host.js';
 import { checkFits, deviceServerBytes, partWeightBytes, type MemoryNeed } from './memory.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
+import { prepareDtoeeRun, startDtoeeControl } from './dtoee-control.js';
+import { scheduleArrivals, speedSchedules } from './environment.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
 
 export interface RunOptions {
   /** Requests of device 0 whose spans are recorded for the timeline (first N). */
@@ -58,6 +61,9 @@ export interface SystemRun {
   bytesDelivered: number;
   messagesSent: number;
   messagesDelivered: number;
+  /** dtoee online or monitor (policies.dtoee): per-node rows over time, and the online rounds. */
+  dtoeeNodes?: DtoeeNodeRecord[];
+  dtoeeRounds?: DtoeeRoundRecord[];
 }
 
 export interface RunResult {
@@ -171,7 +177,7 @@ export function buildTestbed(s: Scenario): Testbed {
   if (cloudLatency === null) cloudLatency = seen.values().next().value ?? deviceLat.values().next().value?.target ?? null;
   if (cloudLatency === null) throw new InputError('nodes: no node computes anything (no hardware ids)', 'nodes');
   for (const p of provenance) for (const w of p.warnings) warnings.push(w);
-  const workload = generateRequests(s.workload, devices.length, new RngStreams(s.seed), { baseDir: process.cwd() });
+  const workload = scheduleArrivals(s, generateRequests(s.workload, devices.length, new RngStreams(s.seed), { baseDir: process.cwd() }), devices.map((d) => d.node.index));
   return { scenario: s, model, plan, drafterModel, deviceModel, topology: s.topology, routes, devices, workload, deviceLatency: deviceLat, nodeLatency: nodeLat, cloudLatency, provenance, warnings };
 }
 
@@ -482,6 +488,8 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const network = new Network(engine, compiled.devices, compiled.shared, (name) => streams.get(name));
   const hosts = new Map((topo.hosts ?? []).map((h) => [h.name, new HostCpu(engine, h.name, h.cores, h.dispatchMs)]));
   const nodes = topo.nodes.map((n) => new SimNode(engine, n, n.hardware === null ? null : tb.nodeLatency.get(n.hardware) ?? null, hosts.get(n.host) ?? null));
+  if (s.environment) for (const [i, f] of speedSchedules(s.environment, topo.nodes)) nodes[i].slowdown = f;
+  prepareDtoeeRun(s, system, topo.nodes);
   const world = new SimWorld(engine, nodes, network, compiled, s.network.headerBytes);
   const hb = hiddenStateBytesPerToken(tb.model);
   const timelineN = opts.timelineRequests ?? 3;
@@ -535,6 +543,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     simDevices.push(new SimDevice(ctx, reqs, def.createDevice(env), closedLoop, d.node.concurrency));
   }
   ArrivalFeed.build(engine, simDevices).begin();
+  const control = startDtoeeControl(s, system, engine, world, () => simDevices.some((d) => d.finished < d.requests.length));
   engine.run(s.horizonS);
 
   const records: RequestRecord[] = [];
@@ -593,6 +602,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     bytesSent: sum(stt.sentBytes.up) + sum(stt.sentBytes.down),
     bytesDelivered: sum(stt.deliveredBytes.up) + sum(stt.deliveredBytes.down),
     messagesSent: stt.messagesSent, messagesDelivered: stt.messagesDelivered,
+    ...(control ? { dtoeeNodes: control.nodeRows, dtoeeRounds: control.roundRows } : {}),
   };
 }
 

@@ -28,6 +28,8 @@ export interface NodeStats {
   jobs: number;
   waitMs: number;
   computeMs: number;
+  /** Exec ops submitted to the node (tasks that reached it; DTO-EE's measured arrival rate). */
+  arrivals: number;
 }
 
 export class SimNode {
@@ -35,7 +37,9 @@ export class SimNode {
   readonly pool: WorkerPool | null;
   private clusterOf: CloudCluster | null = null;
   private clusterKey = '';
-  readonly stats: NodeStats = { jobs: 0, waitMs: 0, computeMs: 0 };
+  readonly stats: NodeStats = { jobs: 0, waitMs: 0, computeMs: 0, arrivals: 0 };
+  /** Slowdown factor over time (scenario environment.nodeSpeed; sim/environment.ts), or null. */
+  slowdown: { at(tS: number): number } | null = null;
 
   /** `host`: the shared CPU of the host the node sits on (scenario hosts:, sim/host.ts), or null. */
   constructor(private readonly engine: Engine, readonly node: TopoNode, readonly latency: ResolvedLatency | null, readonly host: HostCpu | null = null) {
@@ -62,7 +66,8 @@ export class SimNode {
   /** Latency (ms) of one pass of `part` on this node's hardware. */
   partMs(part: PartSpec, tokens: number, ctx: number, logits: number): number {
     if (this.latency === null) throw new InputError(`nodes: node '${this.node.name}' has no hardware but a system runs ${part.key} on it; give it a hardware id`, 'nodes');
-    return this.latency.part(part.key, part).batchMs(singleShape(tokens, ctx), logits);
+    const ms = this.latency.part(part.key, part).batchMs(singleShape(tokens, ctx), logits);
+    return this.slowdown === null ? ms : ms * this.slowdown.at(this.engine.nowS);
   }
 
   partModel(part: PartSpec): SubmodelLatencyModel {

@@ -14,12 +14,15 @@
  * The policy (dtoee/baselines.ts) is built once per testbed from the analytical model of
  * this topology: per node the service time of its stage for the mean prompt (idle, from
  * the node's latency model), per stage-1 node the devices' arrival rates, per hop the
- * idle transfer time of the mean prompt's hidden states. [assumption] Offline: the
- * policy is optimised once before the run (the online, periodic re-optimisation from
- * measured rates is the optimiser's `update` API, not driven by the simulator yet).
+ * idle transfer time of the mean prompt's hidden states. Offline (`online: false`, the
+ * default): the policy is optimised once before the run. Online (`online: true`, policy
+ * dtoee): the run owns an `OnlineDtoee` (dtoee/online.ts) that starts from the offline
+ * optimum and that the simulator's control loop (sim/dtoee-control.ts) re-optimises every
+ * `periodS` with simulated neighbour messages; a task reads the threshold and fractions its
+ * node holds when it gets there.
  */
 import { InputError } from '../../core/errors.js';
-import { createDtoPolicy, decideCorrect, decideExit, defaultProfile, readProfile, type DtoNodeSpec, type DtoPolicy, type DtoProblemSpec, type ExitProfile } from '../../dtoee/index.js';
+import { createDtoPolicy, decideCorrect, OnlineDtoee, StatePolicy, decideExit, defaultProfile, readProfile, type DtoNodeSpec, type DtoPolicy, type DtoProblemSpec, type ExitProfile } from '../../dtoee/index.js';
 import type { TopoNode } from '../../topology/types.js';
 import type { ProtocolEnv, SystemDef, TopologyView } from '../context.js';
 import { count, draw, emit, exec, mark, nodeLoad, send, type PartSpec } from '../ops.js';
@@ -67,11 +70,24 @@ function build(env: ProtocolEnv): Built {
   if (hit) return hit;
   const devices = t.nodes.filter((n) => n.kind === 'device').map((n) => n.index);
   const { plan, parts, spec, profile } = dtoeeProblem(env, t, devices);
-  const policy = createDtoPolicy(env.policies.dtoee.policy, spec, { fixedThreshold: env.policies.dtoee.fixedThreshold });
+  const pol = env.policies.dtoee;
+  let policy = createDtoPolicy(pol.policy, spec, { fixedThreshold: pol.fixedThreshold });
+  // Online: the distributed agents start from the offline optimum (warm start) [assumption].
+  if (pol.online && policy instanceof StatePolicy) policy = new OnlineDtoee(spec, { roundIterations: pol.roundIterations }, policy.state());
   const b: Built = { plan, parts, policy, profile, spec };
   cache.set(t.nodes, b);
   return b;
 }
+
+/**
+ * The policy, problem and profile the devices of a run share (built by the first device's
+ * `createDevice`). Online mode mutates the policy, so the simulator calls `resetDtoeeRun`
+ * before creating a run's devices: each run then starts from a fresh policy.
+ */
+export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy; spec: DtoProblemSpec; profile: ExitProfile; plan: StagePlan } | undefined {
+  return cache.get(nodes);
+}
+export function resetDtoeeRun(nodes: readonly TopoNode[]): void { cache.delete(nodes); }
 
 export const dtoee: SystemDef = {
   id: 'dtoee',
@@ -81,6 +97,8 @@ export const dtoee: SystemDef = {
   check(t) {
     const plan = stagePlan(t.nodes, t.policies.staged, t.modelLayers);
     if (plan.nodes.length < 2) throw new InputError(`nodes: dtoee needs at least 2 stages; the nodes define ${plan.nodes.length}`, 'nodes');
+    const pol = t.policies.dtoee;
+    if (pol.online && pol.policy !== 'dtoee') throw new InputError(`policies.dtoee.online: only the dtoee policy re-optimises online (its distributed algorithm); policy ${pol.policy} runs offline: set online: false, or policy: dtoee`, 'policies.dtoee.online');
   },
   placement(t) {
     // Every stage ends with an exit head (an LM head's weights) [assumption].

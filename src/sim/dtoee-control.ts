@@ -1,0 +1,225 @@
+/**
+ * DTO-EE's control loop in the simulator (docs/DTOEE.md "Online re-optimisation"): every
+ * `periodS` each edge node measures what reached it over the last window, and (online)
+ * the distributed algorithm runs one round from the current state, its neighbour messages
+ * crossing the simulated network.
+ *
+ * Measurement at t = k periodS, per node, over [t - periodS, t) [assumption: a tumbling window]:
+ *  - arrival rate = exec ops submitted to the node / window (tasks that reached it; at a
+ *    stage-1 node that is its device input, which it reports to the optimiser);
+ *  - service time = mean compute time of the jobs that finished in the window; a node that
+ *    finished fewer than `minJobs` keeps its previous estimate (at first the analytical
+ *    model's idle time) [assumption: it has nothing to measure, and does not probe];
+ *  - utilisation = busy time / (servers x window).
+ * Hop delays stay the analytical model's idle values [assumption].
+ *
+ * A round (OnlineDtoee, dtoee/online.ts): at t every node runs iteration 0 and sends its
+ * messages; a node runs iteration k when every neighbour's iteration-(k-1) message has
+ * arrived; after its last iteration it applies its fractions and threshold. Each message is
+ * one message on the route between the two nodes (`send` on the node pair's path, sharing
+ * links and FIFO order with the task traffic): the algorithm's bytes (24-byte header + 8 per
+ * number) plus the transport header (`network.headerBytes`). A round that is still running
+ * at the next tick makes that tick skip its round (status `busy`); a window with no device
+ * input skips it too (`no-input`: nothing to optimise for). Ticks stop once every request
+ * has finished. Deterministic: the engine's event order, no random draws.
+ */
+import { Prio, type Engine, type Handler } from '../core/engine.js';
+import { compileProblem, solveCentralised, type DtoMessage, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
+import { OnlineDtoee } from '../dtoee/online.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
+import { dtoeeRunPolicy, resetDtoeeRun } from '../protocol/systems/dtoee.js';
+import type { Scenario, SystemId } from '../scenario/types.js';
+import type { TopoNode } from '../topology/types.js';
+import type { SimWorld } from './world.js';
+
+export interface ControlOptions {
+  periodS: number;
+  minJobs: number;
+  /** The policy's name for the rows. */
+  policyName: string;
+  /** Solve each round's measured model centrally too (the convergence oracle). */
+  oracle: boolean;
+}
+
+/** One algorithm message in flight (a network delivery handler). */
+class InFlight implements Handler {
+  constructor(private readonly c: DtoeeControl, readonly to: number, readonly iteration: number, readonly msg: DtoMessage) {}
+  fire(): void { this.c.deliver(this); }
+}
+
+interface Snapshot { arrivals: number; jobs: number; computeMs: number; busyMs: number }
+
+export class DtoeeControl implements Handler {
+  readonly nodeRows: DtoeeNodeRecord[] = [];
+  readonly roundRows: DtoeeRoundRecord[] = [];
+  private readonly P: Problem;
+  /** Topology node index per problem node. */
+  private readonly topoIndex: number[];
+  private last: Snapshot[];
+  private lastS = 0;
+  private readonly estimateS: number[];
+  private readonly appliedS: number[];
+  private round = 0;
+  // The round in progress.
+  private running = false;
+  private iter: number[] = [];
+  private buffers: Map<number, DtoMessage[]>[] = [];
+  private doneNodes = 0;
+  private current: DtoeeRoundRecord | null = null;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly world: SimWorld,
+    private readonly system: string,
+    private readonly policy: DtoPolicy,
+    spec: DtoProblemSpec,
+    private readonly opts: ControlOptions,
+    /** Whether requests remain (ticks stop when not). */
+    private readonly active: () => boolean,
+  ) {
+    this.P = policy instanceof OnlineDtoee ? policy.problem : compileProblem(spec);
+    const byName = new Map(world.nodes.map((n) => [n.node.name, n.node.index]));
+    this.topoIndex = this.P.ids.map((id) => {
+      const i = byName.get(id);
+      if (i === undefined) throw new Error(`dtoee control: problem node ${id} is not in the topology (bug)`);
+      return i;
+    });
+    this.last = this.topoIndex.map((i) => this.snapshot(i));
+    this.estimateS = this.P.mu.map((m) => 1 / m);
+    this.appliedS = this.P.ids.map(() => NaN);
+  }
+
+  private snapshot(i: number): Snapshot {
+    const sn = this.world.nodes[i];
+    return { arrivals: sn.stats.arrivals, jobs: sn.stats.jobs, computeMs: sn.stats.computeMs, busyMs: sn.busyMs() };
+  }
+
+  begin(): void { this.engine.schedule(this.opts.periodS, this, 0, Prio.observe); }
+
+  /** A tick: measure every node, record its rows, start a round (online). */
+  fire(engine: Engine): void {
+    const now = engine.nowS, windowS = now - this.lastS;
+    this.round++;
+    const online = this.policy instanceof OnlineDtoee ? this.policy : null;
+    const obs: Required<DtoObservation> = { inputRatePerS: {}, serviceTimeS: {} };
+    let input = 0;
+    this.P.ids.forEach((id, n) => {
+      const i = this.topoIndex[n], s = this.snapshot(i), p = this.last[n];
+      const arrivals = s.arrivals - p.arrivals, jobs = s.jobs - p.jobs, computeMs = s.computeMs - p.computeMs;
+      const ratePerS = arrivals / windowS;
+      const serviceMs = jobs > 0 ? computeMs / jobs : NaN;
+      if (jobs >= this.opts.minJobs) this.estimateS[n] = serviceMs / 1000;
+      if (this.P.stage[n] === 1) { obs.inputRatePerS[id] = ratePerS; input += ratePerS; }
+      obs.serviceTimeS[id] = this.estimateS[n];
+      const fr = this.policy.fractions(id);
+      this.nodeRows.push({
+        system: this.system, policy: this.opts.policyName, time_s: now, round: this.round, node: id, stage: this.P.stage[n],
+        threshold: this.policy.threshold(id),
+        routing: fr === undefined ? '' : Object.entries(fr).map(([to, f]) => `${to}=${formatFraction(f)}`).join('|'),
+        arrival_per_s: ratePerS, service_ms: serviceMs, service_estimate_ms: this.estimateS[n] * 1000,
+        utilization: (s.busyMs - p.busyMs) / (this.world.nodes[i].servers * windowS * 1000),
+        model_arrival_per_s: online ? online.modelArrivalRatePerS(n) : NaN,
+        applied_s: this.appliedS[n],
+      });
+      this.last[n] = s;
+    });
+    this.lastS = now;
+    if (online) this.startRound(online, obs, input, now);
+    if (this.active()) engine.schedule(now + this.opts.periodS, this, 0, Prio.observe);
+  }
+
+  private startRound(online: OnlineDtoee, obs: DtoObservation, input: number, now: number): void {
+    const row: DtoeeRoundRecord = {
+      system: this.system, round: this.round, start_s: now, end_s: NaN, status: 'done', iterations: 0, messages: 0, bytes: 0,
+      input_per_s: input, objective_before: NaN, objective_after: NaN, model_delay_ms: NaN, last_move: NaN, centralised_objective: NaN,
+    };
+    this.roundRows.push(row);
+    if (this.running) { row.status = 'busy'; return; }
+    if (!(input > 0)) { row.status = 'no-input'; return; }
+    online.beginRound(obs);
+    row.objective_before = online.evaluate(online.heldState()).objective;
+    row.iterations = online.iterations;
+    this.current = row;
+    this.running = true;
+    this.doneNodes = 0;
+    const N = this.P.ids.length;
+    this.iter = new Array<number>(N).fill(0);
+    this.buffers = Array.from({ length: N }, () => new Map<number, DtoMessage[]>());
+    for (let n = 0; n < N; n++) this.runStep(online, n, []);
+    // Nodes with no neighbour to hear from (none in a staged pipeline) run on by themselves.
+    for (let n = 0; n < N; n++) this.tryStep(online, n);
+  }
+
+  /** Node n's next iteration with this inbox; sends its messages or, after its last, applies. */
+  private runStep(online: OnlineDtoee, n: number, inbox: readonly DtoMessage[]): void {
+    const k = this.iter[n];
+    const out = online.step(n, k, inbox);
+    this.iter[n] = k + 1;
+    if (k + 1 === online.iterations) { this.finishNode(online, n); return; }
+    const from = this.topoIndex[n], row = this.current!;
+    for (const m of out) {
+      const to = this.P.index.get(m.to)!;
+      const p = this.world.path(from, this.topoIndex[to]);
+      const bytes = m.bytes + this.world.headerBytes;
+      row.messages++; row.bytes += bytes;
+      this.world.network.send(p.path, p.dir, bytes, new InFlight(this, to, k, m), 0);
+    }
+  }
+
+  private tryStep(online: OnlineDtoee, n: number): void {
+    const need = online.expected(n);
+    while (this.running && this.iter[n] > 0 && this.iter[n] < online.iterations) {
+      const k = this.iter[n] - 1, buf = this.buffers[n].get(k) ?? [];
+      if (buf.length < need) return;
+      this.buffers[n].delete(k);
+      this.runStep(online, n, buf);
+    }
+  }
+
+  /** A message arrived at its node. */
+  deliver(f: InFlight): void {
+    const online = this.policy as OnlineDtoee;
+    const b = this.buffers[f.to];
+    const list = b.get(f.iteration);
+    if (list) list.push(f.msg); else b.set(f.iteration, [f.msg]);
+    this.tryStep(online, f.to);
+  }
+
+  private finishNode(online: OnlineDtoee, n: number): void {
+    online.apply(n);
+    this.appliedS[n] = this.engine.nowS;
+    if (++this.doneNodes < this.P.ids.length) return;
+    const row = this.current!;
+    row.end_s = this.engine.nowS;
+    const ev = online.evaluate(online.heldState());
+    row.objective_after = ev.objective;
+    row.model_delay_ms = ev.meanDelayS * 1000;
+    row.last_move = Math.max(...this.P.ids.map((_, m) => online.lastMove(m)));
+    // The oracle (option) on the same measured model (evaluated at the final penalty weight, as objective_after).
+    if (this.opts.oracle) row.centralised_objective = solveCentralised(online.problem).evaluation.objective;
+    this.running = false;
+    this.current = null;
+  }
+}
+
+/** Fractions in the routing column: 4 decimals (the CSV's other numbers use up to 6). */
+function formatFraction(f: number): string {
+  const s = f.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
+  return s === '-0' ? '0' : s;
+}
+
+/** Before a run's devices are created: an online run gets a fresh policy (it mutates it). */
+export function prepareDtoeeRun(s: Scenario, system: SystemId, nodes: readonly TopoNode[]): void {
+  if (system === 'dtoee' && s.policies.dtoee.online) resetDtoeeRun(nodes);
+}
+
+/** After the devices are created: the run's control loop (online or monitor), started, or null. */
+export function startDtoeeControl(s: Scenario, system: SystemId, engine: Engine, world: SimWorld, active: () => boolean): DtoeeControl | null {
+  const pol = s.policies.dtoee;
+  if (system !== 'dtoee' || !(pol.online || pol.monitor)) return null;
+  const built = dtoeeRunPolicy(s.topology.nodes);
+  if (!built) return null; // no device created a protocol (no devices)
+  const c = new DtoeeControl(engine, world, system, built.policy, built.spec, { periodS: pol.periodS, minJobs: pol.minJobs, policyName: pol.policy, oracle: pol.oracle }, active);
+  c.begin();
+  return c;
+}
