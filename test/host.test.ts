@@ -94,3 +94,33 @@ describe('hosts in a scenario: the chain with its two edge nodes on one box', ()
     expect(err('[{name: box, cores: 0, nodes: [edge-a]}]')).toMatch(/hosts\[0\]\.cores: must be an integer >= 1/);
   });
 });
+
+describe('host costs fitted from a live run (calibrate --from-live) and applied by validate --hosts', () => {
+  it('recovers the dispatch and message costs of a run that has them (a simulated "live" run with a known host)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { writeRunOutputs } = await import('../src/results/write.js');
+    const { runOutputs } = await import('../src/sim/outputs.js');
+    const { runScenario } = await import('../src/sim/run.js');
+    const { fitHostFromLive, hostOverride, readHostFit } = await import('../src/calibrate/host-fit.js');
+    const dir = mkdtempSync(join((tmpdir()), 'hatsim-hostfit-'));
+    const base = join(SCENARIOS, 'topo-chain.yaml');
+    const slow = ['workload.arrival.ratePerS=0.1'];
+    writeRunOutputs(join(dir, 'live'), runOutputs(runScenario(loadScenario(base, [...slow, 'hosts=[{name: box, cores: 2, dispatchMs: 2, messageMs: 0.5, nodes: [dev, edge-a, edge-b]}]']))));
+    writeRunOutputs(join(dir, 'sim'), runOutputs(runScenario(loadScenario(base, slow))));
+    const fit = fitHostFromLive(dir, { cores: 2 });
+    expect(fit.host.dispatchMs).toBeCloseTo(2, 9);
+    expect(fit.host.messageMs).toBeCloseTo(0.5, 9);
+    expect(fit.samples).toEqual({ visits: 40, requests: 20 });
+    // Applied to the simulated side it reproduces the "live" run.
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, 'fit.json'), JSON.stringify(fit));
+    const again = runScenario(loadScenario(base, [...slow, hostOverride(readHostFit(join(dir, 'fit.json')), ['dev', 'edge-a', 'edge-b'])]));
+    const live = runScenario(loadScenario(base, [...slow, 'hosts=[{name: box, cores: 2, dispatchMs: 2, messageMs: 0.5, nodes: [dev, edge-a, edge-b]}]']));
+    again.systems[0].requests.forEach((r, i) => expect(r.e2e_ms).toBeCloseTo(live.systems[0].requests[i].e2e_ms, 9));
+    // Not a validate folder, or a bad fit file: errors naming the flag.
+    expect(() => fitHostFromLive(join(dir, 'live'), { cores: 2 })).toThrow(/--from-live: .*not found: expected a hatsim validate output folder/);
+    writeFileSync(join(dir, 'bad.json'), JSON.stringify({ format: 'hatsim-host-fit/1', host: { name: 'x', cores: 0, dispatchMs: 1, messageMs: 0 } }));
+    expect(() => readHostFit(join(dir, 'bad.json'))).toThrow(/--hosts: .*host must be/);
+  });
+});

@@ -9,6 +9,9 @@ import { InputError } from '../core/errors.js';
 import { DEFAULT_VIDUR_DIR } from '../calibrate/vidur-dir.js';
 
 export interface CalibrateArgs {
+  'from-live'?: string;
+  'host-out'?: string;
+  cores?: number;
   action?: string;
   model?: string;
   parts?: string;
@@ -57,12 +60,26 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       .option('gpu', { type: 'string', describe: 'import-vidur: GPU folder (a40, a100, h100)' })
       .option('model-id', { type: 'string', describe: 'import-vidur: hatsim catalog model id to write (e.g. llama2-7b)' })
       .option('vidur-dir', { type: 'string', default: DEFAULT_VIDUR_DIR, describe: 'import-vidur: root of the Vidur profiles' })
+      .option('from-live', { type: 'string', describe: 'fit host costs (dispatch per op, cost per message) from a hatsim validate folder; writes --host-out' })
+      .option('host-out', { type: 'string', describe: 'from-live: where to write the hatsim-host-fit/1 JSON (default <dir>/host-fit.json)' })
+      .option('cores', { type: 'number', describe: 'from-live: cores of the host (default: this machine\'s)' })
       .option('roofline-hardware', { type: 'string', describe: 'import-vidur: data-sheet profile for the attention estimate (default: --hardware-id)' })
       .example('$0 calibrate --model tiny-test --hardware-id my-laptop --quick', 'one-minute check')
       .example('$0 calibrate --model tinyllama-1.1b --hardware-id jetson-orin-nx-16gb --threads 4', 'full calibration')
       .example('$0 calibrate import-vidur --gpu a40 --model Llama-2-7b-hf --hardware-id a40 --model-id llama2-7b', 'import Vidur timings') as never,
   handler: async (args) => {
     const action = args.action ?? 'run';
+    if (args['from-live'] !== undefined) {
+      const [{ fitHostFromLive }, { writeFileAtomic }, { cpus }, { join }] = await Promise.all([import('../calibrate/host-fit.js'), import('../core/atomic.js'), import('node:os'), import('node:path')]);
+      const cores = args.cores ?? cpus().length;
+      if (!Number.isInteger(cores) || cores < 1) throw new InputError('--cores: give an integer >= 1', 'cores');
+      const fit = fitHostFromLive(args['from-live'], { cores });
+      const out = args['host-out'] ?? join(args['from-live'], 'host-fit.json');
+      writeFileAtomic(out, JSON.stringify(fit, null, 2) + '\n');
+      const f = (x: number) => x.toFixed(3);
+      process.stdout.write(`host ${fit.host.name}: ${fit.host.cores} cores, dispatch ${f(fit.host.dispatchMs)} ms/op (p10 ${f(fit.dispatch.p10Ms)}, p90 ${f(fit.dispatch.p90Ms)}; ${fit.samples.visits} visits), message ${f(fit.host.messageMs)} ms (p10 ${f(fit.message.p10Ms)}, p90 ${f(fit.message.p90Ms)}; ${fit.samples.requests} requests); load ${fit.loadAvg1mAtFit.toFixed(2)}\nwritten: ${out} (hatsim validate --hosts ${out})\n`);
+      return;
+    }
     if (action === 'import-vidur') {
       const { importVidur } = await import('../calibrate/vidur.js'); // not at start-up (issue 15)
       const r = importVidur({

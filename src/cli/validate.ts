@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
 import { table } from './table.js';
 
-interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean }
+interface ValidateArgs { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean; hosts?: string }
 
 export const validateCommand: CommandModule<object, ValidateArgs> = {
   command: 'validate <scenario>',
@@ -17,19 +17,26 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('out', { type: 'string', describe: 'directory (default results/<scenario>-validate)' })
     .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
     .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })
-    .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' }) as never,
+    .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' })
+    .option('hosts', { type: 'string', describe: 'a hatsim-host-fit/1 file (hatsim calibrate --from-live): simulate every node on that host (its cores, dispatch and message costs)' }) as never,
   handler: async (args) => {
     // The live runner loads only here (issue 15).
     const [{ loadScenario }, { killChildren }, { runValidation, VALIDATION_METRICS }] = await Promise.all([
       import('../scenario/load.js'), import('../live/local.js'), import('../live/validate.js')]);
     if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
-    const name = loadScenario(args.scenario, args.set ?? []).name;
+    const loaded = loadScenario(args.scenario, args.set ?? []);
+    const name = loaded.name;
+    const simSet = [...(args['sim-set'] ?? [])];
+    if (args.hosts !== undefined) {
+      const { readHostFit, hostOverride } = await import('../calibrate/host-fit.js');
+      simSet.unshift(hostOverride(readHostFit(args.hosts), [...new Set(loaded.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))]));
+    }
     const out = resolve(args.out ?? `results/${name}-validate`);
     const onSig = (): void => { killChildren('SIGTERM'); process.exit(130); };
     process.once('SIGINT', onSig);
     process.once('SIGTERM', onSig);
     const r = await runValidation({
-      scenarioPath: args.scenario, overrides: args.set, simOverrides: args['sim-set'], outDir: out,
+      scenarioPath: args.scenario, overrides: args.set, simOverrides: simSet, outDir: out,
       maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], emulate: args.emulate, calibrate: args.calibrate,
     });
     const systems = [...new Set(r.rows.map((x) => x.system))];
