@@ -18,6 +18,7 @@ import { loadavg } from 'node:os';
 import { parse } from 'csv-parse/sync';
 import { quantileSorted } from 'simple-statistics';
 import { InputError } from '../core/errors.js';
+import type { Scenario } from '../scenario/types.js';
 
 export interface HostFit {
   format: 'hatsim-host-fit/1';
@@ -118,4 +119,17 @@ export function readHostFit(path: string): HostFit {
 export function hostOverride(fit: HostFit, groups: readonly string[]): string {
   const h = fit.host;
   return `hosts=[{name: ${JSON.stringify(h.name)}, cores: ${h.cores}, dispatchMs: ${h.dispatchMs}, messageMs: ${h.messageMs}, nodes: [${groups.map((g) => JSON.stringify(g)).join(', ')}]}]`;
+}
+
+/**
+ * The shipped host fit a validation uses by default: <calibrationDir>/<hw>/host-fit.json when
+ * every computing node has that one hardware id (a live run on one machine) and the scenario
+ * declares no hosts of its own; else null.
+ */
+export function defaultHostFit(s: Scenario): string | null {
+  if ((s.topology.hosts?.length ?? 0) > 0) return null;
+  const hw = [...new Set(s.topology.nodes.flatMap((n) => (n.hardware === null ? [] : [n.hardware])))];
+  if (hw.length !== 1) return null;
+  const p = join(s.calibrationDir, hw[0], 'host-fit.json');
+  return existsSync(p) ? p : null;
 }

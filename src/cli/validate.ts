@@ -18,7 +18,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
     .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })
     .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' })
-    .option('hosts', { type: 'string', describe: 'a hatsim-host-fit/1 file (hatsim calibrate --from-live): simulate every node on that host (its cores, dispatch and message costs)' }) as never,
+    .option('hosts', { type: 'string', describe: 'a hatsim-host-fit/1 file (hatsim calibrate --from-live): simulate every node on that host (its cores, dispatch and message costs); default <calibrationDir>/<hardware>/host-fit.json when every node has that one hardware id and the scenario declares no hosts; "none": no host model' }) as never,
   handler: async (args) => {
     // The live runner loads only here (issue 15).
     const [{ loadScenario }, { killChildren }, { runValidation, VALIDATION_METRICS }] = await Promise.all([
@@ -27,9 +27,11 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     const loaded = loadScenario(args.scenario, args.set ?? []);
     const name = loaded.name;
     const simSet = [...(args['sim-set'] ?? [])];
-    if (args.hosts !== undefined) {
-      const { readHostFit, hostOverride } = await import('../calibrate/host-fit.js');
-      simSet.unshift(hostOverride(readHostFit(args.hosts), [...new Set(loaded.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))]));
+    const { defaultHostFit, readHostFit, hostOverride } = await import('../calibrate/host-fit.js');
+    const hostFile = args.hosts === 'none' ? null : args.hosts ?? defaultHostFit(loaded);
+    if (hostFile !== null) {
+      simSet.unshift(hostOverride(readHostFit(hostFile), [...new Set(loaded.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))]));
+      process.stderr.write(`validate: simulating every node on the host fitted in ${hostFile} (--hosts none: no host model)\n`);
     }
     const out = resolve(args.out ?? `results/${name}-validate`);
     const onSig = (): void => { killChildren('SIGTERM'); process.exit(130); };
