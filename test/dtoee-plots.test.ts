@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { convergenceRows, iterationsWithin, measureConvergence } from '../src/dtoee/convergence.js';
 import { randomProblem } from '../src/dtoee/random.js';
-import { aggregatePolicies, meanCi95, readDtoeeSweep, type DtoeeSweep } from '../src/plot/dtoee.js';
+import { aggregatePolicies, categoryLabels, meanCi95, readDtoeeSweep, type DtoeeSweep } from '../src/plot/dtoee.js';
 import { planFigures, renderFigures } from '../src/plot/index.js';
 import { runSweep } from '../src/sweep/index.js';
 
@@ -53,6 +53,12 @@ describe('the data of the figures, by hand', () => {
     expect(hi.mean.delay_p99_ms).toBe(2300);
     expect(hi.mean.accuracy).toBeCloseTo(0.82, 12);
     expect(hi.half.accuracy).toBeCloseTo(12.706 * 0.02, 10);
+  });
+
+  it('categoryLabels: a linked axis\'s list values as entries joined by +, without their shared prefix', () => {
+    const m = categoryLabels(['jetson-agx-orin-64gb', '["jetson-agx-orin-64gb","jetson-tx2","jetson-tx2"]']);
+    expect([...m.values()]).toEqual(['agx-orin-64gb', 'agx-orin-64gb + tx2 + tx2']);
+    expect([...categoryLabels(['dtoee', 'no-exit']).values()]).toEqual(['dtoee', 'no-exit']);
   });
 
   it('convergenceRows: rounds from the per-round counts, gap in percent; iterationsWithin: from where it stays inside', () => {

@@ -164,6 +164,27 @@ export function aggregatePolicies(sw: DtoeeSweep, xParam: string): PolicyPoint[]
   return out.sort((a, b) => xRank.get(a.x)! - xRank.get(b.x)! || a.group.localeCompare(b.group) || pol.indexOf(a.policy) - pol.indexOf(b.policy));
 }
 
+/**
+ * Short axis labels for categorical values: a JSON list (a linked grid axis's value) as its
+ * entries joined by ' + ', without the prefix (up to a '-') that every entry shares.
+ */
+export function categoryLabels(texts: readonly string[]): Map<string, string> {
+  const lists = texts.map((t) => {
+    try {
+      const v: unknown = JSON.parse(t);
+      return Array.isArray(v) ? v.map(String) : [t];
+    } catch {
+      return [t];
+    }
+  });
+  const all = lists.flat();
+  let prefix = all[0] ?? '';
+  for (const e of all) while (!e.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  prefix = prefix.slice(0, prefix.lastIndexOf('-') + 1);
+  if (all.some((e) => e.length === prefix.length)) prefix = '';
+  return new Map(texts.map((t, i) => [t, lists[i].map((e) => e.slice(prefix.length)).join(' + ')]));
+}
+
 function sweepFigure(points: readonly PolicyPoint[], xParam: string, metric: DtoeeMetric, xOrder: (string | number)[]): VlSpec {
   const numeric = points.every((p) => typeof p.x === 'number');
   const xsNum = points.map((p) => p.x).filter((x): x is number => typeof x === 'number');
@@ -177,9 +198,14 @@ function sweepFigure(points: readonly PolicyPoint[], xParam: string, metric: Dto
     return { policy: p.policy, x: typeof p.x === 'number' ? p.x : String(p.x), y: p.mean[metric], lo: logY ? Math.max(lo, p.mean[metric] / 10) : lo, hi: p.mean[metric] + h, n: p.n, group: p.group };
   });
   const groups = [...new Set(points.map((p) => p.group))];
+  if (!numeric) {
+    const short = categoryLabels(xOrder.map(String));
+    for (const v of values) v.x = short.get(String(v.x)) ?? String(v.x);
+    xOrder = xOrder.map((o) => short.get(String(o)) ?? String(o));
+  }
   const x = numeric
     ? { field: 'x', type: 'quantitative', title: paramLabel(xParam), scale: logX ? { type: 'log', nice: false } : { zero: false }, axis: { values: [...new Set(xsNum)].sort((a, b) => a - b), labelOverlap: false } }
-    : { field: 'x', type: 'ordinal', title: paramLabel(xParam), sort: xOrder.map(String), axis: { labelAngle: -20, labelLimit: 220 } };
+    : { field: 'x', type: 'ordinal', title: paramLabel(xParam), sort: xOrder.map(String), axis: { labelAngle: -20, labelLimit: 0 } };
   const y = { field: 'y', type: 'quantitative', title: METRIC_LABEL[metric], scale: logY ? { type: 'log' } : { zero: metric === 'accuracy' ? false : true } };
   const color = { field: 'policy', type: 'nominal', title: 'Policy', scale: policyScale([...new Set(points.map((p) => p.policy))]) };
   const layer: VlSpec[] = [
@@ -188,7 +214,7 @@ function sweepFigure(points: readonly PolicyPoint[], xParam: string, metric: Dto
       strokeDash: { condition: { test: "datum.policy === 'centralised'", value: [6, 4] }, value: [1, 0] },
       tooltip: [{ field: 'policy' }, { field: 'x', title: xParam }, { field: 'y', type: 'quantitative', format: ',.4~f', title: metric }, { field: 'n', title: 'seeds' }] } },
   ];
-  if (hasCi) layer.push({ mark: { type: 'errorbar', ticks: true }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } });
+  if (hasCi) layer.push({ mark: { type: 'errorbar', ticks: numeric }, encoding: { x, y: { ...y, field: 'lo' }, y2: { field: 'hi' }, color } });
   const sub = `under hatsim's model of DTO-EE; mean over ${Math.max(...points.map((p) => p.n))} seed(s)${hasCi ? ', bars: 95 % confidence interval' : ''}${logY ? '; log y axis' : ''}`;
   const title = { text: `${METRIC_LABEL[metric].replace(/ \(.*\)$/, '')} vs ${xParam}, per policy`, subtitle: sub };
   if (groups.length > 1) {
