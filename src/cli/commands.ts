@@ -13,6 +13,7 @@ import { exitProfileCommand } from './exit-profile.js';
 import { fitLearningCommand } from './fedspine-fit.js';
 import { pruneCommand } from './prune.js';
 import { trainCommand, exportModelCommand, generateCommand, lmEvalCommand } from './train.js';
+import { dtoeeConvergenceCommand } from './dtoee-convergence.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
 export const commands: CommandModule<object, never>[] = [
@@ -32,4 +33,5 @@ export const commands: CommandModule<object, never>[] = [
   exportModelCommand as unknown as CommandModule<object, never>,
   generateCommand as unknown as CommandModule<object, never>,
   lmEvalCommand as unknown as CommandModule<object, never>,
+  dtoeeConvergenceCommand as unknown as CommandModule<object, never>,
 ];

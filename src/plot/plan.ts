@@ -17,6 +17,7 @@ import type { RequestRow } from './read.js';
 import { planDtoeeOnline } from './dtoee-online.js';
 import { metricLabel, systemsIn } from './style.js';
 import { isFedSpineDir, planFedSpine } from './fedspine.js';
+import { isDtoeeSweep, planDtoeeConvergence, planDtoeeSweep } from './dtoee.js';
 
 export type FigureGroup = 'run' | 'sweep' | 'calibration' | 'validation';
 
@@ -103,7 +104,8 @@ function planRun(dir: string, prefix: string, context: string | undefined, plan:
     const summary = readSummary(dir);
     const systems = systemsIn(summary);
     add('ttft-bars', 'TTFT mean and p99', 'Mean and 99th-percentile time to first token per system (summary.csv).', F.latencyBars(summary, 'ttft'), systems);
-    add('tbt-bars', 'TBT mean and p99', 'Mean and 99th-percentile time between tokens per system (summary.csv).', F.latencyBars(summary, 'tbt'), systems);
+    if (summary.every((r) => typeof r.tbt_mean_ms === 'number')) add('tbt-bars', 'TBT mean and p99', 'Mean and 99th-percentile time between tokens per system (summary.csv).', F.latencyBars(summary, 'tbt'), systems);
+    else skip('tbt-bars', `summary.csv in ${where} has systems without a time between tokens (single-pass tasks)`);
     if (!prefix) {
       const cols = ['system', 'requests', 'ttft_mean_ms', 'ttft_p50_ms', 'ttft_p99_ms', 'tbt_mean_ms', 'tbt_p50_ms', 'tbt_p99_ms',
         'e2e_mean_ms', 'throughput_tok_s', 'bytes_up_per_request', 'raw_token_bytes_up', 'cloud_queue_mean_ms', 'gpu_util_mean', 'latency_source']
@@ -177,7 +179,8 @@ function pointDirs(dir: string): string[] {
 function planSweep(dir: string, opts: PlanOptions, plan: FigurePlan): void {
   const sweep = readSweep(dir);
   const systems = systemsIn(sweep.rows);
-  const metrics = F.SWEEP_METRICS.filter((m) => sweep.metrics.includes(m));
+  // Metrics with a value in some row (single-pass systems leave the TBT columns empty).
+  const metrics = F.SWEEP_METRICS.filter((m) => sweep.metrics.includes(m) && sweep.rows.some((r) => typeof (r as Record<string, unknown>)[m] === 'number'));
   for (const param of sweep.params) {
     const distinct = new Set(sweep.rows.map((r) => r[param])).size;
     const pid = param.replace(/[^A-Za-z0-9._-]+/g, '_');
@@ -198,6 +201,8 @@ function planSweep(dir: string, opts: PlanOptions, plan: FigurePlan): void {
   }
   const missing = F.SWEEP_METRICS.filter((m) => !sweep.metrics.includes(m));
   if (missing.length) plan.skipped.push({ id: 'sweep-<metric>-vs-*', reason: `sweep.csv has no column ${missing.join(', ')}` });
+  const empty = F.SWEEP_METRICS.filter((m) => sweep.metrics.includes(m) && !metrics.includes(m));
+  if (empty.length) plan.skipped.push({ id: 'sweep-<metric>-vs-*', reason: `sweep.csv has no value in column ${empty.join(', ')} (single-pass tasks)` });
 
   const cols = [...sweep.params, 'system', ...metrics.filter((m) => m !== 'gpu_util_mean')];
   plan.tables.push({
@@ -309,6 +314,7 @@ export function planFigures(dir: string, opts: PlanOptions = {}): FigurePlan {
   if (isSweep) {
     plan.kinds.push('sweep');
     planSweep(dir, opts, plan);
+    if (isDtoeeSweep(dir)) planDtoeeSweep(dir, plan); // per-policy figures of a dtoee sweep
   } else if (isRun) {
     plan.skipped.push({ id: 'sweep-*', reason: 'no sweep.csv (not a sweep directory)' });
   }
@@ -323,6 +329,10 @@ export function planFigures(dir: string, opts: PlanOptions = {}): FigurePlan {
     planValidation(dir, plan);
   } else if (isRun || isSweep) {
     plan.skipped.push({ id: 'validation*', reason: 'no validation.csv' });
+  }
+  if (has(dir, 'convergence.csv')) { // hatsim dtoee-convergence
+    if (!plan.kinds.includes('run')) plan.kinds.push('run');
+    planDtoeeConvergence(dir, plan);
   }
   if (plan.kinds.length === 0) {
     throw new InputError(

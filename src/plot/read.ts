@@ -116,10 +116,16 @@ const SUMMARY_NUMERIC = SUMMARY_COLUMNS.filter((c) => c !== 'system' && c !== 'l
 
 export type SummaryRow = Pick<SummaryRecord, (typeof SUMMARY_COLUMNS_NEEDED)[number]> & Partial<SummaryRecord>;
 
+/**
+ * Summary columns that must hold a number in every row. The TBT columns must exist but may be
+ * empty: a single-pass task (dtoee, staged: one inference pass) has no time between tokens.
+ */
+const SUMMARY_VALUES_NEEDED = ['requests', 'ttft_mean_ms', 'ttft_p99_ms'] as const;
+
 export function readSummary(dir: string): SummaryRow[] {
   const t = readCsv(join(dir, 'summary.csv'));
   requireColumns(t, SUMMARY_COLUMNS_NEEDED);
-  return typed<SummaryRow>(t, SUMMARY_NUMERIC.filter((c) => t.columns.includes(c)), SUMMARY_COLUMNS_NEEDED.slice(1));
+  return typed<SummaryRow>(t, SUMMARY_NUMERIC.filter((c) => t.columns.includes(c)), SUMMARY_VALUES_NEEDED);
 }
 
 /** Columns of sweep.csv that identify a point rather than a parameter or a metric. */
@@ -151,7 +157,7 @@ export function readSweep(dir: string): SweepTable {
   }
   const numericParams = params.filter((p) => t.rows.every((r) => r[p].trim() !== '' && Number.isFinite(Number(r[p]))));
   const metrics = SUMMARY_NUMERIC.filter((c) => t.columns.includes(c));
-  const rows = typed<SummaryRow & Record<string, string | number>>(t, [...metrics, ...numericParams], [...SUMMARY_COLUMNS_NEEDED.slice(1), ...numericParams]);
+  const rows = typed<SummaryRow & Record<string, string | number>>(t, [...metrics, ...numericParams], [...SUMMARY_VALUES_NEEDED, ...numericParams]);
   return { file: t.file, params, rows, metrics };
 }
 

@@ -12,10 +12,20 @@ import { checkSchemaPath, parseOverride, parsePath, type PathSegment } from '../
 import { ScenarioSchema } from '../scenario/schema.js';
 
 export interface GridAxis {
-  /** Dotted path, e.g. `devices.0.link.uplinkMbps` (also the sweep.csv column name). */
+  /**
+   * Dotted path, e.g. `devices.0.link.uplinkMbps` (also the sweep.csv column name). For a
+   * linked axis (several `paths`), its name: `boards` in `--grid 'boards:a.0.x+a.1.x=...'`,
+   * else the paths joined by `+`.
+   */
   path: string;
   /** The values as typed, e.g. ['10', '30', '100']. */
   values: string[];
+  /**
+   * Linked axis: the scenario fields every value sets (2 or more). A value is either one
+   * YAML value (set on every path) or a list whose length divides `paths.length`, repeated
+   * in order over the paths (`axisOverrides`). Absent for a one-path axis.
+   */
+  paths?: string[];
 }
 
 export interface GridPoint {
@@ -73,16 +83,26 @@ function dotted(path: readonly PathSegment[]): string {
 export function parseGridArg(text: string): GridAxis {
   const eq = text.indexOf('=');
   if (eq <= 0) throw new InputError(`--grid ${text}: expected path=v1,v2,..., e.g. --grid devices.0.link.uplinkMbps=10,20,40`);
-  let segments: PathSegment[];
-  try {
-    segments = parsePath(text.slice(0, eq));
-  } catch (e) {
-    if (e instanceof InputError) throw new InputError(e.message.replace(/^--set/, '--grid'), e.field);
-    throw e;
-  }
-  const path = dotted(segments);
-  const bad = checkSchemaPath(ScenarioSchema, segments);
-  if (bad) throw new InputError(`--grid ${text}: unknown path ${path}: ${bad}`, path);
+  // Linked axis: `[name:]path1+path2+...=v1,v2` sets every path from one value.
+  const lhs = text.slice(0, eq);
+  const named = /^\s*([A-Za-z][A-Za-z0-9_-]*)\s*:(.*)$/.exec(lhs);
+  const pathTexts = (named ? named[2] : lhs).split('+');
+  if (named && pathTexts.length < 2) throw new InputError(`--grid ${text}: a name (${named[1]}:) is for a linked axis of two or more paths joined by +, e.g. --grid 'bw:links.0.mbps+links.1.mbps=50,100'`, named[1]);
+  const paths = pathTexts.map((pt) => {
+    let segments: PathSegment[];
+    try {
+      segments = parsePath(pt);
+    } catch (e) {
+      if (e instanceof InputError) throw new InputError(e.message.replace(/^--set/, '--grid'), e.field);
+      throw e;
+    }
+    const path = dotted(segments);
+    const bad = checkSchemaPath(ScenarioSchema, segments);
+    if (bad) throw new InputError(`--grid ${text}: unknown path ${path}: ${bad}`, path);
+    return path;
+  });
+  if (new Set(paths).size !== paths.length) throw new InputError(`--grid ${text}: a path is listed twice in the linked axis`, paths.join('+'));
+  const path = named ? named[1] : paths.join('+');
   const values = splitValues(text.slice(eq + 1));
   if (values.length === 0 || values.some((v) => v === '')) {
     throw new InputError(`--grid ${text}: empty value in the list; give comma-separated values, e.g. ${path}=10,20,40`, path);
@@ -92,7 +112,33 @@ export function parseGridArg(text: string): GridAxis {
     if (seen.has(v)) throw new InputError(`--grid ${text}: value "${v}" is listed twice`, path);
     seen.add(v);
   }
-  return { path, values };
+  if (paths.length === 1) return { path, values };
+  const axis: GridAxis = { path, values, paths };
+  for (const v of values) axisOverrides(axis, v); // a list of the wrong length fails here
+  return axis;
+}
+
+/** The `--grid` text of an axis (its name, paths and values), as parseGridArg reads it. */
+export function axisSpec(a: GridAxis): string {
+  const lhs = a.paths === undefined ? a.path : `${a.path === a.paths.join('+') ? '' : `${a.path}:`}${a.paths.join('+')}`;
+  return `${lhs}=${a.values.join(',')}`;
+}
+
+/**
+ * The `path=value` overrides one value of an axis stands for: one for a plain axis; for a
+ * linked axis one per path: a single value on every path, or a list of m entries (m dividing
+ * the number of paths) repeated in order, entry i % m on path i (`[a, b, c]` over 9 paths:
+ * a, b, c, a, b, c, a, b, c; a list of exactly one entry per path sets each path its own).
+ */
+export function axisOverrides(a: GridAxis, text: string): string[] {
+  if (a.paths === undefined) return [`${a.path}=${text}`];
+  const value = parseOverride(`${a.paths[0]}=${text}`).value;
+  if (!Array.isArray(value)) return a.paths.map((p) => `${p}=${text}`);
+  const k = a.paths.length;
+  if (value.length === 0 || k % value.length !== 0) {
+    throw new InputError(`--grid ${a.path}=${text}: the list has ${value.length} entries but the axis links ${k} paths (${a.paths.join(', ')}); give one value for all of them, or a list whose length divides ${k} (repeated in order)`, a.path);
+  }
+  return a.paths.map((p, i) => `${p}=${JSON.stringify(value[i % value.length])}`);
 }
 
 /** Parse all `--grid` arguments; a path given twice is an error. */
@@ -101,8 +147,10 @@ export function parseGrid(args: readonly string[]): GridAxis[] {
   const axes = args.map(parseGridArg);
   const paths = new Set<string>();
   for (const a of axes) {
-    if (paths.has(a.path)) throw new InputError(`--grid: path ${a.path} is given twice; list all its values in one --grid`, a.path);
-    paths.add(a.path);
+    for (const p of [a.path, ...(a.paths ?? [])]) {
+      if (paths.has(p)) throw new InputError(`--grid: path ${p} is given twice; list all its values in one --grid`, p);
+      paths.add(p);
+    }
   }
   return axes;
 }
@@ -139,7 +187,7 @@ export function sanitize(text: string, maxChars = 32): string {
 
 /** Every point of the grid, first axis outermost (the last axis varies fastest). */
 export function expandGrid(axes: readonly GridAxis[]): GridPoint[] {
-  const parsed = axes.map((a) => a.values.map((v) => parseOverride(`${a.path}=${v}`).value));
+  const parsed = axes.map((a) => a.values.map((v) => parseOverride(`${a.paths?.[0] ?? a.path}=${v}`).value));
   const total = axes.reduce((n, a) => n * a.values.length, 1);
   const width = Math.max(3, String(Math.max(0, total - 1)).length);
   const labels = axisLabels(axes);
@@ -159,7 +207,7 @@ export function expandGrid(axes: readonly GridAxis[]): GridPoint[] {
       id: `p${String(index).padStart(width, '0')}_${parts.join('_')}`.slice(0, 160),
       texts,
       values: parsed.map((vals, k) => vals[pick[k]]),
-      overrides: axes.map((a, k) => `${a.path}=${texts[k]}`),
+      overrides: axes.flatMap((a, k) => axisOverrides(a, texts[k])),
     });
   }
   return points;

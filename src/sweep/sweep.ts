@@ -11,7 +11,7 @@ import { InputError } from '../core/errors.js';
 import { VERSION } from '../results/write.js';
 import { csvFileToParquet, writeRunParquet } from '../results/parquet.js';
 import { loadScenario } from '../scenario/load.js';
-import { expandGrid, inShard, parseGrid, parseShard, type GridAxis, type GridPoint, type Shard } from './grid.js';
+import { axisOverrides, axisSpec, expandGrid, inShard, parseGrid, parseShard, type GridAxis, type GridPoint, type Shard } from './grid.js';
 import type { PointStamp, PointTask } from './point.js';
 import { runPool } from './pool.js';
 import { defaultJobs } from './jobs.js';
@@ -97,7 +97,7 @@ function validate(file: string, base: readonly string[], axes: readonly GridAxis
   for (const a of axes) {
     for (const v of a.values) {
       try {
-        loadScenario(file, [...base, `${a.path}=${v}`]);
+        loadScenario(file, [...base, ...axisOverrides(a, v)]);
       } catch (e) {
         if (!(e instanceof InputError)) throw e;
         problems.push(`--grid ${a.path}=${v}: ${e.message.replaceAll('[from --set]', '[from --grid]')}`);
@@ -119,7 +119,7 @@ function validate(file: string, base: readonly string[], axes: readonly GridAxis
 
 export async function runSweep(opts: SweepOptions): Promise<SweepResult> {
   const t0 = performance.now();
-  const axes = parseGrid(opts.grid.map((g) => (typeof g === 'string' ? g : `${g.path}=${g.values.join(',')}`)));
+  const axes = parseGrid(opts.grid.map((g) => (typeof g === 'string' ? g : axisSpec(g))));
   const shard = typeof opts.shard === 'string' ? parseShard(opts.shard) : (opts.shard ?? null);
   if (shard) parseShard(`${shard.index}/${shard.count}`); // range check
   const jobs = opts.jobs ?? defaultJobs();
