@@ -4,7 +4,7 @@
  * device while 100 hostile connections attack it.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,21 +24,31 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 interface Verdict { pass: boolean; medianAbsErrorPct: { ttft_mean_ms: number } }
 
 /**
- * CI threshold (%). The issue asks for 10 %; on this machine the live chain runs 18-27 % slower
- * than the simulator predicts (measured on an idle machine; README "Topology"): each stage's
- * ONNX pass takes about twice the calibrated time when tasks arrive spaced out (the calibration
- * times passes back to back), and each hop costs 1-2 ms of process and event-loop time the
- * simulator does not model (issue 14). A simulator with the wrong link latencies is off by > 50 %.
+ * The issue's threshold (%), on mean delay. The simulator uses the host fitted from an earlier
+ * live run on this machine (calibration/ci-cpu-2core/host-fit.json: per-op dispatch and
+ * per-message costs, two shared cores; hatsim calibrate --from-live), which validate picks up
+ * by default. Without it (--hosts none) the same live run is 30-45 % off: the check that the
+ * host model does the work. A drifting shared VM can spoil one live run: one retry.
  */
-const CI_MAX_ERROR_PCT = 40;
+const MAX_ERROR_PCT = 10;
 
-describe('topology runner: hatsim validate on the chain (three node processes)', () => {
-  it('passes at the CI threshold on mean delay, and fails for a simulator with the wrong link latencies', () => {
-    const out = join(tmp, 'chain');
-    const r = spawnSync(process.execPath, [CLI, 'validate', 'scenarios/live-chain.yaml', '--max-error-pct', String(CI_MAX_ERROR_PCT), '--out', out],
-      { cwd: REPO, encoding: 'utf8', timeout: 170_000 });
-    process.stdout.write(`${r.stdout.split('\n').filter((l) => /staged|median/.test(l)).join('\n')}\nload ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+function validate(scenario: string, out: string, extra: string[] = [], timeoutMs = 170_000) {
+  const r = spawnSync(process.execPath, [CLI, 'validate', scenario, '--max-error-pct', String(MAX_ERROR_PCT), '--out', out, ...extra], { cwd: REPO, encoding: 'utf8', timeout: timeoutMs });
+  process.stdout.write(`${scenario} ${extra.join(' ')}\n${r.stdout.split('\n').filter((l) => /mean_ms|median/.test(l)).join('\n')}\nload ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+  return r;
+}
+
+function validateWithRetry(scenario: string, out: string) {
+  let r = validate(scenario, out);
+  if (r.status !== 0) r = validate(scenario, `${out}-retry`);
+  return { r, out: r.status === 0 && existsSync(`${out}-retry`) ? `${out}-retry` : out };
+}
+
+describe('topology runner: hatsim validate at 10 % with the fitted host model (chain, DTO-EE)', () => {
+  it('the chain (three node processes) passes at 10 %; without the host model, and with the wrong link latencies, the same live run fails', () => {
+    const { r, out } = validateWithRetry('scenarios/live-chain.yaml', join(tmp, 'chain'));
     expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/simulating every node on the host fitted in .*host-fit\.json/);
     const run = JSON.parse(readFileSync(join(out, 'live', 'run.json'), 'utf8')) as { runner: string; errors: string[]; perSystem: { processes: number }[] };
     expect(run.runner).toBe('topology');
     expect(run.perSystem[0].processes).toBe(3);
@@ -46,12 +56,23 @@ describe('topology runner: hatsim validate on the chain (three node processes)',
     // The live run's bytes are the simulator's, request by request.
     const csv = readFileSync(join(out, 'validation.csv'), 'utf8').trim().split('\n');
     for (const line of csv.filter((l) => /bytes_/.test(l))) expect(Number(line.split(',')[4])).toBe(0);
-    const bad = spawnSync(process.execPath, [CLI, 'validate', 'scenarios/live-chain.yaml', '--max-error-pct', String(CI_MAX_ERROR_PCT), '--live-dir', join(out, 'live'),
-      '--sim-set', 'links.0.latencyMs=2', '--sim-set', 'links.2.latencyMs=2', '--out', join(tmp, 'bad')], { cwd: REPO, encoding: 'utf8', timeout: 60_000 });
-    expect(bad.status, bad.stdout + bad.stderr).toBe(1);
-    const v = JSON.parse(readFileSync(join(tmp, 'bad', 'validation.json'), 'utf8')) as Verdict;
-    expect(v.pass).toBe(false);
-    expect(v.medianAbsErrorPct.ttft_mean_ms).toBeGreaterThan(CI_MAX_ERROR_PCT);
+    for (const [name, extra] of [['nohost', ['--hosts', 'none']], ['badlinks', ['--sim-set', 'links.0.latencyMs=2', '--sim-set', 'links.2.latencyMs=2']]] as const) {
+      const bad = validate('scenarios/live-chain.yaml', join(tmp, name), ['--live-dir', join(out, 'live'), ...extra], 60_000);
+      expect(bad.status, bad.stdout + bad.stderr).toBe(1);
+      const v = JSON.parse(readFileSync(join(tmp, name, 'validation.json'), 'utf8')) as Verdict;
+      expect(v.pass).toBe(false);
+      expect(v.medianAbsErrorPct.ttft_mean_ms).toBeGreaterThan(MAX_ERROR_PCT);
+    }
+  });
+
+  it("DTO-EE's small live scenario (six node processes, seeded exits) passes at 10 % with the host fitted on the chain", () => {
+    const { r, out } = validateWithRetry('scenarios/dtoee-live-small.yaml', join(tmp, 'dtoee'));
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(out, 'live', 'run.json'), 'utf8')) as { perSystem: { processes: number }[]; errors: string[] };
+    expect(run.perSystem[0].processes).toBe(6);
+    expect(run.errors).toEqual([]);
+    const csv = readFileSync(join(out, 'validation.csv'), 'utf8').trim().split('\n');
+    for (const line of csv.filter((l) => /bytes_/.test(l))) expect(Number(line.split(',')[4])).toBe(0);
   });
 });
 
