@@ -123,11 +123,13 @@ export function hostOverride(fit: HostFit, groups: readonly string[]): string {
 
 /**
  * The shipped host fit a validation uses by default: <calibrationDir>/<hw>/host-fit.json when
- * every computing node has that one hardware id (a live run on one machine) and the scenario
- * declares no hosts of its own; else null.
+ * every computing node has that one hardware id (a live run on one machine), the scenario
+ * declares no hosts of its own, and every system runs on the topology runner (`topologyRunner`:
+ * the fit's costs are those of that runner's node processes, measured on its staged/dtoee runs;
+ * the device-cloud runner of the HAT family pays different ones); else null.
  */
-export function defaultHostFit(s: Scenario): string | null {
-  if ((s.topology.hosts?.length ?? 0) > 0) return null;
+export function defaultHostFit(s: Scenario, topologyRunner: boolean): string | null {
+  if (!topologyRunner || (s.topology.hosts?.length ?? 0) > 0) return null;
   const hw = [...new Set(s.topology.nodes.flatMap((n) => (n.hardware === null ? [] : [n.hardware])))];
   if (hw.length !== 1) return null;
   const p = join(s.calibrationDir, hw[0], 'host-fit.json');

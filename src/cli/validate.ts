@@ -28,7 +28,8 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     const name = loaded.name;
     const simSet = [...(args['sim-set'] ?? [])];
     const { defaultHostFit, readHostFit, hostOverride } = await import('../calibrate/host-fit.js');
-    const hostFile = args.hosts === 'none' ? null : args.hosts ?? defaultHostFit(loaded);
+    const { SYSTEMS } = await import('../protocol/registry.js');
+    const hostFile = args.hosts === 'none' ? null : args.hosts ?? defaultHostFit(loaded, loaded.systems.every((id) => SYSTEMS[id].pairs !== undefined));
     if (hostFile !== null) {
       simSet.unshift(hostOverride(readHostFit(hostFile), [...new Set(loaded.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))]));
       process.stderr.write(`validate: simulating every node on the host fitted in ${hostFile} (--hosts none: no host model)\n`);
