@@ -710,7 +710,7 @@ function buildFile(
   }
   const partNotes = outcomes.map((o) => `${o.part}: ${o.opsNote}; knee ${kneeText(o.fit.knee)}`).join(' | ');
   const notes =
-    `${r.quick ? 'QUICK run (small grid, few repeats). ' : ''}fp32 weights (seeded random) on the ${r.ep} EP, intraOpNumThreads=${r.threads}; ` +
+    `${r.quick ? 'QUICK run (small grid, few repeats). ' : ''}fp32 weights (${r.onnxDir ? `of the exports in ${r.onnxDir}` : 'seeded random'}) on the ${r.ep} EP, intraOpNumThreads=${r.threads}; ` +
     `latency of a point = ${r.statistic === 'p10' ? '10th percentile' : 'median'} of its repeats; ` +
     `batches are uniform (samples.csv tokens/ctx are batch sums); present KV computed but not copied back while timing; ` +
     (r.writeId !== r.model.id ? `written as model ${r.writeId}: parts of ${r.model.id}${r.onnxDir ? ` from ${r.onnxDir}` : ''}${r.pruning ? ` pruned as ${r.pruning.file} (${r.pruning.layersKept.length} of ${r.model.numLayers} layers, FFN widths ${r.pruning.ffnWidths.join('/')})` : ''}; ` : '') +
