@@ -62,6 +62,26 @@ describe.skipIf(!existsSync(CLI))('hatsim prune CLI', () => {
     expect(pj2.numLayersBefore).toBe(3);
   });
 
+  it('--replot re-draws a finished grid from its points\' report.json (front.svg included) without pruning; an empty grid and a bad --front-hardware are refused', () => {
+    const grid = join(tmp, 'grid');
+    const r = hatsim('prune', ...small, '--ratio', '0.3', '--method', 'comp', '--out', join(grid, 'comp-r0.3'));
+    expect(r.status, r.stderr).toBe(0);
+    const before = readFileSync(join(grid, 'comp-r0.3', 'pruning.json'));
+    const re = hatsim('prune', ...small, '--ratio', '0.3', '--method', 'comp,magnitude', '--out', grid, '--plot', '--replot', '--front-hardware', 'jetson-tx2');
+    expect(re.status, re.stderr).toBe(0);
+    expect(re.stdout).toMatch(/skipped grid points \(no report\.json\): magnitude@0\.3/);
+    expect(readFileSync(join(grid, 'summary.csv'), 'utf8').trim().split('\n')).toHaveLength(2);
+    const front = JSON.parse(readFileSync(join(grid, 'front.vl.json'), 'utf8')) as { data: { values: { label: string; device: string }[] } };
+    expect(front.data.values.map((v) => `${v.device}|${v.label}`)).toEqual(['jetson-tx2 (roofline estimate)|unpruned', 'jetson-tx2 (roofline estimate)|comp 0.3']);
+    expect(existsSync(join(grid, 'magnitude-r0.3'))).toBe(false);
+    expect(readFileSync(join(grid, 'comp-r0.3', 'pruning.json')).equals(before)).toBe(true);
+    const empty = hatsim('prune', ...small, '--ratio', '0.1,0.2', '--method', 'comp', '--out', join(tmp, 'no-grid'), '--replot');
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toMatch(/--replot: no grid point .* has a report\.json/);
+    const bad = hatsim('prune', ...small, '--ratio', '0.1,0.2', '--method', 'comp', '--out', join(tmp, 'bad-front'), '--plot', '--front-hardware', 'jetson-z80');
+    expectRefused(bad, /--front-hardware "jetson-z80" is not a data-sheet hardware id/, join(tmp, 'bad-front'));
+  });
+
   it.each(['1.5', '0', '-0.2', '1'])('--ratio %s is refused (exit 2, nothing written)', (ratio) => {
     const out = join(tmp, `bad-ratio-${ratio}`);
     expectRefused(hatsim('prune', ...small, '--ratio', ratio, '--out', out), /--ratio .* outside \(0, 1\)/, out);

@@ -233,7 +233,7 @@ describe('runPrune', () => {
     expect(csv[0].split(',')).toContain('top1_match');
     const spec: ModelSpec = { id: 'micro', name: 'micro', numLayers: 4, hiddenSize: 32, intermediateSize: F, numHeads: 4, numKvHeads: 2, vocabSize: 64, weightBytesPerElem: 2, activationBytesPerElem: 2, maxContext: 1024 };
     const files = await writePrunePlots(join(out, 'plots'), runs, spec, 'jetson-orin-nx-16gb');
-    expect(files.map((f) => f.split('/').pop())).toEqual(['quality.svg', 'latency.svg', 'memory.svg']);
+    expect(files.map((f) => f.split('/').pop())).toEqual(['quality.svg', 'latency.svg', 'memory.svg', 'front.svg']);
     for (const f of files) expect(readFileSync(f, 'utf8')).toMatch(/^<svg/);
     const lat = JSON.parse(readFileSync(join(out, 'plots', 'latency.vl.json'), 'utf8')).data.values as { phase: string; ms: number }[];
     const full = prunedFullModelMs(spec, null, getHardware('jetson-orin-nx-16gb'), singleShape(256, 0));

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { InputError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
-import { getModel } from '../model/catalog.js';
+import { getModel, MODELS } from '../model/catalog.js';
+import { pruningFromJson, type PruningSpec } from '../model/pruning.js';
 import type { ModelSpec } from '../model/types.js';
 import {
   CALIBRATION_FILE_NAME,
@@ -61,6 +62,28 @@ export interface CalibrateOptions {
   /** Abort (Ctrl-C): stops after the current point; samples.csv stays consistent. */
   signal?: AbortSignal;
   seed?: number;
+  /**
+   * Write the file under this model id instead of `modelId` (a pruned or other
+   * variant of the catalog model, profiled from --onnx-dir): the folder is
+   * <outDir>/<hardwareId>/<asModelId>/ and the file's modelId says it.
+   */
+  asModelId?: string;
+  /**
+   * pruning.json (`hatsim prune`) of the model profiled; its layersKept and
+   * ffnWidths are recorded in meta.pruning. Default with asModelId: the
+   * --onnx-dir's parent's pruning.json when it exists.
+   */
+  pruningFile?: string;
+}
+
+/** What a calibration of a pruned model records about it (meta.pruning). */
+export interface CalibrationPruningMeta {
+  baseModelId: string;
+  file: string;
+  method: string | null;
+  ratio: number | null;
+  layersKept: number[];
+  ffnWidths: number[];
 }
 
 export interface NoiseStats {
@@ -128,6 +151,9 @@ interface Resolved {
   log: (line: string) => void;
   signal: AbortSignal | undefined;
   seed: number;
+  /** The model id the file is written under (model.id unless --as-model-id). */
+  writeId: string;
+  pruning: CalibrationPruningMeta | null;
 }
 
 const HARDWARE_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
@@ -158,7 +184,10 @@ export function resolveOptions(o: CalibrateOptions): Resolved {
   if (!Number.isInteger(heldOut) || heldOut < 1) throw new InputError(`held-out points ${heldOut}: an integer >= 1`, 'held-out');
   const statistic = o.statistic ?? 'p10';
   if (statistic !== 'p10' && statistic !== 'median') throw new InputError(`--statistic "${String(statistic)}": allowed p10, median`, 'statistic');
+  const { writeId, pruning } = resolveWriteId(o, model);
   return {
+    writeId,
+    pruning,
     model,
     hardwareId: o.hardwareId,
     parts: [...new Set(parts)] as PartId[],
@@ -176,6 +205,53 @@ export function resolveOptions(o: CalibrateOptions): Resolved {
     log: o.log ?? ((line: string) => process.stderr.write(line + '\n')),
     signal: o.signal,
     seed: o.seed ?? 20261122,
+  };
+}
+
+/** --as-model-id and --pruning: the id the file is written under and the pruning it records. */
+function resolveWriteId(o: CalibrateOptions, model: ModelSpec): { writeId: string; pruning: CalibrationPruningMeta | null } {
+  const asId = o.asModelId;
+  const besidePruning = o.onnxDir !== undefined ? join(o.onnxDir, '..', 'pruning.json') : null;
+  if (asId === undefined) {
+    if (o.pruningFile !== undefined) {
+      throw new InputError(`--pruning ${o.pruningFile} needs --as-model-id ID: a pruned model's calibration must not be written under the unpruned ${model.id}'s id`, 'as-model-id');
+    }
+    if (besidePruning !== null && existsSync(besidePruning)) {
+      throw new InputError(
+        `--onnx-dir ${o.onnxDir} is a hatsim prune output (${besidePruning} exists): writing its timings as ${model.id} would pass a pruned model off as the unpruned one; ` +
+          `give --as-model-id ID (e.g. ${model.id}-comp-r0.2), the id a scenario declares for the pruned model`,
+        'as-model-id',
+      );
+    }
+    return { writeId: model.id, pruning: null };
+  }
+  if (typeof asId !== 'string' || !HARDWARE_ID_RE.test(asId)) {
+    throw new InputError(`--as-model-id "${String(asId)}" is invalid: use letters, digits, '.', '_' or '-' (it becomes a folder name), e.g. ${model.id}-comp-r0.2`, 'as-model-id');
+  }
+  if (asId !== model.id && Object.prototype.hasOwnProperty.call(MODELS, asId)) {
+    throw new InputError(`--as-model-id ${asId} is another catalog model's id; give the variant of ${model.id} its own id (e.g. ${model.id}-comp-r0.2)`, 'as-model-id');
+  }
+  const file = o.pruningFile ?? (besidePruning !== null && existsSync(besidePruning) ? besidePruning : undefined);
+  if (file === undefined) return { writeId: asId, pruning: null };
+  if (!existsSync(file)) throw new InputError(`--pruning ${file} does not exist`, 'pruning');
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+  } catch (e) {
+    throw new InputError(`--pruning ${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, 'pruning');
+  }
+  const p: PruningSpec = pruningFromJson(model, json, file);
+  const j = json as { method?: unknown; ratio?: unknown };
+  return {
+    writeId: asId,
+    pruning: {
+      baseModelId: model.id,
+      file,
+      method: typeof j.method === 'string' ? j.method : null,
+      ratio: typeof j.ratio === 'number' ? j.ratio : null,
+      layersKept: p.layersKept,
+      ffnWidths: p.ffnWidths,
+    },
   };
 }
 
@@ -394,7 +470,7 @@ function shapeText(s: MeasureShape): string {
 export async function runCalibration(opts: CalibrateOptions): Promise<CalibrationRun> {
   const r = resolveOptions(opts);
   const started = Date.now();
-  const dir = join(r.outDir, r.hardwareId, r.model.id);
+  const dir = join(r.outDir, r.hardwareId, r.writeId);
   mkdirSync(dir, { recursive: true });
   const samplesPath = join(dir, 'samples.csv');
   const policy: RepPolicy = r.quick ? QUICK_REPS : FULL_REPS;
@@ -601,7 +677,7 @@ function buildFile(
     }
   }
   const components: CalibrationFile['components'] = {};
-  if (previous && previous.hardwareId === r.hardwareId && previous.modelId === r.model.id) {
+  if (previous && previous.hardwareId === r.hardwareId && previous.modelId === r.writeId) {
     for (const [k, v] of Object.entries(previous.components)) {
       if (!r.parts.includes(k as PartId) && v) components[k as PartId] = v;
     }
@@ -634,9 +710,10 @@ function buildFile(
   }
   const partNotes = outcomes.map((o) => `${o.part}: ${o.opsNote}; knee ${kneeText(o.fit.knee)}`).join(' | ');
   const notes =
-    `${r.quick ? 'QUICK run (small grid, few repeats). ' : ''}fp32 weights (seeded random) on the ${r.ep} EP, intraOpNumThreads=${r.threads}; ` +
+    `${r.quick ? 'QUICK run (small grid, few repeats). ' : ''}fp32 weights (${r.onnxDir ? `of the exports in ${r.onnxDir}` : 'seeded random'}) on the ${r.ep} EP, intraOpNumThreads=${r.threads}; ` +
     `latency of a point = ${r.statistic === 'p10' ? '10th percentile' : 'median'} of its repeats; ` +
     `batches are uniform (samples.csv tokens/ctx are batch sums); present KV computed but not copied back while timing; ` +
+    (r.writeId !== r.model.id ? `written as model ${r.writeId}: parts of ${r.model.id}${r.onnxDir ? ` from ${r.onnxDir}` : ''}${r.pruning ? ` pruned as ${r.pruning.file} (${r.pruning.layersKept.length} of ${r.model.numLayers} layers, FFN widths ${r.pruning.ffnWidths.join('/')})` : ''}; ` : '') +
     `load avg 1m start/end/mean ${loadAvg.start.toFixed(2)}/${loadAvg.end.toFixed(2)}/${loadAvg.mean.toFixed(2)}; run took ${(durationMs / 1000).toFixed(0)} s; ` +
     partNotes;
   const cpus = os.cpus();
@@ -644,7 +721,7 @@ function buildFile(
     format: 'hatsim-calibration',
     version: 1,
     hardwareId: r.hardwareId,
-    modelId: r.model.id,
+    modelId: r.writeId,
     latencyUnit: 'ms',
     meta: {
       createdAt: new Date().toISOString(),
@@ -656,6 +733,8 @@ function buildFile(
       gpuModel: null,
       loadAvg1m: round(loadAvg.mean, 3),
       notes,
+      ...(r.writeId !== r.model.id ? { baseModelId: r.model.id } : {}),
+      ...(r.pruning ? { pruning: r.pruning } : previous?.meta.pruning !== undefined && previous.modelId === r.writeId ? { pruning: previous.meta.pruning } : {}),
     },
     components,
     ...(layerScaling.length > 0

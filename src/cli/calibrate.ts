@@ -30,6 +30,8 @@ export interface CalibrateArgs {
   'model-id'?: string;
   'vidur-dir'?: string;
   'roofline-hardware'?: string;
+  'as-model-id'?: string;
+  pruning?: string;
 }
 
 function need(value: string | undefined, flag: string, action: string): string {
@@ -57,6 +59,8 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       .option('held-out', { type: 'number', describe: 'held-out random shapes per part (default 20, quick 8)' })
       .option('statistic', { type: 'string', default: 'p10', choices: ['p10', 'median'], describe: "a point's latency: 10th percentile (repeatable on shared machines) or median of its repeats" })
       .option('progress', { type: 'boolean', describe: 'progress bar (default: when stderr is a terminal)' })
+      .option('as-model-id', { type: 'string', describe: 'run: write the file under this model id (a pruned variant of --model profiled from --onnx-dir, e.g. brown-small-comp-r0.2)' })
+      .option('pruning', { type: 'string', describe: 'run: pruning.json of the profiled model, recorded in meta.pruning (default with --as-model-id: <onnx-dir>/../pruning.json if present)' })
       .option('gpu', { type: 'string', describe: 'import-vidur: GPU folder (a40, a100, h100)' })
       .option('model-id', { type: 'string', describe: 'import-vidur: hatsim catalog model id to write (e.g. llama2-7b)' })
       .option('vidur-dir', { type: 'string', default: DEFAULT_VIDUR_DIR, describe: 'import-vidur: root of the Vidur profiles' })
@@ -66,6 +70,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       .option('roofline-hardware', { type: 'string', describe: 'import-vidur: data-sheet profile for the attention estimate (default: --hardware-id)' })
       .example('$0 calibrate --model tiny-test --hardware-id my-laptop --quick', 'one-minute check')
       .example('$0 calibrate --model tinyllama-1.1b --hardware-id jetson-orin-nx-16gb --threads 4', 'full calibration')
+      .example('$0 calibrate --model brown-small --hardware-id ci-cpu-2core --onnx-dir out/prune-brown/comp-r0.2/model --parts embedding,decoderLayer,lmHead --as-model-id brown-small-comp-r0.2', 'a pruned model (hatsim prune output)')
       .example('$0 calibrate import-vidur --gpu a40 --model Llama-2-7b-hf --hardware-id a40 --model-id llama2-7b', 'import Vidur timings') as never,
   handler: async (args) => {
     const action = args.action ?? 'run';
@@ -81,6 +86,9 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       return;
     }
     if (action === 'import-vidur') {
+      if (args['as-model-id'] !== undefined || args.pruning !== undefined) {
+        throw new InputError(`hatsim calibrate import-vidur: --${args['as-model-id'] !== undefined ? 'as-model-id' : 'pruning'} is for "run"; import-vidur names its model with --model-id`, args['as-model-id'] !== undefined ? 'as-model-id' : 'pruning');
+      }
       const { importVidur } = await import('../calibrate/vidur.js'); // not at start-up (issue 15)
       const r = importVidur({
         gpu: need(args.gpu, 'gpu', action),
@@ -120,6 +128,8 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
         statistic: args.statistic as 'p10' | 'median' | undefined,
         progress: args.progress,
         signal: controller.signal,
+        asModelId: args['as-model-id'],
+        pruningFile: args.pruning,
       });
       process.stdout.write(r.report + '\n');
       if (r.interrupted) {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { CommandModule } from 'yargs';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
+import { HARDWARE, hasHardware } from '../compute/hardware.js';
 import { getModel } from '../model/catalog.js';
 import { DEFAULT_OPTIONS, METHODS, type CountMode, type Method } from '../prune/options.js';
 import type { PruneResult } from '../prune/run.js';
@@ -39,6 +40,9 @@ export interface PruneArgs {
   out?: string;
   plot: boolean;
   'plot-hardware': string;
+  'front-hardware'?: string;
+  'calibration-dir': string;
+  replot?: boolean;
   quiet: boolean;
 }
 
@@ -90,6 +94,9 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       .option('out', { type: 'string', describe: 'output folder (default prune/<model>-<method>-r<ratio>)' })
       .option('plot', { type: 'boolean', default: false, describe: 'grid: also write quality/latency/memory-vs-ratio figures' })
       .option('plot-hardware', { type: 'string', default: 'jetson-orin-nx-16gb', describe: 'data-sheet hardware of the roofline latency figure' })
+      .option('front-hardware', { type: 'string', describe: 'data-sheet devices of front.svg, comma-separated (default jetson-agx-orin-64gb,jetson-orin-nx-16gb,jetson-tx2)' })
+      .option('replot', { type: 'boolean', default: false, describe: 'grid: do not prune; re-write summary.csv and the figures from the points\' report.json in --out (e.g. after calibrating the pruned models)' })
+      .option('calibration-dir', { type: 'string', default: 'calibration', describe: 'front.svg: measured facets from <dir>/<hw>/<model>-<method>-r<ratio>/model.json where present' })
       .option('quiet', { type: 'boolean', default: false, describe: 'no progress lines' })
       .example('$0 prune --model tiny-test --ratio 0.2 --method comp --out out/tiny-comp', 'one run on seeded weights')
       .example('$0 prune --model tiny-test --ratio 0.1,0.2,0.3 --method comp,comp-notune,magnitude,random,layers --out out/grid --plot', 'the README grid') as never,
@@ -119,6 +126,10 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
       seed: args.seed,
     };
     for (const method of ms) for (const ratio of rs) checkOptions({ ...base, method, ratio });
+    const frontHardware = args['front-hardware'] !== undefined ? list(args['front-hardware'], 'front-hardware') : undefined;
+    for (const h of frontHardware ?? []) {
+      if (!hasHardware(h)) throw new InputError(`--front-hardware "${h}" is not a data-sheet hardware id; known: ${Object.keys(HARDWARE).join(', ')}`, 'front-hardware');
+    }
     if (!Number.isSafeInteger(args.seed) || args.seed < 0) throw new InputError(`--seed ${args.seed}: give a non-negative integer`, 'seed');
     const log = args.quiet ? () => {} : (line: string) => process.stderr.write(`prune: ${line}\n`);
     if (rs.length === 1 && ms.length === 1) {
@@ -139,6 +150,11 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
     for (const method of ms) {
       for (const ratio of rs) {
         const dir = join(args.out, `${method}-r${ratio}`);
+        if (args.replot) {
+          if (existsSync(join(dir, 'report.json'))) results.push(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as PruneResult);
+          else skipped.push(`${method}@${ratio}`);
+          continue;
+        }
         log(`grid point ${method} ratio ${ratio} -> ${dir}`);
         const child = spawnSync(process.execPath, [process.argv[1], ...passThrough, '--method', method, '--ratio', String(ratio), '--out', dir], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
         if (child.status === 2) {
@@ -152,10 +168,14 @@ export const pruneCommand: CommandModule<object, PruneArgs> = {
         results.push(JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as PruneResult);
       }
     }
-    if (results.length === 0) throw new InputError(`every grid point was refused (${skipped.join(', ')})`, 'ratio');
+    if (results.length === 0) {
+      throw args.replot
+        ? new InputError(`--replot: no grid point of --out ${args.out} has a report.json (${skipped.join(', ')}); run the grid first`, 'replot')
+        : new InputError(`every grid point was refused (${skipped.join(', ')})`, 'ratio');
+    }
     writeFileAtomic(join(args.out, 'summary.csv'), summaryCsv(results));
-    if (skipped.length > 0) process.stdout.write(`skipped grid points (input errors): ${skipped.join(', ')}\n`);
-    if (args.plot) for (const f of await writePrunePlots(args.out, results, model, args['plot-hardware'])) log(`figure ${f}`);
+    if (skipped.length > 0) process.stdout.write(`skipped grid points (${args.replot ? 'no report.json' : 'input errors'}): ${skipped.join(', ')}\n`);
+    if (args.plot) for (const f of await writePrunePlots(args.out, results, model, args['plot-hardware'], { frontHardware, calibrationDir: args['calibration-dir'] })) log(`figure ${f}`);
     process.stdout.write(`written: ${join(args.out, 'summary.csv')}${existsSync(join(args.out, 'quality.svg')) ? ', figures' : ''}\n`);
   },
 };

@@ -22,11 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createSession, makeFeeds, primaryOutput, type MeasureShape } from '../calibrate/measure.js';
-import { getModel } from '../model/catalog.js';
+import { getModel, MODELS } from '../model/catalog.js';
 import type { ModelSpec } from '../model/types.js';
 import { DecoderWriter } from './onnx.js';
 import { SeededSource } from './weights.js';
-import { calibratedComponent, loadCalibration } from '../compute/calibration.js';
+import { loadCalibration } from '../compute/calibration.js';
+import { calibratedFullModelMs, decodeShapeOf, prefillShapeOf } from './front.js';
 import { singleShape, type BatchShape } from '../compute/types.js';
 import { InputError } from '../core/errors.js';
 
@@ -40,14 +41,19 @@ export interface StackLatency {
 export const DECODE_SHAPE: BatchShape = singleShape(1, 512);
 export const PREFILL_SHAPE: BatchShape = singleShape(256, 0);
 
-export function stackLatency(basePath: string, layerPath: string, layers: number, label: string): StackLatency {
+/**
+ * Whole-model decode/prefill from calibration files. `layerPath` may be a complete
+ * calibration of the pruned model (embedding, decoderLayer, LM head, e.g. written with
+ * `hatsim calibrate --as-model-id`) or hold only decoderLayer: missing parts come from
+ * the unpruned model's file. Shapes: `model`'s decode/prefill (front.ts), else 1 @512, 256.
+ */
+export function stackLatency(basePath: string, layerPath: string, layers: number, label: string, model?: ModelSpec): StackLatency {
   const base = loadCalibration(basePath);
   const file = loadCalibration(layerPath);
-  const emb = calibratedComponent(base, 'embedding', basePath);
-  const head = calibratedComponent(base, 'lmHead', basePath);
-  const layer = calibratedComponent(file, 'decoderLayer', layerPath);
-  const ms = (s: BatchShape): number => emb.batchMs(s) + layers * layer.batchMs(s) + head.batchMs(s);
-  return { label, layers, decodeMs: ms(DECODE_SHAPE), prefillMs: ms(PREFILL_SHAPE) };
+  const dec = model ? decodeShapeOf(model) : DECODE_SHAPE;
+  const pre = model ? prefillShapeOf(model) : PREFILL_SHAPE;
+  const ms = (s: BatchShape): number => calibratedFullModelMs(file, layerPath, base, basePath, layers, s);
+  return { label, layers, decodeMs: ms(dec), prefillMs: ms(pre) };
 }
 
 export interface AbRow {
@@ -65,9 +71,10 @@ function quantile(sorted: number[], q: number): number {
 export async function abTiming(model: ModelSpec, files: { label: string; file: string }[], rounds: number, perRound = 3): Promise<AbRow[]> {
   const sessions = [];
   for (const f of files) sessions.push({ ...f, session: await createSession(f.file, { ep: 'cpu', threads: 1 }) });
+  const dec = decodeShapeOf(model), pre = prefillShapeOf(model);
   const shapes: [string, MeasureShape][] = [
-    ['decode 1 tok @512', { tokensPerSeq: 1, ctxPerSeq: 512, seqs: 1 }],
-    ['prefill 256 tok', { tokensPerSeq: 256, ctxPerSeq: 0, seqs: 1 }],
+    [`decode 1 tok @${dec.ctx}`, { tokensPerSeq: 1, ctxPerSeq: dec.ctx, seqs: 1 }],
+    [`prefill ${pre.tokens} tok`, { tokensPerSeq: pre.tokens, ctxPerSeq: 0, seqs: 1 }],
   ];
   const rows: AbRow[] = [];
   for (const [name, shape] of shapes) {
@@ -121,13 +128,16 @@ async function mainAb(argv: string[]): Promise<void> {
 function main(argv: string[]): void {
   const [basePath, ...specs] = argv;
   if (!basePath || specs.length === 0) throw new InputError('usage: latency.js BASE_CAL_JSON LABEL=CAL_JSON:LAYERS ...');
+  const baseId = loadCalibration(basePath).modelId;
+  const model = Object.prototype.hasOwnProperty.call(MODELS, baseId) ? getModel(baseId) : undefined;
   const rows = specs.map((s) => {
     const m = /^([^=]+)=(.+):(\d+)$/.exec(s);
     if (!m) throw new InputError(`"${s}": expected LABEL=CAL_JSON:LAYERS`);
-    return stackLatency(basePath, m[2], Number(m[3]), m[1]);
+    return stackLatency(basePath, m[2], Number(m[3]), m[1], model);
   });
   const ref = rows[0];
-  process.stdout.write('| model | layers | decode 1 tok @512 (ms) | prefill 256 tok (ms) | decode vs first | prefill vs first |\n|---|---|---|---|---|---|\n');
+  const dec = model ? decodeShapeOf(model) : DECODE_SHAPE, pre = model ? prefillShapeOf(model) : PREFILL_SHAPE;
+  process.stdout.write(`| model | layers | decode 1 tok @${dec.ctx} (ms) | prefill ${pre.tokens} tok (ms) | decode vs first | prefill vs first |\n|---|---|---|---|---|---|\n`);
   for (const r of rows) {
     process.stdout.write(`| ${r.label} | ${r.layers} | ${r.decodeMs.toFixed(3)} | ${r.prefillMs.toFixed(2)} | ${(r.decodeMs / ref.decodeMs).toFixed(3)} | ${(r.prefillMs / ref.prefillMs).toFixed(3)} |\n`);
   }

@@ -13,6 +13,17 @@ import { modelMemoryBytes, type PruningSpec } from '../model/pruning.js';
 import type { ModelSpec } from '../model/types.js';
 import { specToSvg } from '../plot/render.js';
 import type { PruneResult } from './run.js';
+import { frontPoints, frontSpec } from './front.js';
+
+/** Data-sheet devices of the quality/latency front when none are given. */
+export const DEFAULT_FRONT_HARDWARE = ['jetson-agx-orin-64gb', 'jetson-orin-nx-16gb', 'jetson-tx2'];
+
+export interface PrunePlotOptions {
+  /** Data-sheet devices of front.svg (default DEFAULT_FRONT_HARDWARE). */
+  frontHardware?: readonly string[];
+  /** Calibration root: measured facets of front.svg for pruned ids found there. */
+  calibrationDir?: string;
+}
 
 export function pruningOf(r: PruneResult): PruningSpec {
   const kept = r.layers.filter((l) => l.kept);
@@ -46,8 +57,8 @@ function lineChart(title: string, values: Record<string, unknown>[], y: string, 
     : { $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title, data: { values }, width: 420, height: 260, ...layer };
 }
 
-/** Writes quality.svg, latency.svg, memory.svg into `dir`; returns their paths. */
-export async function writePrunePlots(dir: string, results: readonly PruneResult[], model: ModelSpec, hardwareId = 'jetson-orin-nx-16gb'): Promise<string[]> {
+/** Writes quality.svg, latency.svg, memory.svg and front.svg (quality vs decode latency per device) into `dir`; returns their paths. */
+export async function writePrunePlots(dir: string, results: readonly PruneResult[], model: ModelSpec, hardwareId = 'jetson-orin-nx-16gb', opts: PrunePlotOptions = {}): Promise<string[]> {
   const hw = getHardware(hardwareId);
   const quality: Record<string, unknown>[] = [];
   const latency: Record<string, unknown>[] = [];
@@ -68,6 +79,11 @@ export async function writePrunePlots(dir: string, results: readonly PruneResult
     ['latency.svg', lineChart(`roofline latency of the pruned model on ${hw.id} (estimate)`, latency, 'ms', 'ms', 'phase')],
     ['memory.svg', lineChart(`memory vs pruning ratio (${model.id})`, memory, 'gb', 'GB', 'kind')],
   ];
+  const front = frontPoints(model, results.map((r) => ({ method: r.method, ratio: r.ratio, pruning: pruningOf(r), quality: r.quality })), {
+    hardware: opts.frontHardware ?? DEFAULT_FRONT_HARDWARE,
+    calibrationDir: opts.calibrationDir,
+  });
+  files.push(['front.svg', frontSpec(model, front.points, front.quality)]);
   const written: string[] = [];
   for (const [name, spec] of files) {
     const path = join(dir, name);
