@@ -147,7 +147,7 @@ if (!quick) {
 const baseArg = process.argv.indexOf('--baseline');
 if (baseArg > 0) {
   const { compareWithBaseline } = await import('./compare.js');
-  await compareWithBaseline(process.argv[baseArg + 1], Math.max(reps, 5));
+  await compareWithBaseline(process.argv[baseArg + 1], Math.max(reps, 5), process.argv.includes('--isolate'));
 }
 
 if (!process.argv.includes('--no-peer')) peerBench(quick ? { ...peer, sizes: [1000] } : peer);

@@ -6,8 +6,9 @@
  * identical (the same requests.csv rows), which it checks on the way.
  */
 import { loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadScenario } from '../src/scenario/load.js';
 import { buildTestbed, simulateSystem } from '../src/sim/run.js';
 import type { SystemId } from '../src/scenario/types.js';
@@ -34,7 +35,15 @@ function workload(impl: Impl, overrides: string[], systems: SystemId[]): { s: nu
   return { s: (performance.now() - t0) / 1000, fingerprint: String(fp) };
 }
 
-export async function compareWithBaseline(dir: string, reps: number): Promise<void> {
+/** `--isolate`: each run in its own process (bench/compare-child.ts), the builds never share a heap. */
+function isolated(root: string, c: { overrides: string[]; systems: SystemId[] }): { s: number; fingerprint: string } {
+  const child = join(dirname(fileURLToPath(import.meta.url)), 'compare-child.js');
+  const r = spawnSync(process.execPath, [child, root, JSON.stringify(c)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (r.status !== 0) throw new Error(`bench child for ${root} failed: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { s: number; fingerprint: string };
+}
+
+export async function compareWithBaseline(dir: string, reps: number, isolate = false): Promise<void> {
   const base = resolve(dir);
   const imp = async (p: string): Promise<Record<string, unknown>> => import(pathToFileURL(join(base, 'dist/src', p)).href) as Promise<Record<string, unknown>>;
   const old: Impl = { label: 'baseline', load: (await imp('scenario/load.js')).loadScenario as Load, build: (await imp('sim/run.js')).buildTestbed as Build, sim: (await imp('sim/run.js')).simulateSystem as Sim };
@@ -44,7 +53,7 @@ export async function compareWithBaseline(dir: string, reps: number): Promise<vo
     { name: 'testbed (five systems, 10,050 requests)', overrides: ['workload.requestsPerDevice=67'], systems: all },
     { name: 'devices-1000 (hat + cloud, 5,000 requests each)', overrides: ['devices.0.count=334', 'devices.1.count=333', 'devices.2.count=333', 'cloud.gpus=32', 'workload.requestsPerDevice=5'], systems: ['hat', 'cloud'] },
   ];
-  console.log(`\nbaseline comparison against ${base} (${reps} alternating runs each; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(`\nbaseline comparison against ${base} (${reps} alternating runs each${isolate ? ', each in its own process' : ', in this process'}; load average ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
   console.log('workload                                           baseline s   this build s   ratio (this/baseline)   same results');
   for (const c of cases) {
     const a: number[] = [], b: number[] = [];
@@ -53,7 +62,7 @@ export async function compareWithBaseline(dir: string, reps: number): Promise<vo
       const order = i % 2 === 0 ? [old, cur] : [cur, old];
       const fps: Record<string, string> = {};
       for (const impl of order) {
-        const r = workload(impl, c.overrides, c.systems);
+        const r = isolate ? isolated(impl === old ? base : resolve(dirname(fileURLToPath(import.meta.url)), '..', '..'), c) : workload(impl, c.overrides, c.systems);
         (impl === old ? a : b).push(r.s);
         fps[impl.label] = r.fingerprint;
       }
