@@ -112,6 +112,13 @@ describe('host costs fitted from a live run (calibrate --from-live) and applied 
     expect(fit.host.dispatchMs).toBeCloseTo(2, 9);
     expect(fit.host.messageMs).toBeCloseTo(0.5, 9);
     expect(fit.samples).toEqual({ visits: 40, requests: 20 });
+    // A validation made with --live-dir: the live run is found through validation.json's liveDir.
+    const { cpSync } = await import('node:fs');
+    const dir2 = mkdtempSync(join(tmpdir(), 'hatsim-hostfit2-'));
+    cpSync(join(dir, 'sim'), join(dir2, 'sim'), { recursive: true });
+    const { writeFileSync: wf } = await import('node:fs');
+    wf(join(dir2, 'validation.json'), JSON.stringify({ liveDir: join(dir, 'live') }));
+    expect(fitHostFromLive(dir2, { cores: 2 }).host).toEqual(fit.host);
     // Applied to the simulated side it reproduces the "live" run.
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, 'fit.json'), JSON.stringify(fit));

@@ -54,8 +54,15 @@ function spread(xs: number[]): { p10Ms: number; medianMs: number; p90Ms: number 
 }
 
 export function fitHostFromLive(dir: string, opts: { name?: string; cores: number }): HostFit {
-  const liveHopsPath = join(dir, 'live', 'hops.csv'), simHopsPath = join(dir, 'sim', 'hops.csv');
-  const liveReqPath = join(dir, 'live', 'requests.csv'), simReqPath = join(dir, 'sim', 'requests.csv');
+  // The live run: <dir>/live, or the folder validate was given with --live-dir (validation.json liveDir).
+  let liveDir = join(dir, 'live');
+  const vj = join(dir, 'validation.json');
+  if (!existsSync(liveDir) && existsSync(vj)) {
+    const v = JSON.parse(readFileSync(vj, 'utf8')) as { liveDir?: unknown };
+    if (typeof v.liveDir === 'string') liveDir = v.liveDir;
+  }
+  const liveHopsPath = join(liveDir, 'hops.csv'), simHopsPath = join(dir, 'sim', 'hops.csv');
+  const liveReqPath = join(liveDir, 'requests.csv'), simReqPath = join(dir, 'sim', 'requests.csv');
   const liveHops = readCsv(liveHopsPath, 'live/hops.csv (a topology-runner system: staged, dtoee)');
   const simHops = readCsv(simHopsPath, 'sim/hops.csv');
   const liveReq = readCsv(liveReqPath, 'live/requests.csv');

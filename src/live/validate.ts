@@ -8,7 +8,7 @@
  * median exceeds --max-error-pct. Other metrics are reported, not thresholded.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from '../results/csv.js';
@@ -159,6 +159,7 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
   writeFileAtomic(join(opts.outDir, 'validation.csv'), toCsv(rows, ['system', 'metric', 'live', 'sim', 'error_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.json'), JSON.stringify({
     scenario: scenario.name, seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
+    liveDir: opts.liveDir ? resolvePath(opts.liveDir) : join(opts.outDir, 'live'),
     statistic: 'per metric in [ttft_mean_ms, tbt_mean_ms]: median over systems of |sim - live| / live x 100; fail if any > maxErrorPct or any live request unfinished',
     ...v, warnings, liveErrors,
   }, null, 2) + '\n');
