@@ -13,6 +13,7 @@ import type { Predictor, ProtocolEnv } from '../protocol/context.js';
 import { loadScenario } from '../scenario/load.js';
 import { buildTestbed, deviceLink, deviceMemory, topologyView, wholeLatencyOf } from '../sim/run.js';
 import { SYSTEMS } from '../protocol/registry.js';
+import { totalBytes } from '../sim/memory.js';
 import { describeTopology } from './describe-topology.js';
 import { environmentNotes } from '../sim/environment.js';
 import { deviceLatency } from '../sim/latency.js';
@@ -54,11 +55,10 @@ export function describeScenario(args: ScenarioArgs): string {
     const byGroup = new Map<string, ReturnType<typeof deviceMemory>[number]>();
     for (const m of deviceMemory(tb, SYSTEMS[id])) {
       const cur = byGroup.get(m.device.node.group);
-      const total = (x: typeof m) => x.need.weightBytes + (x.need.kvBytes ?? 0) + (x.need.reserveBytes ?? 0);
-      if (!cur || total(m) > total(cur)) byGroup.set(m.device.node.group, m);
+      if (!cur || totalBytes(m.need) > totalBytes(cur.need)) byGroup.set(m.device.node.group, m);
     }
     for (const [group, m] of byGroup) {
-      const need = m.need.weightBytes + (m.need.kvBytes ?? 0) + (m.need.reserveBytes ?? 0);
+      const need = totalBytes(m.need);
       const cap = m.device.node.memoryBytes;
       memRows.push([id, group, m.model.id, m.need.weightBytes / 1e9, (m.need.kvBytes ?? 0) / 1e9, m.need.kvTokens ?? 0, (m.need.reserveBytes ?? 0) / 1e9, need / 1e9, cap === null ? '-' : cap / 1e9, cap === null || need <= cap ? 'yes' : 'NO']);
     }

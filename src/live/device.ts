@@ -17,7 +17,7 @@ import type { RequestRecord } from '../results/types.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from '../sim/latency.js';
 import { RequestState } from '../sim/request.js';
-import { buildTestbed, deviceLink, topologyView, type Testbed } from '../sim/run.js';
+import { buildTestbed, deviceLink, topologyView, wholePlan, type Testbed } from '../sim/run.js';
 import type { SimNetwork } from '../network/types.js';
 import { sleepUntil, withTimeout } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
@@ -92,8 +92,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
   let emuLat: DeviceLatency | null = null;
   if (opts.emulate) {
     const t = resolveLatency({ hardwareId: opts.emulate, model: tb.model, plan: tb.plan, calibrationDir: s.calibrationDir });
-    const drafterPlan = { inputLayers: 1, middleLayers: Math.max(1, tb.drafterModel.numLayers - 2), outputLayers: 1, adapter: tb.plan.adapter };
-    const dr = resolveLatency({ hardwareId: opts.emulate, model: tb.drafterModel, plan: drafterPlan, calibrationDir: s.calibrationDir });
+    const dr = resolveLatency({ hardwareId: opts.emulate, model: tb.drafterModel, plan: wholePlan(tb.drafterModel, tb.plan), calibrationDir: s.calibrationDir });
     emuLat = deviceLatency(t, dr);
   }
   const needs = deviceNeeds(s);

@@ -5,7 +5,7 @@
  * drafter run in the simulator only; this says so with the field to change.
  */
 import { InputError } from '../core/errors.js';
-import { SYSTEMS } from '../protocol/registry.js';
+import { wholeModelIds } from '../protocol/registry.js';
 import type { Scenario } from '../scenario/types.js';
 
 export function checkLiveModels(s: Scenario): void {
@@ -15,14 +15,8 @@ export function checkLiveModels(s: Scenario): void {
     ['split.deviceModel', s.split.deviceModel],
     ['policies.sd.drafterModel', s.systems.includes('sd') ? s.policies.sd.drafterModel : undefined],
   ];
-  const wholeIds = new Set<string>();
-  for (const id of s.systems) {
-    const own = SYSTEMS[id].wholeModel;
-    if (own === undefined) continue;
-    const m = own(s);
-    uses.push(['policies.deviceOnly.model', m]);
-    wholeIds.add(m);
-  }
+  const wholeIds = wholeModelIds(s);
+  for (const m of wholeIds) uses.push(['policies.deviceOnly.model', m]);
   for (const [field, id] of uses) {
     if (id !== undefined && declared.has(id)) {
       throw new InputError(`${field}: ${id} is a declared (pruned) model; the live runner builds its ONNX graphs from catalog models only, so run it in the simulator (hatsim run) or name a catalog model here`, field);

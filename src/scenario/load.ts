@@ -16,7 +16,7 @@ import { applyOverrides, didYouMean, formatPath, type PathSegment } from './over
 import { applyHosts, formTopology, legacyTopology } from './topology.js';
 import type { TopologySpec } from '../topology/types.js';
 import { MODELS } from '../model/catalog.js';
-import { declaredSpec, devicePartsModel, knownModelIds, lookupModel, type DeclaredModel } from '../model/declared.js';
+import { devicePartsModel, knownModelIds, lookupModel, type DeclaredModel } from '../model/declared.js';
 import { checkPruning, pruningFromJson } from '../model/pruning.js';
 
 export { scenarioJsonSchema } from './schema.js';
@@ -378,7 +378,6 @@ function modelReferences(sc: Scenario, add: (p: PathSegment[], message: string, 
   belongs(['policies', 'hat', 'acceptanceModel'], sc.policies.hat.acceptanceModel, sc.split.deviceModel ?? sc.model, "HAT acceptance figures (its device's drafting layers)");
   belongs(['policies', 'sd', 'acceptanceModel'], sc.policies.sd.acceptanceModel, sc.policies.sd.drafterModel, "sd acceptance figures (its drafter)");
   belongs(['policies', 'dtoee', 'profileModel'], sc.policies.dtoee.profileModel, sc.model, 'exit profile figures (its stages)');
-  for (const d of sc.models) declaredSpec(d);
 }
 
 // --- helpers ----------------------------------------------------------------

@@ -65,10 +65,15 @@ export interface MemoryNeed {
   reserveBytes?: number;
 }
 
+/** All a node must hold: weights + KV cache + reserve. */
+export function totalBytes(n: MemoryNeed): number {
+  return n.weightBytes + (n.kvBytes ?? 0) + (n.reserveBytes ?? 0);
+}
+
 /** Throw an InputError naming the node and the model when `need` exceeds its memory. */
 export function checkFits(node: TopoNode, need: number | MemoryNeed, what: string, model: ModelSpec): void {
   const n: MemoryNeed = typeof need === 'number' ? { weightBytes: need } : need;
-  const total = n.weightBytes + (n.kvBytes ?? 0) + (n.reserveBytes ?? 0);
+  const total = totalBytes(n);
   if (node.memoryBytes === null || total <= node.memoryBytes) return;
   const gb = (x: number) => (x / 1e9).toFixed(2);
   const parts = [`${gb(n.weightBytes)} GB of weights`];

@@ -16,7 +16,7 @@ import { singleShape } from '../compute/types.js';
 import type { ModelSpec, SplitPlan } from '../model/types.js';
 import { Network, type NetLinkSpec } from '../network/network.js';
 import type { ProtocolEnv, DeviceProtocol, SystemDef, SystemTopology, TopologyView } from '../protocol/context.js';
-import { SYSTEMS } from '../protocol/registry.js';
+import { SYSTEMS, wholeModelIds } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
 import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from '../results/types.js';
 import { taskSummary } from '../results/tasks.js';
@@ -135,11 +135,7 @@ export function buildTestbed(s: Scenario): Testbed {
   const deviceLat = new Map<string, { target: ResolvedLatency; drafter: ResolvedLatency; whole: Map<string, ResolvedLatency> }>();
   const nodeLat = new Map<string, ResolvedLatency>();
   // Whole models on the device other than sd's drafter (device-only's), by id.
-  const wholeIds = new Set<string>();
-  for (const id of s.systems) {
-    const own = SYSTEMS[id].wholeModel;
-    if (own !== undefined) wholeIds.add(own(s));
-  }
+  const wholeIds = wholeModelIds(s);
   for (const d of devices) {
     const hw = d.hardware;
     if (deviceLat.has(hw)) continue;
@@ -182,7 +178,7 @@ export function buildTestbed(s: Scenario): Testbed {
 }
 
 /** The split plan a whole model on the device is resolved with (only its whole-model submodel is used). */
-function wholePlan(m: ModelSpec, plan: SplitPlan): SplitPlan {
+export function wholePlan(m: ModelSpec, plan: SplitPlan): SplitPlan {
   return { inputLayers: 1, middleLayers: Math.max(1, m.numLayers - 2), outputLayers: 1, adapter: plan.adapter };
 }
 
@@ -334,17 +330,39 @@ export interface DeviceMemory {
 }
 
 export function deviceMemory(tb: Testbed, def: SystemDef): DeviceMemory[] {
-  if (def.pairs !== undefined || def.deviceWork.length === 0) return [];
+  return def.pairs !== undefined ? [] : deviceNeeds(tb, def, placedBytes(tb, def));
+}
+
+/** The HAT family's bytes on a device and per server GPU, and the whole-model slot's model. */
+function placedBytes(tb: Testbed, def: SystemDef): { whole: ModelSpec; bytes: ReturnType<typeof deviceServerBytes> } {
   const whole = wholeModelOf(tb, def);
-  const b = deviceServerBytes(def, { device: tb.deviceModel, server: tb.model, whole }, tb.plan);
+  return { whole, bytes: deviceServerBytes(def, { device: tb.deviceModel, server: tb.model, whole }, tb.plan) };
+}
+
+const longestByTestbed = new WeakMap<Testbed, Int32Array>();
+
+/** Per device: prompt + output tokens of its longest request (computed once per testbed). */
+function longestRequestTokens(tb: Testbed): Int32Array {
+  let a = longestByTestbed.get(tb);
+  if (!a) {
+    a = new Int32Array(tb.devices.length);
+    for (const d of tb.devices) for (const r of tb.workload[d.index]) a[d.index] = Math.max(a[d.index], r.promptTokens + r.outputTokens);
+    longestByTestbed.set(tb, a);
+  }
+  return a;
+}
+
+function deviceNeeds(tb: Testbed, def: SystemDef, placed: ReturnType<typeof placedBytes>): DeviceMemory[] {
+  if (def.deviceWork.length === 0) return [];
+  const { whole, bytes: b } = placed;
   const model = def.deviceWork.includes('drafter') ? whole : tb.deviceModel;
   const slot = def.wholeModel ? 'whole model' : 'drafter';
   const what = def.deviceWork.length === 1 && def.deviceWork[0] === 'drafter' ? `${def.id}'s ${slot}` : `${def.id}'s device parts (${def.deviceWork.map((w) => (w === 'drafter' ? slot : w)).join(', ')})`;
   const mem = tb.scenario.memory;
   const reserveBytes = mem.reserveGB * 1e9;
+  const longest = mem.kvCache === 'max-context' ? longestRequestTokens(tb) : null;
   return tb.devices.map((d) => {
-    let kvTokens = 0;
-    if (mem.kvCache === 'max-context') for (const r of tb.workload[d.index]) kvTokens = Math.max(kvTokens, r.promptTokens + r.outputTokens);
+    const kvTokens = longest === null ? 0 : longest[d.index];
     return { device: d, need: { weightBytes: b.device, kvBytes: kvTokens * b.deviceKvBytesPerToken, kvTokens, reserveBytes }, what, model };
   });
 }
@@ -352,11 +370,9 @@ export function deviceMemory(tb: Testbed, def: SystemDef): DeviceMemory[] {
 /** Every node holds the model parts the system places on it (sim/memory.ts), or an InputError names it. */
 export function checkPlacement(tb: Testbed, def: SystemDef, servers: readonly TopoNode[]): void {
   if (def.pairs === undefined) {
-    for (const m of deviceMemory(tb, def)) checkFits(m.device.node, m.need, m.what, m.model);
-    if (!def.serverless) {
-      const b = deviceServerBytes(def, { device: tb.deviceModel, server: tb.model, whole: wholeModelOf(tb, def) }, tb.plan);
-      for (const srv of new Set(servers)) checkFits(srv, b.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
-    }
+    const placed = placedBytes(tb, def);
+    for (const m of deviceNeeds(tb, def, placed)) checkFits(m.device.node, m.need, m.what, m.model);
+    if (!def.serverless) for (const srv of new Set(servers)) checkFits(srv, placed.bytes.server, `one replica of ${def.id}'s ${def.cloudWork} model (per GPU)`, tb.model);
     return;
   }
   for (const p of def.placement?.(systemTopology(tb)) ?? []) {
