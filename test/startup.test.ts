@@ -4,7 +4,7 @@
  * and checks which modules the process loaded.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -59,3 +59,53 @@ describe.skipIf(!existsSync(CLI))('start-up: lazy loading of heavy modules', () 
     expect(loaded(cal.modules, ONNX)).toEqual([]);
   });
 });
+
+// The bundled CLI (scripts/bundle.mjs, dist/cli/: the `hatsim` bin) is the same program as
+// tsc's output: same help, same errors and exit codes, byte-identical results, working worker
+// threads (sweep) and child processes (live local), and still lazy.
+const BUNDLE = join(REPO, 'dist/cli/main.js');
+const hatsim = (cli: string, ...args: string[]) =>
+  spawnSync(process.execPath, [cli, ...args], { cwd: REPO, encoding: 'utf8', timeout: 180_000 });
+
+describe.skipIf(!existsSync(BUNDLE) || !existsSync(CLI))('start-up: the bundled CLI', () => {
+  it('prints the same help and the same errors with the same exit codes', () => {
+    for (const args of [['--help'], ['run', '--help'], ['live', 'node', '--help'], ['run', 'no-such.yaml'], ['frob'], ['run', 'scenarios/tiny-local.yaml', '--bogus']]) {
+      const a = hatsim(CLI, ...args);
+      const b = hatsim(BUNDLE, ...args);
+      expect({ args, status: b.status, out: b.stdout, err: b.stderr }).toEqual({ args, status: a.status, out: a.stdout, err: a.stderr });
+    }
+  });
+
+  it('writes byte-identical results for a run and a sweep with worker threads', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hatsim-bundle-'));
+    for (const [name, cli] of [['a', CLI], ['b', BUNDLE]] as const) {
+      expect(hatsim(cli, 'run', 'scenarios/hat-testbed.yaml', '--out', join(dir, `run-${name}`), '--quiet').status).toBe(0);
+      expect(hatsim(cli, 'sweep', 'scenarios/sweep-bandwidth.yaml', '--grid', 'devices.0.link.uplinkMbps=5,80', '--jobs', '2', '--out', join(dir, `sweep-${name}`), '--quiet').status).toBe(0);
+    }
+    const files = readdirSync(join(dir, 'run-a')).filter((f) => f.endsWith('.csv'));
+    expect(files).toContain('requests.csv');
+    for (const f of files) expect(readFileSync(join(dir, 'run-b', f), 'utf8')).toBe(readFileSync(join(dir, 'run-a', f), 'utf8'));
+    expect(readFileSync(join(dir, 'sweep-b', 'sweep.csv'), 'utf8')).toBe(readFileSync(join(dir, 'sweep-a', 'sweep.csv'), 'utf8'));
+  });
+
+  it('runs a live scenario: its child processes and ONNX worker threads start from dist/cli', () => {
+    const out = mkdtempSync(join(tmpdir(), 'hatsim-bundle-live-'));
+    const r = hatsim(BUNDLE, 'live', 'local', 'scenarios/live-tiny.yaml', '--out', out, '--set', 'workload.requestsPerDevice=1', '--set', 'systems=[hat]');
+    expect(r.status, r.stderr).toBe(0);
+    const rows = readFileSync(join(out, 'requests.csv'), 'utf8').trim().split('\n');
+    expect(rows.length).toBeGreaterThan(1);
+  }, 120_000);
+
+  it('a 1-device run through the bundle loads neither ONNX Runtime, vega nor ws', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hatsim-bundle-trace-'));
+    const file = join(dir, 'modules.txt');
+    const r = spawnSync(process.execPath, ['--import', HOOK, BUNDLE, 'run', 'scenarios/tiny-local.yaml', '--out', join(dir, 'out'), '--quiet'], {
+      cwd: REPO, encoding: 'utf8', timeout: 120_000, env: { ...process.env, HATSIM_TRACE_IMPORTS: file },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const modules = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    expect(modules.some((m) => m.includes('dist/cli/main.js'))).toBe(true);
+    for (const heavy of [ONNX, PLOT, /node_modules\/ws\//, WORKERS]) expect(loaded(modules, heavy)).toEqual([]);
+  });
+});
+
