@@ -2,7 +2,7 @@
  * What the `hatsim train / export-model / generate / lm-eval` commands run
  * (src/cli/train.ts parses flags and prints).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
@@ -19,6 +19,7 @@ import { exitProfile, type ExitProfile } from './exits.js';
 import { loadModelFolder, readManifest } from './folder.js';
 import { adapterShapes, baseShapes, toVariables } from './model.js';
 import { OnnxLm } from './ort.js';
+import { EXPORT_FORMAT, type ExportInfo } from './speculative.js';
 import type { Manifest } from './pipeline.js';
 import { initTf } from './tf.js';
 import { saveWeights } from './weights.js';
@@ -44,15 +45,29 @@ export async function trainAdapterFolder(dir: string, cfg: AdapterConfig, onLog?
 /** Export a model folder's weights (and adapter when trained) to ONNX parts in `out`. */
 export function exportFolder(dir: string, out: string): Record<string, string> {
   const f = loadModelFolder(dir, { adapter: existsSync(join(dir, 'adapter.json')) });
-  return exportOnnx(f.model, f.values, out).files;
+  const files = exportOnnx(f.model, f.values, out).files;
+  // What the live runner's --real-acceptance checks: trained weights, their tokenizer, the adapter's split.
+  const tokFile = join(dir, f.manifest.tokenizer?.file ?? 'tokenizer.json');
+  copyFileSync(tokFile, join(out, 'tokenizer.json'));
+  const ad = f.hasAdapter ? f.manifest.adapter : undefined;
+  const info: ExportInfo = {
+    format: EXPORT_FORMAT, model: f.model.id, source: 'trained', weightsSha256: f.manifest.weights.sha256,
+    tokenizer: { file: 'tokenizer.json', sha256: f.tokenizer.sha256 },
+    adapter: ad ? { sha256: ad.sha256, inputLayers: ad.inputLayers, outputLayers: ad.outputLayers } : null,
+  };
+  writeFileAtomic(join(out, 'export.json'), JSON.stringify(info, null, 2) + '\n');
+  files['export'] = join(out, 'export.json');
+  files['tokenizer'] = join(out, 'tokenizer.json');
+  return files;
 }
 
 /** An export cached by weights hash (concurrent builders: temp dir + rename). */
 export function cachedExport(dir: string): string {
   const man = readManifest(dir);
-  const key = `${man.model}-${man.weights.sha256.slice(0, 12)}-${man.adapter?.sha256.slice(0, 12) ?? 'noadapter'}`;
+  // '-e1': exports with export.json + tokenizer.json (older cache folders without them are left alone)
+  const key = `${man.model}-${man.weights.sha256.slice(0, 12)}-${man.adapter?.sha256.slice(0, 12) ?? 'noadapter'}-e1`;
   const out = join(tmpdir(), 'hatsim-trained', key);
-  if (existsSync(join(out, 'lmHead.onnx'))) return out;
+  if (existsSync(join(out, 'export.json'))) return out;
   const tmp = `${out}.build-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   exportFolder(dir, tmp);
