@@ -22,7 +22,8 @@ import { OnnxLm } from './ort.js';
 import { EXPORT_FORMAT, type ExportInfo } from './speculative.js';
 import type { Manifest } from './pipeline.js';
 import { initTf } from './tf.js';
-import { saveWeights } from './weights.js';
+import { saveWeights, loadWeights } from './weights.js';
+import { exitHeadShapes, trainExitHeads, writeExitFeatures, type ExitHeadConfig } from './exit-heads.js';
 
 export async function trainAdapterFolder(dir: string, cfg: AdapterConfig, onLog?: (l: { step: number; kl: number; ms: number }) => void): Promise<Manifest> {
   const f = loadModelFolder(dir);
@@ -40,6 +41,43 @@ export async function trainAdapterFolder(dir: string, cfg: AdapterConfig, onLog?
   };
   writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(man, null, 2) + '\n');
   return man;
+}
+
+/** Train the DTO-EE exit heads of a folder (exit-heads.ts); writes exit-heads.{json,bin} and manifest.exitHeads. */
+export async function trainExitHeadsFolder(dir: string, boundaries: number[], cfg: ExitHeadConfig, onLog?: (l: { boundary: number; step: number; loss: number; ms: number }) => void): Promise<Manifest> {
+  const f = loadModelFolder(dir);
+  const data = tokenData(f.tokenizer);
+  const load0 = loadavg()[0];
+  const r = await trainExitHeads(f.model, f.values, data.train, data.validation, boundaries, cfg, onLog);
+  const bs = r.heads.map((h) => h.boundary);
+  const idx = saveWeights(join(dir, 'exit-heads'), f.model, r.values, exitHeadShapes(f.model, bs));
+  const man: Manifest = {
+    ...readManifest(dir),
+    exitHeads: {
+      file: 'exit-heads.json', sha256: idx.sha256, boundaries: bs, seed: cfg.seed, steps: cfg.steps, samples: r.samples, heads: r.heads,
+      trainTimeS: Math.round(r.trainMs / 100) / 10, load: { start: load0, end: loadavg()[0] }, config: { ...cfg },
+    },
+  };
+  writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(man, null, 2) + '\n');
+  return man;
+}
+
+/** The exit-features directory of a folder's validation split for `hatsim exit-profile` (trained heads, or the shared head). */
+export async function exitFeaturesFolder(dir: string, out: string, o: { heads: 'trained' | 'shared'; boundaries: number[]; windows: number; seq: number }, command: string): Promise<{ dir: string; samples: number }> {
+  await initTf();
+  const f = loadModelFolder(dir);
+  let heads: Map<string, Float32Array> | 'shared' = 'shared';
+  if (o.heads === 'trained') {
+    const eh = f.manifest.exitHeads;
+    if (!eh) throw new InputError(`${join(dir, 'manifest.json')}: no trained exit heads (field "exitHeads"); train them: hatsim train --part exits`, 'exitHeads');
+    heads = loadWeights(join(dir, 'exit-heads'), f.model, exitHeadShapes(f.model, eh.boundaries));
+  }
+  const data = tokenData(f.tokenizer);
+  const what = o.heads === 'trained' ? 'trained exit heads (exit-heads.json: own RMSNorm + a trained H x H lens before the frozen LM head, cross-entropy on the train split)' : "the model's own final norm + LM head at each boundary (shared, not trained)";
+  return writeExitFeatures(f.model, f.values, heads, data.validation, {
+    boundaries: o.boundaries, seq: o.seq, windows: o.windows, out,
+    notes: `${f.model.id}, Brown validation split, ${o.windows} windows x ${o.seq} tokens, one sample per next-token prediction; exit heads: ${what}; command: ${command}`,
+  });
 }
 
 /** Export a model folder's weights (and adapter when trained) to ONNX parts in `out`. */
