@@ -2,7 +2,7 @@
  * The whole pipeline on the shipped brown-small weights, built CLI, in about a minute:
  * load + export (hatsim export-model), calibrate quick on the export, then
  * `hatsim live local scenarios/live-brown-small.yaml --onnx-dir ... --real-acceptance greedy|sampled`
- * (1 cloud + 1 device, the fresh calibration). Checks:
+ * (1 cloud + 1 device, the fresh calibration; greedy runs hat and sd). Checks:
  * - greedy: every request's generated tokens equal an offline greedy decode of the full model
  *   (speculative decoding with greedy verification must reproduce it exactly);
  * - the first verification round of each request (context = a real test-split prompt) accepts
@@ -34,9 +34,9 @@ interface FileRun { positions: { position: number; reached: number; rate: number
 const file = JSON.parse(readFileSync(join(REPO, 'models/brown-small/acceptance.json'), 'utf8')) as { greedy: FileRun; sampled: FileRun };
 
 /** First-round rate of each position with >= 10 samples within 3 s.e. of the file's. */
-function withinSamplingError(sum: RealAcceptanceSummary, run: FileRun): string[] {
+function withinSamplingError(sum: RealAcceptanceSummary, run: FileRun, system = 'hat'): string[] {
   const bad: string[] = [];
-  const pos = sum.bySystem[0].positions;
+  const pos = sum.bySystem.find((b) => b.system === system)!.positions;
   expect(pos.length).toBeGreaterThanOrEqual(3);
   for (const p of pos) {
     const f = run.positions[p.position - 1];
@@ -44,8 +44,8 @@ function withinSamplingError(sum: RealAcceptanceSummary, run: FileRun): string[]
     if (fr.reached < 10) continue;
     const seFile = Math.sqrt((f.rate * (1 - f.rate)) / f.reached);
     const z = Math.abs(fr.rate - f.rate) / Math.sqrt(fr.stdErr ** 2 + seFile ** 2 + 1e-12);
-    process.stdout.write(`${sum.mode} position ${p.position}: first rounds ${fr.rate.toFixed(3)} (${fr.accepted}/${fr.reached}), file ${f.rate.toFixed(3)} (${f.reached}), z ${z.toFixed(2)}; all rounds ${p.rate.toFixed(3)} (${p.reached})\n`);
-    if (z > 3) bad.push(`position ${p.position}: ${fr.rate.toFixed(3)} vs ${f.rate.toFixed(3)} (z ${z.toFixed(2)})`);
+    process.stdout.write(`${system} ${sum.mode} position ${p.position}: first rounds ${fr.rate.toFixed(3)} (${fr.accepted}/${fr.reached}), file ${f.rate.toFixed(3)} (${f.reached}), z ${z.toFixed(2)}; all rounds ${p.rate.toFixed(3)} (${p.reached})\n`);
+    if (z > 3) bad.push(`${system} ${sum.mode} position ${p.position}: ${fr.rate.toFixed(3)} vs ${f.rate.toFixed(3)} (z ${z.toFixed(2)})`);
   }
   return bad;
 }
@@ -67,13 +67,14 @@ describe('live --real-acceptance on the shipped brown-small weights', () => {
     expect(bad.out).toMatch(/seeded random weights/);
 
     const greedyOut = join(tmp, 'greedy');
-    r = cli([...common, '--real-acceptance', 'greedy', '--out', greedyOut]);
+    r = cli([...common, '--real-acceptance', 'greedy', '--set', 'systems=[hat,sd]', '--out', greedyOut]);
     expect(r.status, r.out).toBe(0);
     const run = JSON.parse(readFileSync(join(greedyOut, 'run.json'), 'utf8')) as { errors: string[]; realAcceptance: { mode: string } };
     expect(run.errors).toEqual([]);
     expect(run.realAcceptance.mode).toBe('greedy');
     const lines = readFileSync(join(greedyOut, 'real-acceptance-device-0.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as RealRequestLine);
-    expect(lines.length).toBe(30);
+    expect(lines.filter((l) => l.system === 'hat').length).toBe(30);
+    expect(lines.filter((l) => l.system === 'sd').length).toBe(30);
 
     // Offline greedy decode of the full model from the same prompts.
     const m = getModel('brown-small');
@@ -94,14 +95,22 @@ describe('live --real-acceptance on the shipped brown-small weights', () => {
     const req = readFileSync(join(greedyOut, 'requests.csv'), 'utf8').trim().split('\n');
     const cols = req[0].split(',');
     const ix = (c: string): number => cols.indexOf(c);
-    let drafted = 0, accepted = 0;
-    for (const row of req.slice(1)) { const v = row.split(','); drafted += Number(v[ix('drafted_tokens')]); accepted += Number(v[ix('accepted_tokens')]); }
     const gsum = JSON.parse(readFileSync(join(greedyOut, 'real-acceptance.json'), 'utf8')) as RealAcceptanceSummary;
-    expect(gsum.bySystem[0].drafted).toBe(drafted);
-    expect(gsum.bySystem[0].accepted).toBe(accepted);
-    expect(accepted).toBeGreaterThan(0);
-    expect(accepted).toBeLessThan(drafted);
-    const badGreedy = withinSamplingError(gsum, file.greedy);
+    const badGreedy: string[] = [];
+    for (const system of ['hat', 'sd']) {
+      let drafted = 0, accepted = 0;
+      for (const row of req.slice(1)) {
+        const v = row.split(',');
+        if (v[ix('system')] !== system) continue;
+        drafted += Number(v[ix('drafted_tokens')]); accepted += Number(v[ix('accepted_tokens')]);
+      }
+      const b = gsum.bySystem.find((x) => x.system === system)!;
+      expect(b.drafted).toBe(drafted);
+      expect(b.accepted).toBe(accepted);
+      expect(accepted).toBeGreaterThan(0);
+      expect(accepted).toBeLessThan(drafted);
+      badGreedy.push(...withinSamplingError(gsum, file.greedy, system));
+    }
 
     const sampledOut = join(tmp, 'sampled');
     r = cli([...common, '--real-acceptance', 'sampled', '--temperature', '1', '--set', 'policies.hat.acceptanceFile.mode=sampled', '--out', sampledOut]);

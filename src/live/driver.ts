@@ -69,6 +69,8 @@ interface PendingCloud {
 export class Family {
   readonly runs: Promise<void>[] = [];
   pending: PendingCloud | null = null;
+  /** A cloud frame sent before its down op was seen (a real accept round ran in between: sd's verify). */
+  sentAhead: PendingCloud | null = null;
   nextSeq = 0;
   failed: Error | null = null;
 }
@@ -116,9 +118,10 @@ export class LiveProc {
             break;
           }
           case 'down': {
-            const p = family.pending;
-            if (!p) throw new Error(`invariant: down op '${op.label}' of request ${req.index} with no cloud op to answer it`);
-            this.flush(p, op.hiddenBytes + op.rawTokenBytes);
+            let p = family.pending;
+            if (p) this.flush(p, op.hiddenBytes + op.rawTokenBytes);
+            else if (family.sentAhead) { p = family.sentAhead; family.sentAhead = null; }
+            else throw new Error(`invariant: down op '${op.label}' of request ${req.index} with no cloud op to answer it`);
             req.hiddenDown += op.hiddenBytes; req.rawDown += op.rawTokenBytes; req.headerDown += dev.headerBytes;
             const reply = await dev.link.awaitReply(req.id, p.seq);
             req.cloudQueueMs += reply.f0;
@@ -130,7 +133,8 @@ export class LiveProc {
           case 'accept':
             if (dev.real) {
               // The real round takes time: send a held cloud frame (sd's verify) first, with the default reply size.
-              this.flushOwn();
+              const held = family.pending;
+              if (held && held.owner === this) { this.flushOwn(); family.sentAhead = held; }
               value = await dev.real.accept(req, op.drafted);
             } else value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
             break;
