@@ -73,7 +73,8 @@ export interface RealRequestLine {
   generated: number[];
   promptText: string;
   text: string;
-  rounds: { drafted: number; accepted: number }[];
+  /** Per round: the draft token ids, how many were accepted, and the tokens committed (accepted drafts + the full model's next token). */
+  rounds: { drafted: number; accepted: number; drafts: number[]; committed: number[] }[];
   reached: number[];
   accepted: number[];
   engineMs: number;
@@ -143,7 +144,7 @@ export class RealAcceptance {
     const line: RealRequestLine = {
       system: e.system, device: this.device, request: e.index, mode: this.o.mode, temperature: this.o.mode === 'greedy' ? 0 : this.o.temperature,
       promptOffset: e.offset, prompt: [...sp.prompt], generated: sp.generated, promptText: this.tok.decode([...sp.prompt]), text: this.tok.decode(sp.generated),
-      rounds: sp.rounds.map((r) => ({ drafted: r.drafted, accepted: r.accepted })), reached: sp.reached, accepted: sp.acceptedAt, engineMs: Math.round(sp.engineMs * 100) / 100,
+      rounds: sp.rounds.map((r) => ({ drafted: r.drafted, accepted: r.accepted, drafts: r.drafts, committed: r.committed })), reached: sp.reached, accepted: sp.acceptedAt, engineMs: Math.round(sp.engineMs * 100) / 100,
     };
     appendFileSync(this.logPath, JSON.stringify(line) + '\n');
   }
