@@ -51,7 +51,7 @@ describe('trained exit heads', () => {
   it('training is seeded (same values twice), starts at the shared head and lowers the training-split loss', async () => {
     const f = loadModelFolder(DIR);
     const data = tokenData(f.tokenizer);
-    const cfg = { seed: 4, steps: 12, batch: 128, seq: 64, lrMax: 3e-3, warmup: 2, minLrFrac: 0.1, trainWindows: 16, valWindows: 4 };
+    const cfg = { seed: 4, steps: 12, batch: 128, seq: 64, lrMax: 3e-3, warmup: 2, minLrFrac: 0.1, trainWindows: 16, valWindows: 4, head: 'lens' as const };
     const a = await trainExitHeads(f.model, f.values, data.train, data.validation, [2], cfg);
     const b = await trainExitHeads(f.model, f.values, data.train, data.validation, [2], cfg);
     expect(a.log.map((l) => l.loss)).toEqual(b.log.map((l) => l.loss));
@@ -59,6 +59,13 @@ describe('trained exit heads', () => {
     const first = a.log.slice(0, 3).reduce((s, l) => s + l.loss, 0), last = a.log.slice(-3).reduce((s, l) => s + l.loss, 0);
     expect(last).toBeLessThan(first);
     expect(Array.from(a.values.get('exit.2.lens.weight')!).some((x) => x !== 0)).toBe(true);
+    // The full-head option trains an H x V head and its features measure.
+    const full = await trainExitHeads(f.model, f.values, data.train, data.validation, [2], { ...cfg, steps: 3, head: 'full' });
+    expect(full.values.get('exit.2.head.weight')!.length).toBe(m.hiddenSize * m.vocabSize);
+    const out = join(tmp, 'full');
+    writeExitFeatures(m, f.values, { values: full.values, kind: 'full' }, data.validation, { boundaries: [2], seq: 32, windows: 4, out, notes: 'full' });
+    const prof = await measureExitProfile(readExitFeatures(out), { gridStep: 0.1 });
+    expect(prof.stages[0].samples).toBe(128);
   }, 120_000);
 
   it('the shipped trained profile is what exit-profile measures over the shipped heads; the trained heads beat the shared one', async () => {
@@ -79,7 +86,7 @@ describe('trained exit heads', () => {
     const f = loadModelFolder(DIR);
     const heads = loadWeights(join(DIR, 'exit-heads'), m, exitHeadShapes(m, [1, 2, 3]));
     heads.delete('exit.2.lens.weight');
-    expect(() => writeExitFeatures(m, f.values, heads, new Int32Array(1000), { boundaries: [2], seq: 16, windows: 2, out: join(tmp, 'x'), notes: '' })).toThrow(InputError);
+    expect(() => writeExitFeatures(m, f.values, { values: heads, kind: 'lens' }, new Int32Array(1000), { boundaries: [2], seq: 16, windows: 2, out: join(tmp, 'x'), notes: '' })).toThrow(InputError);
     expect(() => writeExitFeatures(m, f.values, 'shared', new Int32Array(1000), { boundaries: [4], seq: 16, windows: 2, out: join(tmp, 'y'), notes: '' })).toThrow(/boundary 4/);
   });
 });

@@ -23,7 +23,7 @@ function posInt(v: number | undefined, flag: string): number | undefined {
   return v;
 }
 
-interface TrainArgs { dir: string; model: string; part: string; steps?: number; 'stop-after'?: number; finalize: boolean; seed?: number; 'exit-after': string }
+interface TrainArgs { dir: string; model: string; part: string; steps?: number; 'stop-after'?: number; finalize: boolean; seed?: number; 'exit-after': string; head: string }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
@@ -33,6 +33,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     .option('model', { type: 'string', default: 'brown-small', describe: 'catalog model id (dims)' })
     .option('part', { type: 'string', default: 'base', choices: ['base', 'adapter', 'exits'], describe: 'base model, HAT adapter distilled from the trained base, or DTO-EE exit heads (frozen base)' })
     .option('exit-after', { type: 'string', default: '1,2,3', describe: 'exits: stage boundaries (layer counts) that get a trained head' })
+    .option('head', { type: 'string', default: 'lens', choices: ['lens', 'full'], describe: 'exits: own norm + H x H lens before the frozen LM head, or own norm + a full H x V head' })
     .option('steps', { type: 'number', describe: `training steps (base default ${TRAIN_DEFAULTS.steps}, adapter ${ADAPTER_DEFAULTS.steps})` })
     .option('stop-after', { type: 'number', describe: 'base: stop this invocation after N steps (checkpoint; run again to resume)' })
     .option('finalize', { type: 'boolean', default: false, describe: 'base: write weights + manifest from wherever the run stops (steps < planned is recorded)' })
@@ -43,7 +44,7 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const seed = args.seed;
     if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new InputError(`--seed: ${seed} is not allowed; give a non-negative integer`, 'seed');
     if (args.part === 'exits') {
-      const cfg = { ...EXIT_HEAD_DEFAULTS, ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) };
+      const cfg = { ...EXIT_HEAD_DEFAULTS, head: args.head as 'lens' | 'full', ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) };
       const man = await (await commands()).trainExitHeadsFolder(args.dir, boundaries(args['exit-after']), cfg, (l) => { if (l.step % 50 === 0) console.log(JSON.stringify(l)); });
       for (const h of man.exitHeads!.heads) {
         console.log(`exit head after ${h.boundary} layers: validation loss ${h.initialValidationLoss.toFixed(4)} -> ${h.validationLoss.toFixed(4)} nats, top-1 ${h.initialValidationAccuracy.toFixed(3)} -> ${h.validationAccuracy.toFixed(3)} (${(h.trainMs / 1000).toFixed(1)} s)`);

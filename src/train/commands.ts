@@ -50,11 +50,11 @@ export async function trainExitHeadsFolder(dir: string, boundaries: number[], cf
   const load0 = loadavg()[0];
   const r = await trainExitHeads(f.model, f.values, data.train, data.validation, boundaries, cfg, onLog);
   const bs = r.heads.map((h) => h.boundary);
-  const idx = saveWeights(join(dir, 'exit-heads'), f.model, r.values, exitHeadShapes(f.model, bs));
+  const idx = saveWeights(join(dir, 'exit-heads'), f.model, r.values, exitHeadShapes(f.model, bs, cfg.head));
   const man: Manifest = {
     ...readManifest(dir),
     exitHeads: {
-      file: 'exit-heads.json', sha256: idx.sha256, boundaries: bs, seed: cfg.seed, steps: cfg.steps, samples: r.samples, heads: r.heads,
+      file: 'exit-heads.json', sha256: idx.sha256, head: cfg.head, boundaries: bs, seed: cfg.seed, steps: cfg.steps, samples: r.samples, heads: r.heads,
       trainTimeS: Math.round(r.trainMs / 100) / 10, load: { start: load0, end: loadavg()[0] }, config: { ...cfg },
     },
   };
@@ -66,14 +66,15 @@ export async function trainExitHeadsFolder(dir: string, boundaries: number[], cf
 export async function exitFeaturesFolder(dir: string, out: string, o: { heads: 'trained' | 'shared'; boundaries: number[]; windows: number; seq: number }, command: string): Promise<{ dir: string; samples: number }> {
   await initTf();
   const f = loadModelFolder(dir);
-  let heads: Map<string, Float32Array> | 'shared' = 'shared';
+  let heads: { values: Map<string, Float32Array>; kind: 'lens' | 'full' } | 'shared' = 'shared';
   if (o.heads === 'trained') {
     const eh = f.manifest.exitHeads;
     if (!eh) throw new InputError(`${join(dir, 'manifest.json')}: no trained exit heads (field "exitHeads"); train them: hatsim train --part exits`, 'exitHeads');
-    heads = loadWeights(join(dir, 'exit-heads'), f.model, exitHeadShapes(f.model, eh.boundaries));
+    const kind = eh.head ?? 'lens';
+    heads = { values: loadWeights(join(dir, 'exit-heads'), f.model, exitHeadShapes(f.model, eh.boundaries, kind)), kind };
   }
   const data = tokenData(f.tokenizer);
-  const what = o.heads === 'trained' ? 'trained exit heads (exit-heads.json: own RMSNorm + a trained H x H lens before the frozen LM head, cross-entropy on the train split)' : "the model's own final norm + LM head at each boundary (shared, not trained)";
+  const what = heads !== 'shared' ? `trained exit heads (exit-heads.json: own RMSNorm + ${heads.kind === 'lens' ? 'a trained H x H lens before the frozen LM head' : 'a trained H x V head'}, cross-entropy on the train split)` : "the model's own final norm + LM head at each boundary (shared, not trained)";
   return writeExitFeatures(f.model, f.values, heads, data.validation, {
     boundaries: o.boundaries, seq: o.seq, windows: o.windows, out,
     notes: `${f.model.id}, Brown validation split, ${o.windows} windows x ${o.seq} tokens, one sample per next-token prediction; exit heads: ${what}; command: ${command}`,

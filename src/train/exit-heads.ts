@@ -10,7 +10,9 @@
  * the train split, base model frozen) [assumption: 16.5 K parameters per head
  * for brown-small; a full H x V head (132 K, from the LM head) trained the
  * same way raised the validation loss (5.262 -> 5.276 at boundary 2)]. Exported as
- * the project's lmHead graph with W' = (I + A) W folded in.
+ * the project's lmHead graph with W' = (I + A) W folded in. The full head is
+ * kept as an option (`head: 'full'`, `hatsim train --part exits --head full`):
+ * logits = RMSNorm_w(x) W_b with W_b (H x V) initialised from W and trained.
  *
  * Training is cheap because the base is frozen: the boundary hidden states
  * of `trainWindows` evenly spaced train windows are computed once, then each
@@ -33,12 +35,20 @@ import { baseShapes, crossEntropy, disposeCtx, embed, layersRange, makeCtx, read
 import { Adam, lrAt } from './optim.js';
 import { evalWindows } from './data.js';
 
-export interface ExitHeadConfig { seed: number; steps: number; batch: number; seq: number; lrMax: number; warmup: number; minLrFrac: number; trainWindows: number; valWindows: number }
+/** 'lens': own norm + H x H lens before the frozen LM head (default); 'full': own norm + an H x V head. */
+export type ExitHeadKind = 'lens' | 'full';
 
-export function exitHeadShapes(m: ModelSpec, boundaries: readonly number[]): ParamShape[] {
+export interface ExitHeadConfig { seed: number; steps: number; batch: number; seq: number; lrMax: number; warmup: number; minLrFrac: number; trainWindows: number; valWindows: number; head: ExitHeadKind }
+
+/** Name of a head's trained matrix: `exit.<b>.lens.weight` [H,H] or `exit.<b>.head.weight` [H,V]. */
+export function headMatrixName(b: number, kind: ExitHeadKind): string {
+  return `exit.${b}.${kind === 'lens' ? 'lens' : 'head'}.weight`;
+}
+
+export function exitHeadShapes(m: ModelSpec, boundaries: readonly number[], kind: ExitHeadKind = 'lens'): ParamShape[] {
   return boundaries.flatMap((b) => [
     { name: `exit.${b}.norm.weight`, dims: [m.hiddenSize], init: 'ones' as const, std: 0 },
-    { name: `exit.${b}.lens.weight`, dims: [m.hiddenSize, m.hiddenSize], init: 'normal' as const, std: 0 },
+    { name: headMatrixName(b, kind), dims: [m.hiddenSize, kind === 'lens' ? m.hiddenSize : m.vocabSize], init: 'normal' as const, std: 0 },
   ]);
 }
 
@@ -99,20 +109,21 @@ export interface HeadRecord { boundary: number; initialValidationLoss: number; v
 
 export interface ExitHeadsResult { values: Map<string, Float32Array>; heads: HeadRecord[]; log: { boundary: number; step: number; loss: number }[]; trainMs: number; samples: { train: number; validation: number } }
 
-/** Logits [B, V] of the head on states [B, H]. */
-function headLogits(x: tf.Tensor2D, norm: tf.Tensor, lens: tf.Tensor, w: tf.Tensor): tf.Tensor2D {
+/** Logits [B, V] of the head on states [B, H] (`mat`: the lens, or for 'full' the head itself). */
+function headLogits(x: tf.Tensor2D, norm: tf.Tensor, mat: tf.Tensor, w: tf.Tensor, kind: ExitHeadKind): tf.Tensor2D {
   const n = rmsNorm(x, norm) as tf.Tensor2D;
-  return tf.matMul(tf.add(n, tf.matMul(n, lens as tf.Tensor2D)) as tf.Tensor2D, w as tf.Tensor2D) as tf.Tensor2D;
+  if (kind === 'full') return tf.matMul(n, mat as tf.Tensor2D) as tf.Tensor2D;
+  return tf.matMul(tf.add(n, tf.matMul(n, mat as tf.Tensor2D)) as tf.Tensor2D, w as tf.Tensor2D) as tf.Tensor2D;
 }
 
 /** Loss (nats) and top-1 accuracy of a head on states [n, H]. */
-function evalHead(norm: tf.Tensor, lens: tf.Tensor, w: tf.Tensor, x: Float32Array, y: Int32Array, H: number): { loss: number; acc: number } {
+function evalHead(norm: tf.Tensor, mat: tf.Tensor, w: tf.Tensor, kind: ExitHeadKind, x: Float32Array, y: Int32Array, H: number): { loss: number; acc: number } {
   let loss = 0, ok = 0;
   const n = y.length, B = 1024;
   for (let i = 0; i < n; i += B) {
     const k = Math.min(B, n - i);
     const [l, c] = tf.tidy(() => {
-      const lg = headLogits(tf.tensor2d(x.subarray(i * H, (i + k) * H), [k, H]), norm, lens, w);
+      const lg = headLogits(tf.tensor2d(x.subarray(i * H, (i + k) * H), [k, H]), norm, mat, w, kind);
       const yt = tf.tensor1d(y.subarray(i, i + k), 'int32');
       return [crossEntropy(lg, yt), tf.sum(tf.cast(tf.equal(tf.argMax(lg, -1), yt), 'float32'))];
     });
@@ -135,10 +146,11 @@ export async function trainExitHeads(m: ModelSpec, base: Map<string, Float32Arra
   const log: ExitHeadsResult['log'] = [];
   let trainMs = 0;
   for (const b of bs) {
-    const init = new Map([[`exit.${b}.norm.weight`, base.get('final_norm.weight')!.slice()], [`exit.${b}.lens.weight`, new Float32Array(H * H)]]);
-    const vars = toVariables(exitHeadShapes(m, [b]), init);
-    const norm = vars.get(`exit.${b}.norm.weight`)!, lens = vars.get(`exit.${b}.lens.weight`)!;
-    const before = evalHead(norm, lens, w, va.states.get(b)!, va.labels, H);
+    const kind = cfg.head, matName = headMatrixName(b, kind);
+    const init = new Map([[`exit.${b}.norm.weight`, base.get('final_norm.weight')!.slice()], [matName, kind === 'lens' ? new Float32Array(H * H) : base.get('lm_head.weight')!.slice()]]);
+    const vars = toVariables(exitHeadShapes(m, [b], kind), init);
+    const norm = vars.get(`exit.${b}.norm.weight`)!, mat = vars.get(matName)!;
+    const before = evalHead(norm, mat, w, kind, va.states.get(b)!, va.labels, H);
     const opt = new Adam(vars);
     const xs = tr.states.get(b)!;
     const t0 = performance.now();
@@ -152,14 +164,14 @@ export async function trainExitHeads(m: ModelSpec, base: Map<string, Float32Arra
         yb[i] = tr.labels[j];
       }
       const x = tf.tensor2d(xb, [cfg.batch, H]), y = tf.tensor1d(yb, 'int32');
-      const loss = opt.step(() => tf.tidy(() => crossEntropy(headLogits(x, norm, lens, w), y)), lrAt(step, cfg.steps, cfg.lrMax, cfg.warmup, cfg.minLrFrac));
+      const loss = opt.step(() => tf.tidy(() => crossEntropy(headLogits(x, norm, mat, w, kind), y)), lrAt(step, cfg.steps, cfg.lrMax, cfg.warmup, cfg.minLrFrac));
       x.dispose(); y.dispose();
       log.push({ boundary: b, step: step + 1, loss });
       onLog?.({ boundary: b, step: step + 1, loss, ms: Math.round(performance.now() - t1) });
     }
     const ms = performance.now() - t0;
     trainMs += ms;
-    const after = evalHead(norm, lens, w, va.states.get(b)!, va.labels, H);
+    const after = evalHead(norm, mat, w, kind, va.states.get(b)!, va.labels, H);
     heads.push({ boundary: b, initialValidationLoss: before.loss, validationLoss: after.loss, initialValidationAccuracy: before.acc, validationAccuracy: after.acc, trainMs: Math.round(ms) });
     for (const [k, v] of await readValues(vars)) values.set(k, v);
     opt.dispose();
@@ -186,9 +198,16 @@ export function writeHeadOnnx(m: ModelSpec, dir: string, name: string, norm: Flo
  * boundary and after the last layer, next-token labels, and the heads (trained exit heads, or the
  * model's own final norm + LM head at every boundary: 'shared').
  */
-export function writeExitFeatures(m: ModelSpec, base: Map<string, Float32Array>, heads: Map<string, Float32Array> | 'shared', validation: Int32Array, o: { boundaries: number[]; seq: number; windows: number; out: string; notes: string }): { dir: string; samples: number } {
+export function writeExitFeatures(m: ModelSpec, base: Map<string, Float32Array>, heads: { values: Map<string, Float32Array>; kind: ExitHeadKind } | 'shared', validation: Int32Array, o: { boundaries: number[]; seq: number; windows: number; out: string; notes: string }): { dir: string; samples: number } {
   const bs = checkBoundaries(m, o.boundaries);
-  if (heads !== 'shared') for (const b of bs) if (!heads.has(`exit.${b}.lens.weight`)) throw new InputError(`no trained exit head at boundary ${b} (trained: ${[...heads.keys()].filter((k) => k.endsWith('.lens.weight')).map((k) => k.split('.')[1]).join(', ')}); train it: hatsim train --part exits --exit-after ${bs.join(',')}`, 'exit-after');
+  if (heads !== 'shared') {
+    for (const b of bs) {
+      if (!heads.values.has(headMatrixName(b, heads.kind))) {
+        const have = [...heads.values.keys()].filter((k) => !k.endsWith('.norm.weight')).map((k) => k.split('.')[1]).join(', ');
+        throw new InputError(`no trained exit head at boundary ${b} (trained: ${have}); train it: hatsim train --part exits --exit-after ${bs.join(',')}`, 'exit-after');
+      }
+    }
+  }
   const p = toVariables(baseShapes(m), base, false);
   const st = boundaryStates(m, p, validation, o.seq, o.windows, bs);
   for (const t of p.values()) t.dispose();
@@ -199,7 +218,8 @@ export function writeExitFeatures(m: ModelSpec, base: Map<string, Float32Array>,
   const fn = base.get('final_norm.weight')!, fw = base.get('lm_head.weight')!;
   bs.forEach((b, s) => {
     writeFileSync(join(o.out, `stage-${s + 1}.f32`), bin(st.states.get(b)!));
-    const [nw, hw] = heads === 'shared' ? [fn, fw] : [heads.get(`exit.${b}.norm.weight`)!, foldedHead(m, heads.get(`exit.${b}.lens.weight`)!, fw)];
+    const mat = heads === 'shared' ? null : heads.values.get(headMatrixName(b, heads.kind))!;
+    const [nw, hw] = heads === 'shared' ? [fn, fw] : [heads.values.get(`exit.${b}.norm.weight`)!, heads.kind === 'lens' ? foldedHead(m, mat!, fw) : mat!];
     writeHeadOnnx(m, o.out, `exit-${s + 1}`, nw, hw);
     stages.push({ layers: [s === 0 ? 0 : bs[s - 1], b], hidden: `stage-${s + 1}.f32`, head: `exit-${s + 1}.onnx` });
   });

@@ -40,7 +40,7 @@ export interface Manifest {
 export interface AdapterManifest { file: string; sha256: string; inputLayers: number; outputLayers: number; steps: number; seed: number; initialValidationKl: number; validationKl: number; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number> }
 
 /** Trained DTO-EE exit heads (exit-heads.ts): file, boundaries, per-head validation loss and accuracy before (= shared head) and after training. */
-export interface ExitHeadsManifest { file: string; sha256: string; boundaries: number[]; seed: number; steps: number; samples: { train: number; validation: number }; heads: HeadRecord[]; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number> }
+export interface ExitHeadsManifest { file: string; sha256: string; /** 'lens' (default when absent) or 'full' (exit-heads.ts). */ head?: 'lens' | 'full'; boundaries: number[]; seed: number; steps: number; samples: { train: number; validation: number }; heads: HeadRecord[]; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number | string> }
 
 export const SPLIT_RULE = 'per Brown category, documents sorted by id: index mod 10 = 8 -> validation, 9 -> test, else train; shards = train documents of one category';
 
