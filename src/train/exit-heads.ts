@@ -9,7 +9,8 @@
  * translator, Belrose et al. 2023, here trained by next-token cross-entropy on
  * the train split, base model frozen) [assumption: 16.5 K parameters per head
  * for brown-small; a full H x V head (132 K, from the LM head) trained the
- * same way raised the validation loss (5.262 -> 5.276 at boundary 2)]. Exported as
+ * same way raised the validation loss (5.262 -> 5.276 at boundary 2) with a
+ * similar exit profile (docs/TRAINED-MODEL.md)]. Exported as
  * the project's lmHead graph with W' = (I + A) W folded in. The full head is
  * kept as an option (`head: 'full'`, `hatsim train --part exits --head full`):
  * logits = RMSNorm_w(x) W_b with W_b (H x V) initialised from W and trained.
