@@ -170,7 +170,7 @@ export interface RealAcceptanceSummary {
   mode: SpecMode;
   temperature: number;
   onnxDir: string;
-  bySystem: { system: SystemId; requests: number; rounds: number; drafted: number; accepted: number; engineMs: number; positions: PositionSummary[]; simulatorSource: string }[];
+  bySystem: { system: SystemId; requests: number; rounds: number; drafted: number; accepted: number; engineMs: number; positions: PositionSummary[]; simulatorSource: string; example: { device: number; request: number; promptEnd: string; text: string } | null }[];
 }
 
 interface AcceptanceFileRun { positions: { position: number; reached: number; rate: number }[] }
@@ -219,6 +219,7 @@ export function mergeRealAcceptance(outDir: string, s: Scenario, scenarioDir: st
       drafted: ls.reduce((a, l) => a + l.rounds.reduce((b, r) => b + r.drafted, 0), 0), accepted: ls.reduce((a, l) => a + l.rounds.reduce((b, r) => b + r.accepted, 0), 0),
       engineMs: Math.round(ls.reduce((a, l) => a + l.engineMs, 0)), positions,
       simulatorSource: rates && spec ? `acceptance file ${spec.path} (${spec.mode})` : `i.i.d. acceptance ${pol.acceptance} [assumption]`,
+      example: ls.length > 0 ? { device: ls[0].device, request: ls[0].request, promptEnd: ls[0].promptText.slice(-80), text: ls[0].text } : null,
     };
   });
   const out: RealAcceptanceSummary = { format: 'hatsim-live-acceptance/1', mode: o.mode, temperature: o.mode === 'greedy' ? 0 : o.temperature, onnxDir: o.onnxDir, bySystem };
@@ -234,6 +235,7 @@ export function realAcceptanceTable(r: RealAcceptanceSummary): string {
     rows.push('position\tall rounds (accepted/reached, +-s.e.)\tfirst rounds\tsimulator\tfile (reached)');
     const f = (r: Rate): string => `${r.rate.toFixed(3)} (${r.accepted}/${r.reached}, +-${r.stdErr.toFixed(3)})`;
     for (const p of sys.positions) rows.push(`${p.position}\t${f(p)}\t${f(p.firstRound)}\t${p.simulator.toFixed(3)}\t${p.file ? `${p.file.rate.toFixed(3)} (${p.file.reached})` : '-'}`);
+    if (sys.example) rows.push(`device ${sys.example.device} request ${sys.example.request}: ...${JSON.stringify(sys.example.promptEnd)} => ${JSON.stringify(sys.example.text)}`);
   }
   return rows.join('\n');
 }
