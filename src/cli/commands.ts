@@ -12,7 +12,7 @@ import { validateCommand } from './validate.js';
 import { exitProfileCommand } from './exit-profile.js';
 import { fitLearningCommand } from './fedspine-fit.js';
 import { pruneCommand } from './prune.js';
-import { trainCommand, exportModelCommand, generateCommand, lmEvalCommand } from './train.js';
+import { trainCommand, exportModelCommand, generateCommand, lmEvalCommand, exitFeaturesCommand } from './train.js';
 import { dtoeeConvergenceCommand } from './dtoee-convergence.js';
 
 // Each module's argument type differs; yargs accepts them all as CommandModule<object, never>.
@@ -33,5 +33,6 @@ export const commands: CommandModule<object, never>[] = [
   exportModelCommand as unknown as CommandModule<object, never>,
   generateCommand as unknown as CommandModule<object, never>,
   lmEvalCommand as unknown as CommandModule<object, never>,
+  exitFeaturesCommand as unknown as CommandModule<object, never>,
   dtoeeConvergenceCommand as unknown as CommandModule<object, never>,
 ];

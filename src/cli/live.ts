@@ -17,20 +17,40 @@ function common<T>(y: Argv<T>): Argv<T & CommonArgs> {
     .option('max-frame-mb', { type: 'number', default: 64, describe: 'largest accepted frame (MiB)' }) as unknown as Argv<T & CommonArgs>;
 }
 
+interface RealArgs { 'onnx-dir'?: string; 'real-acceptance'?: string; temperature: number }
+
+/** --onnx-dir, --real-acceptance, --temperature (cloud takes only --onnx-dir). */
+function realFlags<T>(y: Argv<T>, withAcceptance: boolean): Argv<T & RealArgs> {
+  const z = y.option('onnx-dir', { type: 'string', describe: 'ONNX parts to run instead of the seeded graphs: an export of a trained model (hatsim export-model --out DIR)' });
+  if (!withAcceptance) return z as unknown as Argv<T & RealArgs>;
+  return z
+    .option('real-acceptance', { type: 'string', describe: 'greedy | sampled: drafts of the trained SLM verified by the full model\'s real logits (hat, hat-nochunk, sd; needs --onnx-dir)' })
+    .option('temperature', { type: 'number', default: 1, describe: 'temperature of --real-acceptance sampled' }) as unknown as Argv<T & RealArgs>;
+}
+
+/** The real-acceptance options of the flags (null: seeded draws). */
+function realOptions(a: RealArgs): { mode: 'greedy' | 'sampled'; temperature: number } | undefined {
+  const m = a['real-acceptance'];
+  if (m === undefined) return undefined;
+  if (m !== 'greedy' && m !== 'sampled') throw new InputError(`--real-acceptance ${m}: give greedy or sampled`, 'real-acceptance');
+  if (!(a.temperature > 0)) throw new InputError(`--temperature ${a.temperature}: give a number > 0`, 'temperature');
+  return { mode: m, temperature: a.temperature };
+}
+
 function hostPort(s: string, flag: string): { host: string; port: number } {
   const m = /^([^:]+):(\d+)$/.exec(s);
   if (!m) throw new InputError(`${flag}: give HOST:PORT, e.g. 127.0.0.1:7070 (got '${s}')`, flag);
   return { host: m[1], port: Number(m[2]) };
 }
 
-interface CloudArgs extends CommonArgs { scenario: string; listen: string; out?: string; devices?: number }
-interface DeviceArgs extends CommonArgs { scenario: string; server: string; device: number; out?: string; 'system-timeout-s': number }
-interface LocalArgs extends CommonArgs { scenario: string; out?: string; 'timeout-s': number }
+interface CloudArgs extends CommonArgs, RealArgs { scenario: string; listen: string; out?: string; devices?: number }
+interface DeviceArgs extends CommonArgs, RealArgs { scenario: string; server: string; device: number; out?: string; 'system-timeout-s': number }
+interface LocalArgs extends CommonArgs, RealArgs { scenario: string; out?: string; 'timeout-s': number }
 
 const cloudCmd: CommandModule<object, CloudArgs> = {
   command: 'cloud',
   describe: 'Serve the cloud part (middle or full model) to devices over WebSocket',
-  builder: (y) => common(y)
+  builder: (y) => realFlags(common(y), false)
     .option('scenario', { type: 'string', demandOption: true, describe: 'scenario YAML file' })
     .option('listen', { type: 'string', default: '127.0.0.1:7070', describe: 'HOST:PORT to listen on (port 0 = any free port)' })
     .option('out', { type: 'string', describe: 'write steps-cloud.csv and cloud.json here' })
@@ -44,7 +64,7 @@ const cloudCmd: CommandModule<object, CloudArgs> = {
     const server = new CloudServer({
       scenario, host, port, token: args.token ?? process.env.HATSIM_TOKEN, emulate: args.emulate, devices: args.devices,
       maxFrameBytes: Math.round((args['max-frame-mb'] ?? 64) * 1024 * 1024),
-      stepsPath: args.out ? join(args.out, 'steps-cloud.csv') : undefined,
+      stepsPath: args.out ? join(args.out, 'steps-cloud.csv') : undefined, onnxDir: args['onnx-dir'],
     });
     const bound = await server.start();
     process.stdout.write(`hatsim cloud listening on ${host}:${bound}\n`);
@@ -68,7 +88,7 @@ const cloudCmd: CommandModule<object, CloudArgs> = {
 const deviceCmd: CommandModule<object, DeviceArgs> = {
   command: 'device',
   describe: 'Run one device of a scenario against a cloud server',
-  builder: (y) => common(y)
+  builder: (y) => realFlags(common(y), true)
     .option('scenario', { type: 'string', demandOption: true, describe: 'scenario YAML file' })
     .option('server', { type: 'string', demandOption: true, describe: 'HOST:PORT of the cloud server' })
     .option('device', { type: 'number', demandOption: true, describe: 'index of the device in the scenario (0-based)' })
@@ -82,7 +102,7 @@ const deviceCmd: CommandModule<object, DeviceArgs> = {
     const r = await runDevice({
       scenario, deviceIndex: args.device, server: args.server, outDir: resolve(args.out ?? `results/${scenario.name}-live`),
       token: args.token, emulate: args.emulate, maxFrameBytes: Math.round((args['max-frame-mb'] ?? 64) * 1024 * 1024),
-      systemTimeoutS: args['system-timeout-s'],
+      systemTimeoutS: args['system-timeout-s'], onnxDir: args['onnx-dir'], realAcceptance: realOptions(args),
     });
     process.stderr.write(`device ${args.device}: ${r.finished} requests finished, ${r.unfinished} unfinished\n`);
     process.exit(0);
@@ -157,7 +177,7 @@ const nodeCmd: CommandModule<object, NodeArgs> = {
 const localCmd: CommandModule<object, LocalArgs> = {
   command: 'local <scenario>',
   describe: 'Run a scenario live on this machine: one cloud + N device processes over loopback',
-  builder: (y) => common(y)
+  builder: (y) => realFlags(common(y), true)
     .positional('scenario', { type: 'string', demandOption: true, describe: 'scenario YAML file' })
     .option('out', { type: 'string', describe: 'results directory (default results/<scenario name>-live)' })
     .option('timeout-s', { type: 'number', default: 900, describe: 'kill everything after this long' }) as never,
@@ -168,7 +188,8 @@ const localCmd: CommandModule<object, LocalArgs> = {
     const onSig = (): void => { killChildren('SIGTERM'); process.exit(130); };
     process.once('SIGINT', onSig);
     process.once('SIGTERM', onSig);
-    const r = await runLiveLocal({ scenarioPath: args.scenario, overrides: args.set, outDir: out, emulate: args.emulate, token: args.token, timeoutS: args['timeout-s'] });
+    const r = await runLiveLocal({ scenarioPath: args.scenario, overrides: args.set, outDir: out, emulate: args.emulate, token: args.token, timeoutS: args['timeout-s'],
+      onnxDir: args['onnx-dir'], realAcceptance: realOptions(args) });
     process.stdout.write(`${name} (live): ${(r.wallMs / 1000).toFixed(1)} s wall\n\n${summaryTable(r.summary)}\n\n`);
     if (r.errors.length > 0) process.stdout.write(`${r.errors.length} errors (run.json):\n${r.errors.slice(0, 10).map((e) => `  ${e}`).join('\n')}\n`);
     process.stdout.write(`results written to ${out}\n`);

@@ -5,7 +5,7 @@
 import type { CommandModule } from 'yargs';
 import { InputError } from '../core/errors.js';
 import { getModel } from '../model/catalog.js';
-import { ADAPTER_DEFAULTS, TRAIN_DEFAULTS } from '../train/defaults.js';
+import { ADAPTER_DEFAULTS, EXIT_HEAD_DEFAULTS, TRAIN_DEFAULTS } from '../train/defaults.js';
 // The training code (TensorFlow.js) loads in the handlers, not at start-up (issue 15).
 const commands = () => import('../train/commands.js');
 
@@ -23,7 +23,7 @@ function posInt(v: number | undefined, flag: string): number | undefined {
   return v;
 }
 
-interface TrainArgs { dir: string; model: string; part: string; steps?: number; 'stop-after'?: number; finalize: boolean; seed?: number }
+interface TrainArgs { dir: string; model: string; part: string; steps?: number; 'stop-after'?: number; finalize: boolean; seed?: number; 'exit-after': string; head: string }
 
 export const trainCommand: CommandModule<object, TrainArgs> = {
   command: 'train',
@@ -31,7 +31,9 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
   builder: (y) => y
     .option('dir', { type: 'string', default: DEFAULT_DIR, describe: 'model folder (tokenizer, weights, manifest, checkpoints)' })
     .option('model', { type: 'string', default: 'brown-small', describe: 'catalog model id (dims)' })
-    .option('part', { type: 'string', default: 'base', choices: ['base', 'adapter'], describe: 'base model, or HAT adapter distilled from the trained base' })
+    .option('part', { type: 'string', default: 'base', choices: ['base', 'adapter', 'exits'], describe: 'base model, HAT adapter distilled from the trained base, or DTO-EE exit heads (frozen base)' })
+    .option('exit-after', { type: 'string', default: '1,2,3', describe: 'exits: stage boundaries (layer counts) that get a trained head' })
+    .option('head', { type: 'string', default: 'lens', choices: ['lens', 'full'], describe: 'exits: own norm + H x H lens before the frozen LM head, or own norm + a full H x V head' })
     .option('steps', { type: 'number', describe: `training steps (base default ${TRAIN_DEFAULTS.steps}, adapter ${ADAPTER_DEFAULTS.steps})` })
     .option('stop-after', { type: 'number', describe: 'base: stop this invocation after N steps (checkpoint; run again to resume)' })
     .option('finalize', { type: 'boolean', default: false, describe: 'base: write weights + manifest from wherever the run stops (steps < planned is recorded)' })
@@ -41,6 +43,15 @@ export const trainCommand: CommandModule<object, TrainArgs> = {
     const steps = posInt(args.steps, 'steps');
     const seed = args.seed;
     if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new InputError(`--seed: ${seed} is not allowed; give a non-negative integer`, 'seed');
+    if (args.part === 'exits') {
+      const cfg = { ...EXIT_HEAD_DEFAULTS, head: args.head as 'lens' | 'full', ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) };
+      const man = await (await commands()).trainExitHeadsFolder(args.dir, boundaries(args['exit-after']), cfg, (l) => { if (l.step % 50 === 0) console.log(JSON.stringify(l)); });
+      for (const h of man.exitHeads!.heads) {
+        console.log(`exit head after ${h.boundary} layers: validation loss ${h.initialValidationLoss.toFixed(4)} -> ${h.validationLoss.toFixed(4)} nats, top-1 ${h.initialValidationAccuracy.toFixed(3)} -> ${h.validationAccuracy.toFixed(3)} (${(h.trainMs / 1000).toFixed(1)} s)`);
+      }
+      console.log(`exit heads: ${man.exitHeads!.trainTimeS} s training; written ${args.dir}/exit-heads.json`);
+      return;
+    }
     if (args.part === 'adapter') {
       const man = await (await commands()).trainAdapterFolder(args.dir, { ...ADAPTER_DEFAULTS, ...(steps ? { steps } : {}), ...(seed !== undefined ? { seed } : {}) }, (l) => console.log(JSON.stringify(l)));
       console.log(`adapter: validation KL ${man.adapter!.initialValidationKl.toFixed(4)} -> ${man.adapter!.validationKl.toFixed(4)} nats in ${man.adapter!.trainTimeS} s`);
@@ -131,5 +142,25 @@ export const lmEvalCommand: CommandModule<object, LmEvalArgs> = {
       });
       console.log(`mean accepted per round of ${r.acceptance.draftLen}: greedy ${r.acceptance.greedy.meanAcceptedPerRound.toFixed(3)}, sampled ${r.acceptance.sampled.meanAcceptedPerRound.toFixed(3)}`);
     }
+  },
+};
+
+interface ExitFeaturesArgs { dir: string; out: string; heads: string; 'exit-after': string; windows: number; seq: number }
+
+export const exitFeaturesCommand: CommandModule<object, ExitFeaturesArgs> = {
+  command: 'exit-features',
+  describe: 'Write the validation split\'s exit features (boundary hidden states, labels, ONNX exit heads) of a trained folder for hatsim exit-profile',
+  builder: (y) => y
+    .option('dir', { type: 'string', default: DEFAULT_DIR, describe: 'model folder' })
+    .option('out', { type: 'string', demandOption: true, requiresArg: true, describe: 'features directory to write (hatsim-exit-features/1)' })
+    .option('heads', { type: 'string', default: 'trained', choices: ['trained', 'shared'], describe: 'trained exit heads (hatsim train --part exits) or the model\'s own head at each boundary' })
+    .option('exit-after', { type: 'string', default: '2', describe: 'comma-separated stage boundaries (layer counts) with an exit' })
+    .option('windows', { type: 'number', default: 32, describe: 'validation windows' })
+    .option('seq', { type: 'number', default: 128, describe: 'window length (tokens)' }) as never,
+  handler: async (args) => {
+    posInt(args.windows, 'windows');
+    posInt(args.seq, 'seq');
+    const r = await (await commands()).exitFeaturesFolder(args.dir, args.out, { heads: args.heads as 'trained' | 'shared', boundaries: boundaries(args['exit-after']), windows: args.windows, seq: args.seq }, `hatsim ${process.argv.slice(2).join(' ')}`);
+    console.log(`${r.samples} samples -> ${r.dir} (measure: hatsim exit-profile ${r.dir} --out FILE)`);
   },
 };

@@ -29,6 +29,8 @@ import { LinkModel } from './shaper.js';
 import { StepLog } from './steps.js';
 import { frameTypeName } from './wire.js';
 import { checkLiveModels } from './models.js';
+import { DRAFTING_SYSTEMS, RealAcceptance } from './device-real.js';
+import type { SpecMode } from '../train/speculative.js';
 
 export interface DeviceRunOptions {
   scenario: Scenario;
@@ -44,6 +46,10 @@ export interface DeviceRunOptions {
   systemTimeoutS?: number;
   /** Passes predicted under this (ms) run on the main thread for small models (default 2; 0 = always the worker). */
   inlineBelowMs?: number;
+  /** ONNX parts to run instead of the seeded graphs (an export: hatsim export-model). */
+  onnxDir?: string;
+  /** Answer the drafting systems' accept ops by real speculative decoding (needs onnxDir of a trained export; device-real.ts). */
+  realAcceptance?: { mode: SpecMode; temperature: number };
   log?: (line: string) => void;
 }
 
@@ -99,9 +105,10 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
   const small = smallModel(tb.model.hiddenSize, tb.model.intermediateSize) && smallModel(tb.drafterModel.hiddenSize, tb.drafterModel.intermediateSize);
   const compute = needs.device || needs.drafter ? new HybridCompute({
     plan: { modelId: tb.model.id, inputLayers: tb.plan.inputLayers, outputLayers: tb.plan.outputLayers, middleLayers: tb.plan.middleLayers, drafterModelId: tb.drafterModel.id },
-    need: { device: needs.device, drafter: needs.drafter, cloud: false },
+    need: { device: needs.device, drafter: needs.drafter, cloud: false }, onnxDir: opts.onnxDir,
   }, small ? (opts.inlineBelowMs ?? 2) : 0) : null;
   if (compute) await compute.init();
+  const real = opts.realAcceptance ? await RealAcceptance.load(s, d.index, { onnxDir: opts.onnxDir ?? '', ...opts.realAcceptance }, opts.outDir) : null;
 
   let system: SystemId = s.systems[0];
   let t0 = performance.now();
@@ -170,7 +177,8 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     const protocol = def.createDevice(env);
     const ctx: LiveDeviceContext = {
       index: d.index, nowMs: () => performance.now() - t0, link: conn, acceptRng: streams.get(`accept/${d.index}`),
-      headerBytes: s.network.headerBytes, hiddenBytesPerToken: hb, tokenBytes: s.network.tokenBytes, compute: runCompute,
+      headerBytes: s.network.headerBytes, hiddenBytesPerToken: hb, hiddenElemBytes: tb.model.activationBytesPerElem, tokenBytes: s.network.tokenBytes, compute: runCompute,
+      ...(real && DRAFTING_SYSTEMS.includes(system) ? { real } : {}),
     };
     const closedLoop = s.workload.arrival.kind === 'closed-loop' ? s.workload.arrival.thinkTimeS : null;
     const work = tb.workload[d.index];
@@ -192,6 +200,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
         await withTimeout(root.run().then(() => Promise.all(fam.runs)), remaining, `request ${req.index} of ${system}`);
         req.finishS = (performance.now() - t0) / 1000;
         emit({ kind: 'record', system, record: req.toRecord() });
+        real?.finish(req);
         finished++;
       } catch (e) {
         const reason = e instanceof Error ? e.message : String(e);

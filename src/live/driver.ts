@@ -19,7 +19,8 @@
  *   that is when the simulator's generator would issue it).
  * - down: waits for the server's reply to the cloud op it claimed (matched by
  *   request id and sequence number).
- * - accept: seeded draws from `accept/<device>` in the same order as the simulator.
+ * - accept: seeded draws from `accept/<device>` in the same order as the simulator, or with
+ *   --real-acceptance the verdict of real speculative decoding (device-real.ts).
  * - emit, note, now: inline. fork/join: async branches; any branch may join
  *   handles forked by another branch of the same request.
  * - cloudLoad: asks the server (unshaped control frame, one real round trip).
@@ -46,7 +47,11 @@ export interface LiveDeviceContext {
   acceptRng: Rng;
   headerBytes: number;
   hiddenBytesPerToken: number;
+  /** Bytes per hidden-state element on the wire (the model's activationBytesPerElem: 2 = fp16, 4 = fp32). */
+  hiddenElemBytes?: number;
   tokenBytes: number;
+  /** --real-acceptance (device-real.ts): accept ops answered by real speculative decoding; emits checked against its tokens. */
+  real?: { accept(req: RequestState, drafted: number): Promise<number>; emit(req: RequestState, n: number): Promise<void> };
   /** Run a compute op on the device processor (all repeats); resolves with the device time it took (ms). */
   compute(op: ComputeOp, req: RequestState): Promise<number>;
 }
@@ -64,6 +69,8 @@ interface PendingCloud {
 export class Family {
   readonly runs: Promise<void>[] = [];
   pending: PendingCloud | null = null;
+  /** A cloud frame sent before its down op was seen (a real accept round ran in between: sd's verify). */
+  sentAhead: PendingCloud | null = null;
   nextSeq = 0;
   failed: Error | null = null;
 }
@@ -111,9 +118,10 @@ export class LiveProc {
             break;
           }
           case 'down': {
-            const p = family.pending;
-            if (!p) throw new Error(`invariant: down op '${op.label}' of request ${req.index} with no cloud op to answer it`);
-            this.flush(p, op.hiddenBytes + op.rawTokenBytes);
+            let p = family.pending;
+            if (p) this.flush(p, op.hiddenBytes + op.rawTokenBytes);
+            else if (family.sentAhead) { p = family.sentAhead; family.sentAhead = null; }
+            else throw new Error(`invariant: down op '${op.label}' of request ${req.index} with no cloud op to answer it`);
             req.hiddenDown += op.hiddenBytes; req.rawDown += op.rawTokenBytes; req.headerDown += dev.headerBytes;
             const reply = await dev.link.awaitReply(req.id, p.seq);
             req.cloudQueueMs += reply.f0;
@@ -123,10 +131,19 @@ export class LiveProc {
             break;
           }
           case 'accept':
-            value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
+            if (dev.real) {
+              // The real round takes time: send a held cloud frame (sd's verify) first, with the default reply size.
+              const held = family.pending;
+              if (held && held.owner === this) { this.flushOwn(); family.sentAhead = held; }
+              value = await dev.real.accept(req, op.drafted);
+            } else value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
             break;
           case 'emit':
-            req.tokens(op.tokens, dev.nowMs() / 1000);
+            if (dev.real) {
+              const atMs = dev.nowMs();
+              await dev.real.emit(req, op.tokens);
+              req.tokens(op.tokens, atMs / 1000);
+            } else req.tokens(op.tokens, dev.nowMs() / 1000);
             break;
           case 'fork': {
             const child = new LiveProc(op.body, dev, req, family);
@@ -174,7 +191,7 @@ export class LiveProc {
     const dev = this.dev, hb = dev.hiddenBytesPerToken, tb = dev.tokenBytes;
     const hidden = p.hiddenBytes > 0;
     const payloadTokens = hidden ? Math.round(p.hiddenBytes / hb) : Math.round(p.rawBytes / tb);
-    const dtype = hidden ? Dtype.fp16 : p.rawBytes > 0 ? Dtype.int32 : Dtype.none;
+    const dtype = hidden ? (dev.hiddenElemBytes === 4 ? Dtype.fp32 : Dtype.fp16) : p.rawBytes > 0 ? Dtype.int32 : Dtype.none;
     const payloadBytes = hidden ? p.hiddenBytes : payloadTokens * 4;
     const chained = p.ups === 0;
     const modelled = chained ? 0 : p.hiddenBytes + p.rawBytes + p.ups * dev.headerBytes;

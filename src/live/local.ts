@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, type WriteStream } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
@@ -23,6 +23,8 @@ import { ensureGraphs } from './compute.js';
 import { deviceNeeds, type DeviceLine } from './device.js';
 import { STEP_COLUMNS } from './steps.js';
 import { checkLiveModels } from './models.js';
+import { checkRealAcceptance, mergeRealAcceptance, realAcceptanceTable } from './device-real.js';
+import type { SpecMode } from '../train/speculative.js';
 
 export interface LiveLocalOptions {
   scenarioPath: string;
@@ -33,6 +35,10 @@ export interface LiveLocalOptions {
   token?: string;
   /** Kill everything after this long (s). */
   timeoutS?: number;
+  /** ONNX parts for the cloud and the devices (an export: hatsim export-model). */
+  onnxDir?: string;
+  /** Real speculative decoding on the devices (device-real.ts); needs onnxDir of a trained export. */
+  realAcceptance?: { mode: SpecMode; temperature: number };
   log?: (line: string) => void;
 }
 
@@ -95,6 +101,7 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
   const overrides = opts.overrides ?? [];
   const scenario = loadScenario(opts.scenarioPath, overrides);
   checkLiveModels(scenario);
+  if (opts.realAcceptance) checkRealAcceptance(scenario, { onnxDir: opts.onnxDir, ...opts.realAcceptance });
   const topo = scenario.systems.filter((id) => SYSTEMS[id].pairs !== undefined);
   if (topo.length > 0) {
     if (topo.length !== scenario.systems.length) {
@@ -115,14 +122,15 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
   const logPath = join(opts.outDir, 'live.log');
   const logStream = createWriteStream(logPath);
   const common = [opts.scenarioPath, ...overrides.flatMap((o) => ['--set', o])];
-  const extra = [...(opts.emulate ? ['--emulate', opts.emulate] : []), ...(opts.token ? ['--token', opts.token] : [])];
+  const extra = [...(opts.emulate ? ['--emulate', opts.emulate] : []), ...(opts.token ? ['--token', opts.token] : []), ...(opts.onnxDir ? ['--onnx-dir', opts.onnxDir] : [])];
+  const real = opts.realAcceptance ? ['--real-acceptance', opts.realAcceptance.mode, '--temperature', String(opts.realAcceptance.temperature)] : [];
   const errors: string[] = [];
   const cloud = startChild(['live', 'cloud', '--scenario', ...common, '--listen', '127.0.0.1:0', '--out', opts.outDir, ...extra], logStream, 'cloud');
   const timeoutMs = (opts.timeoutS ?? 900) * 1000;
   try {
     const port = await waitForPort(cloud.child, cloud.exited, 120_000);
     log(`live: cloud listening on 127.0.0.1:${port}; starting ${devices.length} devices`);
-    const devs = devices.map((d) => startChild(['live', 'device', '--scenario', ...common, '--server', `127.0.0.1:${port}`, '--device', String(d.index), '--out', opts.outDir, ...extra], logStream, `device-${d.index}`));
+    const devs = devices.map((d) => startChild(['live', 'device', '--scenario', ...common, '--server', `127.0.0.1:${port}`, '--device', String(d.index), '--out', opts.outDir, ...extra, ...real], logStream, `device-${d.index}`));
     const codes = await Promise.all(devs.map((d) => withExitTimeout(d.exited, timeoutMs)));
     codes.forEach((c, i) => {
       if (c === null) { errors.push(`device ${i} did not finish within ${timeoutMs / 1000} s; killed`); devs[i].child.kill('SIGKILL'); }
@@ -198,6 +206,11 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
     errors,
     log: 'live.log',
   };
+  if (opts.realAcceptance) {
+    const ra = mergeRealAcceptance(opts.outDir, scenario, dirname(opts.scenarioPath), devices.length, { onnxDir: opts.onnxDir!, ...opts.realAcceptance });
+    runInfo.realAcceptance = { file: 'real-acceptance.json', mode: ra.mode, temperature: ra.temperature, onnxDir: ra.onnxDir, perDevice: 'real-acceptance-device-<i>.jsonl (prompt and generated text per request)' };
+    log(realAcceptanceTable(ra));
+  }
   writeRunOutputs(opts.outDir, { requests: records, summary, spans: [], gpuUtil: [], runInfo });
   return { scenario, records, summary, errors, wallMs, runInfo };
 }

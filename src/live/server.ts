@@ -57,6 +57,8 @@ export interface CloudServerOptions {
   noCompute?: boolean;
   /** Steps predicted under this (ms) run on the main thread for small models (default 2; 0 = always the worker). */
   inlineBelowMs?: number;
+  /** ONNX parts to run instead of the seeded graphs (an export: hatsim export-model). */
+  onnxDir?: string;
 }
 
 interface Conn {
@@ -157,7 +159,7 @@ export class CloudServer {
       const works = new Set(s.systems.map((id) => SYSTEMS[id].cloudWork));
       this.compute = new HybridCompute({
         plan: { modelId: this.tb.model.id, inputLayers: this.tb.plan.inputLayers, outputLayers: this.tb.plan.outputLayers, middleLayers: this.tb.plan.middleLayers, drafterModelId: this.tb.drafterModel.id },
-        need: { device: false, drafter: false, cloud: works.size > 0 },
+        need: { device: false, drafter: false, cloud: works.size > 0 }, onnxDir: this.opts.onnxDir,
       }, smallModel(this.tb.model.hiddenSize, this.tb.model.intermediateSize) ? (this.opts.inlineBelowMs ?? 2) : 0);
       await this.compute.init();
       for (const id of s.systems) {
@@ -400,13 +402,14 @@ export class CloudServer {
     const conn = job.conn;
     if (conn.closed) return;
     const s = this.opts.scenario;
-    const hiddenRow = this.tb.model.hiddenSize * 2;
+    const elem = this.tb.model.activationBytesPerElem === 4 ? 4 : 2;
+    const hiddenRow = this.tb.model.hiddenSize * elem;
     const isHidden = job.work === 'middle';
     const payloadTokens = isHidden ? Math.round(job.replyBytes / hiddenRow) : Math.round(job.replyBytes / 4);
     const payload = new Uint8Array(isHidden ? payloadTokens * hiddenRow : payloadTokens * 4);
     const frame = makeFrame(FrameType.reply, {
       deviceId: conn.deviceId, requestId: job.devRequest, seq: job.seq, work: isHidden ? Work.middle : Work.full,
-      dtype: isHidden ? Dtype.fp16 : Dtype.int32, tokens: job.tokens, ctx: job.ctx, logits: job.logits, payloadTokens,
+      dtype: isHidden ? (elem === 4 ? Dtype.fp32 : Dtype.fp16) : Dtype.int32, tokens: job.tokens, ctx: job.ctx, logits: job.logits, payloadTokens,
       f0: job.queueMs, f1: job.computeMs, u0: this.requests.get(job.key)?.replica ?? 0, u1: this.replicas[this.requests.get(job.key)?.replica ?? 0]?.activeRequests ?? 0,
       payload,
     });

@@ -2,7 +2,7 @@
  * What the `hatsim train / export-model / generate / lm-eval` commands run
  * (src/cli/train.ts parses flags and prints).
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
@@ -19,9 +19,11 @@ import { exitProfile, type ExitProfile } from './exits.js';
 import { loadModelFolder, readManifest } from './folder.js';
 import { adapterShapes, baseShapes, toVariables } from './model.js';
 import { OnnxLm } from './ort.js';
+import { EXPORT_FORMAT, type ExportInfo } from './speculative.js';
 import type { Manifest } from './pipeline.js';
 import { initTf } from './tf.js';
-import { saveWeights } from './weights.js';
+import { saveWeights, loadWeights } from './weights.js';
+import { exitHeadShapes, trainExitHeads, writeExitFeatures, type ExitHeadConfig } from './exit-heads.js';
 
 export async function trainAdapterFolder(dir: string, cfg: AdapterConfig, onLog?: (l: { step: number; kl: number; ms: number }) => void): Promise<Manifest> {
   const f = loadModelFolder(dir);
@@ -41,18 +43,70 @@ export async function trainAdapterFolder(dir: string, cfg: AdapterConfig, onLog?
   return man;
 }
 
+/** Train the DTO-EE exit heads of a folder (exit-heads.ts); writes exit-heads.{json,bin} and manifest.exitHeads. */
+export async function trainExitHeadsFolder(dir: string, boundaries: number[], cfg: ExitHeadConfig, onLog?: (l: { boundary: number; step: number; loss: number; ms: number }) => void): Promise<Manifest> {
+  const f = loadModelFolder(dir);
+  const data = tokenData(f.tokenizer);
+  const load0 = loadavg()[0];
+  const r = await trainExitHeads(f.model, f.values, data.train, data.validation, boundaries, cfg, onLog);
+  const bs = r.heads.map((h) => h.boundary);
+  const idx = saveWeights(join(dir, 'exit-heads'), f.model, r.values, exitHeadShapes(f.model, bs, cfg.head));
+  const man: Manifest = {
+    ...readManifest(dir),
+    exitHeads: {
+      file: 'exit-heads.json', sha256: idx.sha256, head: cfg.head, boundaries: bs, seed: cfg.seed, steps: cfg.steps, samples: r.samples, heads: r.heads,
+      trainTimeS: Math.round(r.trainMs / 100) / 10, load: { start: load0, end: loadavg()[0] }, config: { ...cfg },
+    },
+  };
+  writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(man, null, 2) + '\n');
+  return man;
+}
+
+/** The exit-features directory of a folder's validation split for `hatsim exit-profile` (trained heads, or the shared head). */
+export async function exitFeaturesFolder(dir: string, out: string, o: { heads: 'trained' | 'shared'; boundaries: number[]; windows: number; seq: number }, command: string): Promise<{ dir: string; samples: number }> {
+  await initTf();
+  const f = loadModelFolder(dir);
+  let heads: { values: Map<string, Float32Array>; kind: 'lens' | 'full' } | 'shared' = 'shared';
+  if (o.heads === 'trained') {
+    const eh = f.manifest.exitHeads;
+    if (!eh) throw new InputError(`${join(dir, 'manifest.json')}: no trained exit heads (field "exitHeads"); train them: hatsim train --part exits`, 'exitHeads');
+    const kind = eh.head ?? 'lens';
+    heads = { values: loadWeights(join(dir, 'exit-heads'), f.model, exitHeadShapes(f.model, eh.boundaries, kind)), kind };
+  }
+  const data = tokenData(f.tokenizer);
+  const what = heads !== 'shared' ? `trained exit heads (exit-heads.json: own RMSNorm + ${heads.kind === 'lens' ? 'a trained H x H lens before the frozen LM head' : 'a trained H x V head'}, cross-entropy on the train split)` : "the model's own final norm + LM head at each boundary (shared, not trained)";
+  return writeExitFeatures(f.model, f.values, heads, data.validation, {
+    boundaries: o.boundaries, seq: o.seq, windows: o.windows, out,
+    notes: `${f.model.id}, Brown validation split, ${o.windows} windows x ${o.seq} tokens, one sample per next-token prediction; exit heads: ${what}; command: ${command}`,
+  });
+}
+
 /** Export a model folder's weights (and adapter when trained) to ONNX parts in `out`. */
 export function exportFolder(dir: string, out: string): Record<string, string> {
   const f = loadModelFolder(dir, { adapter: existsSync(join(dir, 'adapter.json')) });
-  return exportOnnx(f.model, f.values, out).files;
+  const files = exportOnnx(f.model, f.values, out).files;
+  // What the live runner's --real-acceptance checks: trained weights, their tokenizer, the adapter's split.
+  const tokFile = join(dir, f.manifest.tokenizer?.file ?? 'tokenizer.json');
+  copyFileSync(tokFile, join(out, 'tokenizer.json'));
+  const ad = f.hasAdapter ? f.manifest.adapter : undefined;
+  const info: ExportInfo = {
+    format: EXPORT_FORMAT, model: f.model.id, source: 'trained', weightsSha256: f.manifest.weights.sha256,
+    tokenizer: { file: 'tokenizer.json', sha256: f.tokenizer.sha256 },
+    adapter: ad ? { sha256: ad.sha256, inputLayers: ad.inputLayers, outputLayers: ad.outputLayers } : null,
+  };
+  writeFileAtomic(join(out, 'export.json'), JSON.stringify(info, null, 2) + '\n');
+  files['export'] = join(out, 'export.json');
+  files['tokenizer'] = join(out, 'tokenizer.json');
+  return files;
 }
 
 /** An export cached by weights hash (concurrent builders: temp dir + rename). */
 export function cachedExport(dir: string): string {
   const man = readManifest(dir);
-  const key = `${man.model}-${man.weights.sha256.slice(0, 12)}-${man.adapter?.sha256.slice(0, 12) ?? 'noadapter'}`;
+  // '-e1': exports with export.json + tokenizer.json (older cache folders without them are left alone)
+  const key = `${man.model}-${man.weights.sha256.slice(0, 12)}-${man.adapter?.sha256.slice(0, 12) ?? 'noadapter'}-e1`;
   const out = join(tmpdir(), 'hatsim-trained', key);
-  if (existsSync(join(out, 'lmHead.onnx'))) return out;
+  if (existsSync(join(out, 'export.json'))) return out;
   const tmp = `${out}.build-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   exportFolder(dir, tmp);

@@ -1,5 +1,4 @@
 /** Perplexity of the trained model and of a unigram model, and sampling. */
-import { Rng } from '../core/rng.js';
 import { tf } from './tf.js';
 import { disposeCtx, forward, makeCtx, type Params } from './model.js';
 import type { ModelSpec } from '../model/types.js';
@@ -28,28 +27,7 @@ export function perplexity(m: ModelSpec, p: Params, train: Int32Array, test: Int
   return { windows: win.length, seq, tokens: win.length * seq, modelLoss: loss, modelPerplexity: Math.exp(loss), unigramLoss: uni, unigramPerplexity: Math.exp(uni) };
 }
 
-/** Draw from logits with temperature (0 = greedy) and top-k. */
-export function sampleToken(logits: Float32Array, temperature: number, topK: number, r: Rng): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  if (temperature <= 0) return best;
-  const idx = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a] || a - b).slice(0, Math.max(1, topK));
-  const w = idx.map((i) => Math.exp((logits[i] - logits[best]) / temperature));
-  const sum = w.reduce((a, b) => a + b, 0);
-  let u = r.uniform() * sum;
-  for (let j = 0; j < idx.length; j++) { u -= w[j]; if (u <= 0) return idx[j]; }
-  return idx[idx.length - 1];
-}
-
-export function softmax(logits: Float32Array): Float64Array {
-  let mx = -Infinity;
-  for (const x of logits) if (x > mx) mx = x;
-  const out = new Float64Array(logits.length);
-  let s = 0;
-  for (let i = 0; i < logits.length; i++) { out[i] = Math.exp(logits[i] - mx); s += out[i]; }
-  for (let i = 0; i < out.length; i++) out[i] /= s;
-  return out;
-}
+export { sampleToken, softmax } from './sampling.js';
 
 /** Next-token logits [V] of the last position of each row: ids [B][S] (same S). */
 export function lastLogits(m: ModelSpec, logitsFn: (ids: tf.Tensor2D) => tf.Tensor2D, rows: number[][]): Float32Array[] {

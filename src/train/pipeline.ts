@@ -12,6 +12,7 @@ import type { ModelSpec } from '../model/types.js';
 import { loadBrown, splitBrown } from './corpus.js';
 import { tokenData } from './data.js';
 import { baseShapes, readValues } from './model.js';
+import type { HeadRecord } from './exit-heads.js';
 import { Tokenizer } from './tokenizer.js';
 import { trainBase, type LogLine, type TrainConfig } from './train.js';
 import { saveWeights } from './weights.js';
@@ -33,9 +34,13 @@ export interface Manifest {
   load: { start: number; end: number; cores: number };
   autodiff: string;
   adapter?: AdapterManifest;
+  exitHeads?: ExitHeadsManifest;
 }
 
 export interface AdapterManifest { file: string; sha256: string; inputLayers: number; outputLayers: number; steps: number; seed: number; initialValidationKl: number; validationKl: number; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number> }
+
+/** Trained DTO-EE exit heads (exit-heads.ts): file, boundaries, per-head validation loss and accuracy before (= shared head) and after training. */
+export interface ExitHeadsManifest { file: string; sha256: string; /** 'lens' (default when absent) or 'full' (exit-heads.ts). */ head?: 'lens' | 'full'; boundaries: number[]; seed: number; steps: number; samples: { train: number; validation: number }; heads: HeadRecord[]; trainTimeS: number; load: { start: number; end: number }; config: Record<string, number | string> }
 
 export const SPLIT_RULE = 'per Brown category, documents sorted by id: index mod 10 = 8 -> validation, 9 -> test, else train; shards = train documents of one category';
 
