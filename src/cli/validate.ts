@@ -51,6 +51,9 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
       }
     }
     process.stdout.write(`${name}: live vs simulated (error = (sim - live) / live)\n\n${table(['system', 'metric', 'live', 'sim', 'error %'], rows, 2)}\n\n`);
+    const rp = r.replay;
+    process.stdout.write(`replay (the live arrivals, request by request; |error| over requests):\n\n${table(['system', 'metric', 'requests', 'median err %', 'p50 |err| %', 'p90 |err| %', 'max |err| %'], rp.rows.map((x) => [x.system, x.metric, x.requests, x.median_error_pct, x.abs_p50_pct, x.abs_p90_pct, x.abs_max_pct]), 2)}\n`);
+    process.stdout.write(`replay: acceptance draws differ on ${rp.acceptMismatches} requests; largest arrival difference ${rp.maxArrivalDiffS.toExponential(1)} s; load average ${r.loadAvg1m.before.toFixed(2)} -> ${r.loadAvg1m.after.toFixed(2)}\n\n`);
     for (const w of r.warnings) process.stdout.write(`warning: ${w}\n`);
     if (r.liveErrors.length > 0) process.stdout.write(`live errors: ${r.liveErrors.length} (see run.json)\n`);
     const med = r.verdict.medianAbsErrorPct;

@@ -346,23 +346,24 @@ export class CloudServer {
     r.busy = true;
     const emu = this.emu[work];
     const target = emu ? emu.batchMs(shape, logits) : 0;
+    const simMs = this.predict[work]?.batchMs(shape, logits) ?? 0;
     const system = this.currentSystem;
     const run = async (): Promise<number> => {
       let real = 0;
-      if (this.compute) real = (await this.compute.run(passes, this.predict[work]?.batchMs(shape, logits) ?? Infinity)).reduce((a, b) => a + b, 0);
+      if (this.compute) real = (await this.compute.run(passes, this.predict[work] ? simMs : Infinity)).reduce((a, b) => a + b, 0);
       if (target > 0) await sleepUntil(now + target);
       return real;
     };
     run().then(
-      (real) => this.stepDone(r, step, now, real, target, system),
+      (real) => this.stepDone(r, step, now, real, target, simMs, system),
       (e: unknown) => {
         this.log(`cloud: step failed: ${e instanceof Error ? e.message : String(e)}`);
-        this.stepDone(r, step, now, 0, target, system);
+        this.stepDone(r, step, now, 0, target, simMs, system);
       },
     );
   }
 
-  private stepDone(r: LiveReplica, step: Job[], startMs: number, realMs: number, targetMs: number, system: string): void {
+  private stepDone(r: LiveReplica, step: Job[], startMs: number, realMs: number, targetMs: number, simMs: number, system: string): void {
     const endMs = performance.now();
     const ms = endMs - startMs;
     r.busyMs += ms;
@@ -370,7 +371,7 @@ export class CloudServer {
     this.steps?.row({
       system, role: 'cloud', request: -1, kind: 'step', label: `replica ${r.index}: ${step.length} jobs`,
       tokens: step.reduce((a, j) => a + j.taken, 0), ctx: step.reduce((a, j) => a + j.ctx + j.done, 0),
-      start_ms: startMs - this.systemT0, end_ms: endMs - this.systemT0, real_ms: realMs, target_ms: targetMs, bytes: 0, frame_bytes: 0,
+      start_ms: startMs - this.systemT0, end_ms: endMs - this.systemT0, real_ms: realMs, target_ms: targetMs, sim_ms: simMs, bytes: 0, frame_bytes: 0,
     });
     const finished: Job[] = [];
     for (const job of step) {

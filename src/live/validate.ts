@@ -16,8 +16,10 @@ import type { SummaryRecord } from '../results/types.js';
 import { writeRunOutputs } from '../results/write.js';
 import { loadScenario } from '../scenario/load.js';
 import { runOutputs } from '../sim/outputs.js';
-import { runScenario } from '../sim/run.js';
+import { buildTestbed, runScenario } from '../sim/run.js';
 import { cpSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { REPLAY_METRICS, replayLive, type LiveRequest, type ReplayResult } from './replay.js';
 import { runCalibration } from '../calibrate/run.js';
 import { runLiveLocal } from './local.js';
 
@@ -110,10 +112,25 @@ export interface ValidationResult {
   simSummary: SummaryRecord[];
   liveErrors: string[];
   warnings: string[];
+  /** The simulator on the live run's exact arrivals, request by request (live/replay.ts). */
+  replay: ReplayResult;
+  /** 1-minute load average before and after (other work on this machine). */
+  loadAvg1m: { before: number; after: number };
+}
+
+/** requests.csv of a run as numbers (system and device as text). */
+export function readRequestsCsv(path: string): LiveRequest[] {
+  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  return rows.map((r) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) out[k] = k === 'system' || k === 'device' ? v : v === '' ? NaN : Number(v);
+    return out as unknown as LiveRequest;
+  });
 }
 
 export async function runValidation(opts: ValidateOptions): Promise<ValidationResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const loadBefore = loadavg()[0];
   mkdirSync(opts.outDir, { recursive: true });
   const scenario = loadScenario(opts.scenarioPath, opts.overrides ?? []);
   const simOverrides = [...(opts.simOverrides ?? [])];
@@ -153,15 +170,21 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
     liveSummary = live.summary;
     liveErrors = live.errors;
   }
+  const liveDir = opts.liveDir ? resolvePath(opts.liveDir) : join(opts.outDir, 'live');
+  const replay = replayLive(buildTestbed(simScenario), readRequestsCsv(join(liveDir, 'requests.csv'))).result;
+  if (replay.acceptMismatches > 0) warnings.push(`replay: ${replay.acceptMismatches} requests drew different acceptances live and simulated (rounds, drafted or accepted tokens differ)`);
   const rows = compareSummaries(liveSummary, sim.systems.map((s) => s.summary));
   const v = verdict(rows, opts.maxErrorPct);
   if (liveSummary.some((s) => s.unfinished > 0)) { v.pass = false; warnings.push('live run has unfinished requests'); }
+  const loadAvg1m = { before: loadBefore, after: loadavg()[0] };
+  writeFileAtomic(join(opts.outDir, 'replay.csv'), toCsv(replay.rows, ['system', 'metric', 'requests', 'median_error_pct', 'abs_p50_pct', 'abs_p90_pct', 'abs_max_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.csv'), toCsv(rows, ['system', 'metric', 'live', 'sim', 'error_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.json'), JSON.stringify({
-    scenario: scenario.name, seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
-    liveDir: opts.liveDir ? resolvePath(opts.liveDir) : join(opts.outDir, 'live'),
+    scenario: scenario.name, scenarioPath: resolvePath(opts.scenarioPath), overrides: opts.overrides ?? [], seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
+    liveDir, loadAvg1m,
     statistic: 'per metric in [ttft_mean_ms, tbt_mean_ms]: median over systems of |sim - live| / live x 100; fail if any > maxErrorPct or any live request unfinished',
     ...v, warnings, liveErrors,
+    replay: { metrics: REPLAY_METRICS, statistic: 'per system and metric: over requests, (sim - live) / live x 100 with every request arriving at its live time', ...replay },
   }, null, 2) + '\n');
-  return { rows, verdict: v, liveSummary, simSummary: sim.systems.map((s) => s.summary), liveErrors, warnings };
+  return { rows, verdict: v, liveSummary, simSummary: sim.systems.map((s) => s.summary), liveErrors, warnings, replay, loadAvg1m };
 }

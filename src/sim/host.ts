@@ -5,8 +5,9 @@
  * progresses at min(1, cores / n) of its own speed, so a job's elapsed time stretches when
  * the host is oversubscribed and the host's work is conserved. Each job also pays the
  * host's `dispatchMs` (per-op cost: a process wake-up, feeds, a session call) at full
- * speed as part of its work. Batching (GPU) processors are not shared [assumption: their
- * steps run on the accelerator].
+ * speed as part of its work. Batching processors are not shared [assumption: their
+ * steps run on the accelerator] unless the host says `shareBatching` (a CPU server process,
+ * as in a live run on one machine): then each step is one job on the cores and pays dispatchMs.
  *
  * One completion event is pending at a time (the job that ends first); a change in the
  * number of jobs reschedules it and the stale one is dropped by a generation counter.
@@ -28,7 +29,7 @@ export class HostCpu implements Handler {
   /** Work done (ms at full speed), for conservation checks. */
   workMs = 0;
 
-  constructor(private readonly engine: Engine, readonly name: string, readonly cores: number, readonly dispatchMs: number) {}
+  constructor(private readonly engine: Engine, readonly name: string, readonly cores: number, readonly dispatchMs: number, readonly shareBatching = false) {}
 
   /** Jobs running now. */
   get active(): number { return this.running.length; }
