@@ -34,11 +34,10 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     const loaded = loadScenario(args.scenario, args.set ?? []);
     const name = loaded.name;
     const simSet = [...(args['sim-set'] ?? [])];
-    const { defaultHostFit, readHostFit, hostOverride } = await import('../calibrate/host-fit.js');
+    const { defaultHostFit, readHostFit } = await import('../calibrate/host-fit.js');
     const { SYSTEMS } = await import('../protocol/registry.js');
     const hostFile = args.hosts === 'none' ? null : args.hosts ?? defaultHostFit(loaded, loaded.systems.every((id) => SYSTEMS[id].pairs !== undefined));
     if (hostFile !== null) {
-      simSet.unshift(hostOverride(readHostFit(hostFile), [...new Set(loaded.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))]));
       process.stderr.write(`validate: simulating every node on the host fitted in ${hostFile} (--hosts none: no host model)\n`);
     }
     const out = resolve(args.out ?? `results/${name}-validate`);
@@ -48,6 +47,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     const r = await runValidation({
       scenarioPath: args.scenario!, overrides: args.set, simOverrides: simSet, outDir: out,
       maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], emulate: args.emulate, calibrate: args.calibrate,
+      hostFit: hostFile === null ? undefined : readHostFit(hostFile),
     });
     const systems = [...new Set(r.rows.map((x) => x.system))];
     const rows: unknown[][] = [];
@@ -58,6 +58,9 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
       }
     }
     process.stdout.write(`${name}: live vs simulated (error = (sim - live) / live)\n\n${table(['system', 'metric', 'live', 'sim', 'error %'], rows, 2)}\n\n`);
+    if (r.attribution.length > 0) {
+      process.stdout.write(`live attribution (mean ms per request; every ms of a request in one part; check: max |sum - e2e|, max logged outside the request):\n\n${table(['system', 'requests', 'e2e', 'compute', 'queueing', 'wire', 'host', 'max |sum-e2e|', 'max outside'], r.attribution.map((x) => [x.system, x.requests, x.e2e_ms, x.compute_ms, x.queueing_ms, x.wire_ms, x.host_ms, x.max_sum_error_ms, x.max_outside_ms]), 2)}\n\n`);
+    }
     const rp = r.replay;
     process.stdout.write(`replay (the live arrivals, request by request; |error| over requests):\n\n${table(['system', 'metric', 'requests', 'median err %', 'p50 |err| %', 'p90 |err| %', 'max |err| %'], rp.rows.map((x) => [x.system, x.metric, x.requests, x.median_error_pct, x.abs_p50_pct, x.abs_p90_pct, x.abs_max_pct]), 2)}\n`);
     process.stdout.write(`replay: acceptance draws differ on ${rp.acceptMismatches} requests; largest arrival difference ${rp.maxArrivalDiffS.toExponential(1)} s; load average ${r.loadAvg1m.before.toFixed(2)} -> ${r.loadAvg1m.after.toFixed(2)}\n\n`);

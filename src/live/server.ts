@@ -400,6 +400,14 @@ export class CloudServer {
   private reply(job: Job): void {
     const conn = job.conn;
     if (conn.closed) return;
+    // Per-request attribution (live/attribution.ts): the job's queueing and compute, on this process's clock.
+    const startedMs = job.enqueuedMs + job.queueMs, nowMs = performance.now();
+    for (const [kind, a, b] of [['job-queue', job.enqueuedMs, startedMs], ['job-compute', startedMs, nowMs]] as const) {
+      this.steps?.row({
+        system: this.currentSystem, role: 'cloud', request: job.devRequest, kind, label: `device ${conn.deviceId} seq ${job.seq}`, tokens: job.tokens, ctx: job.ctx,
+        start_ms: a - this.systemT0, end_ms: b - this.systemT0, real_ms: kind === 'job-compute' ? job.computeMs : 0, target_ms: 0, sim_ms: 0, bytes: 0, frame_bytes: 0,
+      });
+    }
     const s = this.opts.scenario;
     const hiddenRow = this.tb.model.hiddenSize * 2;
     const isHidden = job.work === 'middle';

@@ -27,7 +27,7 @@ import { loadScenario } from '../scenario/load.js';
 import type { Scenario } from '../scenario/types.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { buildTestbed, runScenario } from '../sim/run.js';
-import { defaultHostFit, fitDevCloudHost, fitHostFromLive, hostOverride, readHostFit, type HostFit } from '../calibrate/host-fit.js';
+import { defaultHostFit, fitDevCloudHost, fitHostFromLive, hostAtLoad, hostGroups, hostOverride, liveRunLoad, readHostFit, type HostFit } from '../calibrate/host-fit.js';
 import { compareSummaries, readRequestsCsv, readSummaryCsv, runValidation, THRESHOLDED, VALIDATION_METRICS, type ValidationRow } from './validate.js';
 import { replayLive, type ReplayRow } from './replay.js';
 
@@ -59,11 +59,6 @@ export function readSuite(dir: string): { entries: SuiteEntry[]; path: string } 
 
 export function runnerOf(s: Scenario): Runner {
   return s.systems.every((id) => SYSTEMS[id].pairs !== undefined) ? 'topology' : 'devcloud';
-}
-
-/** Node groups a host spans (every node but switches). */
-export function hostGroups(s: Scenario): string[] {
-  return [...new Set(s.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))];
 }
 
 /** The scenario simulated with every node on `host` (null: no host model). */
@@ -128,7 +123,9 @@ export interface SuiteResult {
   replay: (ReplayRow & { scenario: string })[];
   /** Per role group (all, held-out or shipped, ...), per thresholded metric: median and max of |error| over the scenarios' statistics and over rows. */
   summary: Record<string, Record<string, { scenarioMedian: number; scenarioMax: number; rowMedian: number; rowMax: number; nohostScenarioMedian: number; nohostScenarioMax: number }>>;
+  /** Per runner: the fit's host as fitted / shipped; hostsUsed: per scenario, at its live run's load. */
   hosts: Record<string, HostFit['host'] | null>;
+  hostsUsed: Record<string, HostFit['host'] | null>;
   loadAvg1m: { before: number; after: number; samples: number[] };
 }
 
@@ -168,7 +165,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     runs.push({ e, s, path, runner: runnerOf(s), out, liveDir: reused ?? join(out, 'live'), nohost: v.rows, load: v.loadAvg1m });
   }
   // 2. The host per runner.
-  const hostFor = new Map<string, { host: HostFit['host'] | null; role: (h: Half) => string }>();
+  const hostFor = new Map<string, { fit: HostFit | null; role: (h: Half) => string }>();
   const cores = cpus().length;
   for (const runner of ['topology', 'devcloud'] as Runner[]) {
     const mine = runs.filter((r) => r.runner === runner);
@@ -178,31 +175,34 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
       if (fitDirs.length === 0) throw new InputError(`--fit-half ${opts.fitHalf}: the suite has no ${runner}-runner scenario in half ${opts.fitHalf} to fit on`, 'fit-half');
       const fit = fitHost(runner, fitDirs, cores);
       writeFileAtomic(join(opts.outDir, `host-fit-${runner}-half-${opts.fitHalf}.json`), JSON.stringify(fit, null, 2) + '\n');
-      hostFor.set(runner, { host: fit.host, role: (h) => (h === opts.fitHalf ? 'fit' : 'held-out') });
+      hostFor.set(runner, { fit, role: (h) => (h === opts.fitHalf ? 'fit' : 'held-out') });
     } else if (opts.hosts === 'none') {
-      hostFor.set(runner, { host: null, role: () => 'none' });
+      hostFor.set(runner, { fit: null, role: () => 'none' });
     } else if (opts.hosts !== undefined) {
-      hostFor.set(runner, { host: readHostFit(opts.hosts).host, role: () => 'given' });
+      hostFor.set(runner, { fit: readHostFit(opts.hosts), role: () => 'given' });
     } else {
       const p = defaultHostFit(mine[0].s, runner === 'topology');
-      hostFor.set(runner, { host: p ? readHostFit(p).host : null, role: () => (p ? 'shipped' : 'none') });
+      hostFor.set(runner, { fit: p ? readHostFit(p) : null, role: () => (p ? 'shipped' : 'none') });
     }
   }
   // 3. Simulate with the host; table rows, replay, statistics.
   const rows: SuiteRow[] = [];
+  const hostsUsed: Record<string, HostFit['host'] | null> = {};
   const stats: ScenarioStat[] = [];
   const replay: (ReplayRow & { scenario: string })[] = [];
   for (const r of runs) {
     const h = hostFor.get(r.runner)!;
+    const host = h.fit === null ? null : hostAtLoad(h.fit, liveRunLoad(r.liveDir));
+    hostsUsed[r.s.name] = host;
     const liveSummary = readSummaryCsv(join(r.liveDir, 'summary.csv'));
-    const withHost = h.host === null ? r.nohost : compareSummaries(liveSummary, simulateOnHost(r.path, [], h.host));
+    const withHost = host === null ? r.nohost : compareSummaries(liveSummary, simulateOnHost(r.path, [], host));
     const role = h.role(r.e.half);
     for (const x of withHost) {
       const n = r.nohost.find((y) => y.system === x.system && y.metric === x.metric)!;
       rows.push({ scenario: r.s.name, half: r.e.half, role, runner: r.runner, system: x.system, metric: x.metric, live: x.live, sim: x.sim, error_pct: x.error_pct, sim_nohost: n.sim, error_nohost_pct: n.error_pct });
     }
     stats.push({ scenario: r.s.name, half: r.e.half, role, runner: r.runner, medianAbsErrorPct: perMetricMedian(withHost), medianAbsErrorNohostPct: perMetricMedian(r.nohost), loadAvg1m: r.load });
-    const simScenario = h.host === null ? r.s : loadScenario(r.path, [hostOverride({ host: h.host } as HostFit, hostGroups(r.s))]);
+    const simScenario = host === null ? r.s : loadScenario(r.path, [hostOverride({ host } as HostFit, hostGroups(r.s))]);
     for (const x of replayLive(buildTestbed(simScenario), readRequestsCsv(join(r.liveDir, 'requests.csv'))).result.rows) replay.push({ scenario: r.s.name, ...x });
   }
   const summary: SuiteResult['summary'] = {};
@@ -223,7 +223,8 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   }
   const result: SuiteResult = {
     rows, scenarios: stats, replay, summary,
-    hosts: Object.fromEntries([...hostFor].map(([k, v]) => [k, v.host])),
+    hosts: Object.fromEntries([...hostFor].map(([k, v]) => [k, v.fit?.host ?? null])),
+    hostsUsed,
     loadAvg1m: { before: loadBefore, after: loadavg()[0], samples },
   };
   writeFileAtomic(join(opts.outDir, 'suite.csv'), toCsv(rows, ['scenario', 'half', 'role', 'runner', 'system', 'metric', 'live', 'sim', 'error_pct', 'sim_nohost', 'error_nohost_pct']));

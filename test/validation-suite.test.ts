@@ -1,0 +1,147 @@
+/**
+ * Issue 14 points 1, 4, 5, 6 without a live run: the suite's scenarios and halves, the
+ * host's background load and shared batching in closed form, replay (a run replayed
+ * against itself has zero error; a known distortion is measured exactly), the attribution
+ * sweep, and the device-cloud host fit recovering known parameters from synthetic logs.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../src/core/engine.js';
+import { InputError } from '../src/core/errors.js';
+import { HostCpu } from '../src/sim/host.js';
+import { loadScenario } from '../src/scenario/load.js';
+import { buildTestbed, simulateSystem } from '../src/sim/run.js';
+import { toCsv } from '../src/results/csv.js';
+import { SUMMARY_COLUMNS } from '../src/results/types.js';
+import { readSuite, runnerOf, simulateOnHost } from '../src/live/suite.js';
+import { compareRequests, replayLive, replayTestbed } from '../src/live/replay.js';
+import { sweep } from '../src/live/attribution.js';
+import { fitDevCloudHost } from '../src/calibrate/host-fit.js';
+import { STEP_COLUMNS } from '../src/live/steps.js';
+import { REPO } from './helpers.js';
+
+const SUITE = join(REPO, 'scenarios', 'validation');
+
+describe('the validation suite (scenarios/validation/suite.yaml)', () => {
+  const { entries } = readSuite(SUITE);
+  const loaded = entries.map((e) => ({ e, s: loadScenario(join(SUITE, e.file)) }));
+
+  it('at least six scenarios spanning 1 to 8 devices, tiny and TinyLlama dimensions, loopback and shaped links', () => {
+    expect(entries.length).toBeGreaterThanOrEqual(6);
+    const devices = loaded.map(({ s }) => s.topology.nodes.filter((n) => n.kind === 'device').length);
+    expect(Math.min(...devices)).toBe(1);
+    expect(Math.max(...devices)).toBe(8);
+    expect(new Set(loaded.map(({ s }) => s.model))).toEqual(new Set(['tiny-test', 'tinyllama-1.1b']));
+    const latencies = loaded.flatMap(({ s }) => s.topology.links.map((l) => l.latencyMs));
+    expect(latencies).toContain(0);
+    expect(latencies).toContain(20);
+  });
+
+  it('each half holds both live runners (each runner fitted on scenarios the other half lacks)', () => {
+    for (const half of ['a', 'b']) {
+      expect(new Set(loaded.filter(({ e }) => e.half === half).map(({ s }) => runnerOf(s)))).toEqual(new Set(['topology', 'devcloud']));
+    }
+  });
+
+  it('a bad suite file is an InputError naming the field', () => {
+    const d = mkdtempSync(join(tmpdir(), 'suite-'));
+    writeFileSync(join(d, 'suite.yaml'), 'scenarios:\n  - { file: x.yaml, half: c }\n');
+    expect(() => readSuite(d)).toThrow(InputError);
+    expect(() => readSuite(d)).toThrow(/half must be a or b/);
+    writeFileSync(join(d, 'suite.yaml'), 'scenarios:\n  - { file: missing.yaml, half: a }\n');
+    expect(() => readSuite(d)).toThrow(/not found/);
+    expect(() => readSuite(join(d, 'nope'))).toThrow(/suite.yaml not found/);
+  });
+});
+
+describe('host: background load and shared batching', () => {
+  it('one job with backgroundLoad 3 on 2 cores runs at 2/4 speed; work is conserved', () => {
+    const engine = new Engine();
+    const host = new HostCpu(engine, 'h', 2, 0.5, false, 3);
+    let endMs = NaN;
+    host.start({ hostDone: (e) => { endMs = e.nowS * 1000; } }, 10);
+    engine.run();
+    expect(endMs).toBeCloseTo((10 + 0.5) * 2, 9);
+    expect(host.workMs).toBeCloseTo(10.5, 12);
+  });
+
+  it('shareBatching: every cloud step pays the dispatch (cloud decode TBT + dispatch exactly; loopback-free, idle host)', () => {
+    const p = join(SUITE, 'tiny-2dev-shaped.yaml');
+    const base = simulateOnHost(p, [], null);
+    const host = { name: 'h', cores: 64, dispatchMs: 0.25, messageMs: 0, shareBatching: true, backgroundLoad: 0 };
+    const withHost = simulateOnHost(p, [], host);
+    const tbt = (rows: typeof base) => rows.find((r) => r.system === 'cloud')!.tbt_mean_ms;
+    expect(tbt(withHost) - tbt(base)).toBeCloseTo(0.25, 6);
+    // Without shareBatching the cloud's steps are not on the host: its TBT does not move.
+    expect(tbt(simulateOnHost(p, [], { ...host, shareBatching: false }))).toBeCloseTo(tbt(base), 9);
+  });
+});
+
+describe('replay: the simulator on the live arrivals, request by request', () => {
+  const s = loadScenario(join(SUITE, 'tiny-2dev-shaped.yaml'));
+  const tb = buildTestbed(s);
+  const own = s.systems.map((sys) => simulateSystem(tb, sys)).flatMap((r) => r.requests);
+
+  it('a closed-loop run replayed against itself: zero error, the same acceptance draws, the same arrivals', () => {
+    const { result } = replayLive(tb, own);
+    expect(result.acceptMismatches).toBe(0);
+    expect(result.unmatched).toBe(0);
+    expect(result.maxArrivalDiffS).toBeLessThan(1e-9);
+    for (const r of result.rows) expect(r.abs_max_pct).toBeLessThan(1e-6);
+  });
+
+  it('arrivals are taken from the live run (open loop) and a +10 % live TTFT reads as -9.09 % everywhere', () => {
+    const later = own.map((r) => ({ ...r, arrival_s: r.arrival_s + 5 }));
+    const rtb = replayTestbed(tb, 'hat', later);
+    expect(rtb.scenario.workload.arrival.kind).not.toBe('closed-loop');
+    const want = later.find((r) => r.system === 'hat' && r.device === tb.devices[1].name && r.request === 2)!.arrival_s;
+    expect(rtb.workload[1][2].arrivalS).toBeCloseTo(want, 12);
+    expect(rtb.workload[1][2].arrivalS).not.toBeCloseTo(tb.workload[1][2].arrivalS, 3);
+    const slow = own.map((r) => ({ ...r, ttft_ms: r.ttft_ms * 1.1 }));
+    const cmp = compareRequests(slow, own);
+    for (const r of cmp.rows.filter((x) => x.metric === 'ttft_ms')) {
+      expect(r.median_error_pct).toBeCloseTo((1 / 1.1 - 1) * 100, 6);
+      expect(r.abs_max_pct).toBeCloseTo((1 - 1 / 1.1) * 100, 6);
+    }
+    for (const r of cmp.rows.filter((x) => x.metric !== 'ttft_ms')) expect(r.abs_max_pct).toBeLessThan(1e-9);
+  });
+});
+
+describe('attribution sweep', () => {
+  it('each ms in one part, compute over queueing over wire over host; outside time counted', () => {
+    // Window 0..100: compute 10..30, wire 20..50 (overlap 20..30 is compute), queueing 60..70, wire 95..110 (10 ms outside).
+    const { byPrio, outside } = sweep([
+      { a: 10, b: 30, prio: 0 }, { a: 20, b: 50, prio: 2 }, { a: 60, b: 70, prio: 1 }, { a: 95, b: 110, prio: 2 },
+    ], 0, 100);
+    expect(byPrio).toEqual([20, 10, 25, 45]);
+    expect(byPrio.reduce((a, b) => a + b, 0)).toBe(100);
+    expect(outside).toBe(10);
+  });
+});
+
+describe('device-cloud host fit (calibrate --from-live) recovers known costs', () => {
+  it('synthetic live logs made with dispatch 0.3 ms, background load 3, message 0.5 ms: the fit finds them', () => {
+    const scenarioPath = join(SUITE, 'tiny-2dev-shaped.yaml');
+    const truth = { name: 'local', cores: 2, dispatchMs: 0.3, messageMs: 0.5, shareBatching: true, backgroundLoad: 3 };
+    const dir = mkdtempSync(join(tmpdir(), 'fit-'));
+    const live = join(dir, 'live');
+    mkdirSync(live);
+    writeFileSync(join(dir, 'validation.json'), JSON.stringify({ scenarioPath, overrides: [], liveDir: live, simOverrides: [], loadAvg1m: { before: 1, after: 1 } }));
+    // Ops: wall = (sim + 0.3) x (1 + 3) / 2, for a spread of predicted ms; every 7th op 50 % slower (noise the median ignores).
+    const steps = Array.from({ length: 200 }, (_, i) => {
+      const sim = 0.1 + (i % 13) * 0.4;
+      const wall = (sim + 0.3) * 2 * (i % 7 === 0 ? 1.5 : 1);
+      return { system: 'hat', role: 'device-0', request: 0, kind: i % 2 ? 'compute' : 'step', label: 'x', tokens: 1, ctx: 0, start_ms: i * 10, end_ms: i * 10 + wall, real_ms: wall, target_ms: 0, sim_ms: sim, bytes: 0, frame_bytes: 0 };
+    });
+    writeFileSync(join(live, 'steps.csv'), toCsv(steps, STEP_COLUMNS));
+    const summary = simulateOnHost(scenarioPath, [], truth);
+    writeFileSync(join(live, 'summary.csv'), toCsv(summary, SUMMARY_COLUMNS));
+    const fit = fitDevCloudHost([dir], { cores: 2 }, simulateOnHost);
+    expect(fit.host.dispatchMs).toBeCloseTo(0.3, 6);
+    expect(fit.host.backgroundLoad).toBe(3);
+    expect(fit.host.messageMs).toBeCloseTo(0.5, 6);
+    expect(fit.host.shareBatching).toBe(true);
+  });
+});
