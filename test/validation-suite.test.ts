@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../src/core/engine.js';
 import { InputError } from '../src/core/errors.js';
 import { HostCpu } from '../src/sim/host.js';
+import { Replica, type CloudJob } from '../src/sim/cloud.js';
+import { addSequence, singleShape } from '../src/compute/types.js';
 import { loadScenario } from '../src/scenario/load.js';
 import { buildTestbed, simulateSystem } from '../src/sim/run.js';
 import { toCsv } from '../src/results/csv.js';
@@ -76,6 +78,34 @@ describe('host: background load and shared batching', () => {
     expect(tbt(withHost) - tbt(base)).toBeCloseTo(0.25, 6);
     // Without shareBatching the cloud's steps are not on the host: its TBT does not move.
     expect(tbt(simulateOnHost(p, [], { ...host, shareBatching: false }))).toBeCloseTo(tbt(base), 9);
+  });
+});
+
+describe('a CPU server on a shared host runs its step\'s sequences one after another', () => {
+  it('a step of two decode jobs: the sum of their single passes + one dispatch; without the host one batched pass', () => {
+    const tb = buildTestbed(loadScenario(join(SUITE, 'tiny-4dev-shaped.yaml')));
+    const model = tb.cloudLatency.submodel('full');
+    const run = (host: HostCpu | null, engine: Engine): number => {
+      const r = new Replica(engine, 0, model, 512, 16, host);
+      let endS = NaN;
+      // A (ctx 5) starts a step alone at submit; B (ctx 10) and C (ctx 40) form the next step together.
+      for (const [i, ctx] of [[0, 5], [1, 10], [2, 40]]) {
+        const req = { cloudQueueMs: 0, cloudComputeMs: 0, spans: null, batchMark: -1 };
+        // A minimal job: only the fields the replica reads (the full CloudJob carries a RequestState).
+        r.submit({ request: req, req, waiter: { cloudDone: (e: Engine) => { endS = e.nowS; } }, tokens: 1, done: 0, ctx, logits: 1, enqueuedS: 0, started: false, label: `j${i}`, taken: 0 } as unknown as CloudJob);
+      }
+      engine.run();
+      return endS * 1000;
+    };
+    const single = (ctx: number): number => model.batchMs(singleShape(1, ctx), 1);
+    const batch = singleShape(1, 10);
+    addSequence(batch, 1, 40);
+    const batchedMs = model.batchMs(batch, 2);
+    expect(Math.abs(batchedMs - (single(10) + single(40)))).toBeGreaterThan(0.05); // the two models differ here
+    const e1 = new Engine();
+    expect(run(new HostCpu(e1, 'h', 64, 0.2, true), e1)).toBeCloseTo(single(5) + 0.2 + single(10) + single(40) + 0.2, 9);
+    const e0 = new Engine();
+    expect(run(null, e0)).toBeCloseTo(single(5) + batchedMs, 9);
   });
 });
 

@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { singleShape, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { composeStep, type StepWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
@@ -346,11 +346,13 @@ export class CloudServer {
     r.busy = true;
     const emu = this.emu[work];
     const target = emu ? emu.batchMs(shape, logits) : 0;
-    const simMs = this.predict[work]?.batchMs(shape, logits) ?? 0;
+    const predicted = this.predict[work]?.batchMs(shape, logits) ?? Infinity;
+    // Logged for host fits: the simulator's step on a CPU server host (sim/cloud.ts), its passes one after another.
+    const simMs = passes.reduce((a, p) => a + (this.predict[work]?.batchMs(singleShape(p.tokens, p.ctx), p.logits) ?? 0), 0);
     const system = this.currentSystem;
     const run = async (): Promise<number> => {
       let real = 0;
-      if (this.compute) real = (await this.compute.run(passes, this.predict[work] ? simMs : Infinity)).reduce((a, b) => a + b, 0);
+      if (this.compute) real = (await this.compute.run(passes, predicted)).reduce((a, b) => a + b, 0);
       if (target > 0) await sleepUntil(now + target);
       return real;
     };

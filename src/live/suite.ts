@@ -68,6 +68,12 @@ export function simulateOnHost(scenarioPath: string, overrides: string[], host: 
   return runScenario(s).systems.map((x) => x.summary);
 }
 
+/** 1-minute load average before and after a live run (its run.json). */
+function liveRunLoadRange(liveDir: string): { before: number; after: number } {
+  const h = (JSON.parse(readFileSync(join(liveDir, 'run.json'), 'utf8')) as { host?: { loadAvgBefore?: number[]; loadAvgAfter?: number[] } }).host;
+  return { before: h?.loadAvgBefore?.[0] ?? NaN, after: h?.loadAvgAfter?.[0] ?? NaN };
+}
+
 /** The live runner of a validate folder: live hops.csv = the topology runner. */
 export function runnerOfValidation(dir: string): Runner {
   const vj = join(dir, 'validation.json');
@@ -115,6 +121,7 @@ export interface SuiteOptions {
   log?: (line: string) => void;
 }
 
+/** loadAvg1m: of the live run (run.json), also when reused. */
 export interface ScenarioStat { scenario: string; half: Half; role: string; runner: Runner; medianAbsErrorPct: Record<string, number>; medianAbsErrorNohostPct: Record<string, number>; loadAvg1m: { before: number; after: number } }
 
 export interface SuiteResult {
@@ -126,6 +133,7 @@ export interface SuiteResult {
   /** Per runner: the fit's host as fitted / shipped; hostsUsed: per scenario, at its live run's load. */
   hosts: Record<string, HostFit['host'] | null>;
   hostsUsed: Record<string, HostFit['host'] | null>;
+  /** before / after: of the suite command; samples: each live run's (mean of its before and after). */
   loadAvg1m: { before: number; after: number; samples: number[] };
 }
 
@@ -150,7 +158,7 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
   const entries = opts.only ? all.filter((e) => opts.only!.includes(e.file)) : all;
   if (opts.fitHalf && opts.hosts !== undefined) throw new InputError('--fit-half fits the host costs; do not also give --hosts', 'fit-half');
   const loadBefore = loadavg()[0];
-  const samples: number[] = [loadBefore];
+  const samples: number[] = [];
   // 1. Live runs (or reused ones), each compared with the simulator without hosts.
   const runs: { e: SuiteEntry; s: Scenario; path: string; runner: Runner; out: string; liveDir: string; nohost: ValidationRow[]; load: { before: number; after: number } }[] = [];
   for (const e of entries) {
@@ -161,8 +169,9 @@ export async function runSuite(opts: SuiteOptions): Promise<SuiteResult> {
     if (reused && !existsSync(join(reused, 'run.json'))) throw new InputError(`--reuse: ${reused} has no live run (run.json missing)`, 'reuse');
     log(`suite: ${s.name} (${e.file}, half ${e.half})${reused ? ` reusing ${reused}` : ' live'}...`);
     const v = await runValidation({ scenarioPath: path, outDir: out, maxErrorPct: 100, liveDir: reused, emulate: e.emulate, log: () => undefined });
-    samples.push(loadavg()[0]);
-    runs.push({ e, s, path, runner: runnerOf(s), out, liveDir: reused ?? join(out, 'live'), nohost: v.rows, load: v.loadAvg1m });
+    const liveDir = reused ?? join(out, 'live');
+    samples.push(liveRunLoad(liveDir));
+    runs.push({ e, s, path, runner: runnerOf(s), out, liveDir, nohost: v.rows, load: liveRunLoadRange(liveDir) });
   }
   // 2. The host per runner.
   const hostFor = new Map<string, { fit: HostFit | null; role: (h: Half) => string }>();

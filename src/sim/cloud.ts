@@ -10,7 +10,7 @@
  * interaction; the request stays there until it finishes.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { singleShape, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { composeStep, type StepWork } from '../policy/batching.js';
 import type { Router } from '../policy/router.js';
 import type { CloudLoad } from '../protocol/ops.js';
@@ -93,7 +93,7 @@ export class Replica implements Handler, HostJob {
     if (this.stepSize === 0) { this.busy = false; return; }
     this.busy = true;
     this.stepStartS = now;
-    const ms = this.model.batchMs(s, logits);
+    const ms = this.host !== null ? this.sequentialMs() : this.model.batchMs(s, logits);
     this.plannedMs = ms;
     this.busyMs += ms;
     this.steps++;
@@ -104,6 +104,20 @@ export class Replica implements Handler, HostJob {
     this.busyBuf[this.busyLen++] = now + ms / 1000;
     if (this.host !== null) this.host.start(this, ms);
     else this.engine.after(ms / 1000, this, 0, Prio.completion);
+  }
+
+  /**
+   * A CPU server process on a shared host (host.shareBatching) runs a step's sequences one
+   * pass after another, as the live server does (docs/LIVE.md "Cloud server") [assumption:
+   * no batched kernel on the CPU]: the step is the sum of its jobs' single-sequence passes.
+   */
+  private sequentialMs(): number {
+    let ms = 0;
+    for (let i = 0; i < this.stepSize; i++) {
+      const job = this.step[i];
+      ms += this.model.batchMs(singleShape(job.taken, job.ctx + job.done), job.done + job.taken === job.tokens ? job.logits : 0);
+    }
+    return ms;
   }
 
   hostDone(engine: Engine): void {

@@ -9,7 +9,8 @@
  * host's `dispatchMs` (per-op cost: a process wake-up, feeds, a session call) at full
  * speed as part of its work. Batching processors are not shared [assumption: their
  * steps run on the accelerator] unless the host says `shareBatching` (a CPU server process,
- * as in a live run on one machine): then each step is one job on the cores and pays dispatchMs.
+ * as in a live run on one machine): then each step is one job on the cores, pays dispatchMs
+ * and runs its sequences' passes one after another (sim/cloud.ts sequentialMs).
  *
  * One completion event is pending at a time (the job that ends first); a change in the
  * number of jobs reschedules it and the stale one is dropped by a generation counter.
