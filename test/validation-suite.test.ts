@@ -20,7 +20,7 @@ import { SUMMARY_COLUMNS } from '../src/results/types.js';
 import { readSuite, runnerOf, simulateOnHost } from '../src/live/suite.js';
 import { compareRequests, replayLive, replayTestbed } from '../src/live/replay.js';
 import { sweep } from '../src/live/attribution.js';
-import { fitDevCloudHost } from '../src/calibrate/host-fit.js';
+import { fitDevCloudHost, hostAtLoad, type HostFit } from '../src/calibrate/host-fit.js';
 import { STEP_COLUMNS } from '../src/live/steps.js';
 import { REPO } from './helpers.js';
 
@@ -148,6 +148,18 @@ describe('attribution sweep', () => {
     expect(byPrio).toEqual([20, 10, 25, 45]);
     expect(byPrio.reduce((a, b) => a + b, 0)).toBe(100);
     expect(outside).toBe(10);
+  });
+});
+
+describe('a host fit applied at another load (hostAtLoad)', () => {
+  it('background load in proportion to the load average, message cost to 1 + background; unknown load or no record: as fitted', () => {
+    const fit = { host: { name: 'h', cores: 2, dispatchMs: 0.2, messageMs: 1.5, shareBatching: true, backgroundLoad: 2 }, liveLoadAvg1m: [8, 12] } as HostFit;
+    const at5 = hostAtLoad(fit, 5);
+    expect(at5.backgroundLoad).toBeCloseTo(1, 12);
+    expect(at5.messageMs).toBeCloseTo(1.5 * (2 / 3), 12);
+    expect(at5.dispatchMs).toBe(0.2);
+    expect(hostAtLoad(fit, NaN)).toEqual(fit.host);
+    expect(hostAtLoad({ host: fit.host } as HostFit, 5)).toEqual(fit.host);
   });
 });
 

@@ -161,15 +161,13 @@ export function liveRunLoad(liveDir: string): number {
   return typeof a === 'number' && typeof b === 'number' ? (a + b) / 2 : NaN;
 }
 
-/** Processor-sharing stretch of one job alone with `bg` other runnable jobs on `cores`. */
-function stretchOf(cores: number, bg: number): number { return Math.max(1, (1 + bg) / cores); }
-
 /**
  * The fitted host at another load (a device-cloud fit, which records the load of the runs it
  * was fitted on): background load in proportion to the 1-minute load average [assumption:
- * other programs' runnable jobs scale with the load average], and the message cost (CPU
- * work at the endpoints) stretched as a job would be. A fit without that record, or an
- * unknown load, is used as written.
+ * other programs' runnable jobs scale with the load average], and the message cost in
+ * proportion to 1 + background load (a process handling a message waits behind the other
+ * runnable jobs) [assumption]. A fit without that record, or an unknown load, is used as
+ * written.
  */
 export function hostAtLoad(fit: HostFit, loadAvg1m: number): HostFit['host'] {
   const fitLoads = (fit.liveLoadAvg1m ?? []).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
@@ -177,7 +175,7 @@ export function hostAtLoad(fit: HostFit, loadAvg1m: number): HostFit['host'] {
   if (fitLoads.length === 0 || !Number.isFinite(loadAvg1m)) return fit.host;
   const fitLoad = fitLoads.reduce((a, b) => a + b, 0) / fitLoads.length;
   const bgNow = fitLoad > 0 ? bg * (loadAvg1m / fitLoad) : 0;
-  const messageMs = (fit.host.messageMs / stretchOf(fit.host.cores, bg)) * stretchOf(fit.host.cores, bgNow);
+  const messageMs = fit.host.messageMs * ((1 + bgNow) / (1 + bg));
   return { ...fit.host, backgroundLoad: Number(bgNow.toFixed(3)), messageMs };
 }
 
