@@ -86,6 +86,10 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       const out = args['host-out'] ?? join(dirs[0], 'host-fit.json');
       writeFileAtomic(out, JSON.stringify(fit, null, 2) + '\n');
       const f = (x: number) => x.toFixed(3);
+      if (fit.host.shareBatching) {
+        process.stdout.write(`host ${fit.host.name} (device-cloud runner, cloud steps on the host): ${fit.host.cores} cores, background load ${fit.host.backgroundLoad ?? 0}, dispatch ${f(fit.host.dispatchMs)} ms/op (${fit.samples.visits} passes and steps), message ${f(fit.host.messageMs)} ms (fitted through the simulator on ${fit.samples.requests} scenarios); live runs' load ${(fit.liveLoadAvg1m ?? []).map((x) => x.toFixed(2)).join(', ')}\nwritten: ${out} (hatsim validate --hosts ${out})\n`);
+        return;
+      }
       process.stdout.write(`host ${fit.host.name}: ${fit.host.cores} cores, dispatch ${f(fit.host.dispatchMs)} ms/op (p10 ${f(fit.dispatch.p10Ms)}, p90 ${f(fit.dispatch.p90Ms)}; ${fit.samples.visits} visits), message ${f(fit.host.messageMs)} ms (p10 ${f(fit.message.p10Ms)}, p90 ${f(fit.message.p90Ms)}; ${fit.samples.requests} requests); load ${fit.loadAvg1mAtFit.toFixed(2)}\nwritten: ${out} (hatsim validate --hosts ${out})\n`);
       return;
     }
