@@ -19,7 +19,8 @@ import { toCsv } from '../src/results/csv.js';
 import { SUMMARY_COLUMNS } from '../src/results/types.js';
 import { readSuite, runnerOf, simulateOnHost } from '../src/live/suite.js';
 import { compareRequests, replayLive, replayTestbed } from '../src/live/replay.js';
-import { sweep } from '../src/live/attribution.js';
+import { attributeLive, sweep } from '../src/live/attribution.js';
+import { REQUEST_COLUMNS } from '../src/results/types.js';
 import { fitDevCloudHost, hostAtLoad, type HostFit } from '../src/calibrate/host-fit.js';
 import { STEP_COLUMNS } from '../src/live/steps.js';
 import { REPO } from './helpers.js';
@@ -148,6 +149,30 @@ describe('attribution sweep', () => {
     expect(byPrio).toEqual([20, 10, 25, 45]);
     expect(byPrio.reduce((a, b) => a + b, 0)).toBe(100);
     expect(outside).toBe(10);
+  });
+});
+
+describe('attribution of a live run folder', () => {
+  it('one request: device pass, frame up, cloud queue and compute, reply down, host for the rest; the reply excess over the link model', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'att-'));
+    // Arrival at 100 ms, e2e 50 ms: device pass 100-104, request frame 104-114, cloud queue 115-116 and compute 116-120,
+    // reply handed 120, read at 131 (link model: 1000 bytes at 8 Mbit/s = 1 ms + 8 ms latency: excess 2 ms), nothing 131-150.
+    const step = (o: Record<string, unknown>) => ({ system: 'hat', role: 'device-0', request: 0, kind: 'compute', label: 'x', tokens: 1, ctx: 0, start_ms: 0, end_ms: 0, real_ms: 0, target_ms: 0, sim_ms: 0, bytes: 0, frame_bytes: 0, ...o });
+    writeFileSync(join(dir, 'steps.csv'), toCsv([
+      step({ start_ms: 100, end_ms: 104 }),
+      step({ kind: 'send', label: 'request', start_ms: 104, end_ms: 114 }),
+      step({ role: 'cloud', kind: 'job-queue', label: 'device 0 seq 0', start_ms: 115, end_ms: 116 }),
+      step({ role: 'cloud', kind: 'job-compute', label: 'device 0 seq 0', start_ms: 116, end_ms: 120 }),
+      step({ kind: 'recv', label: 'reply', start_ms: 131, end_ms: 131, frame_bytes: 1000 }),
+    ], STEP_COLUMNS));
+    const req = Object.fromEntries(REQUEST_COLUMNS.map((c) => [c, 0])) as Record<string, unknown>;
+    writeFileSync(join(dir, 'requests.csv'), toCsv([{ ...req, system: 'hat', device: 'dev-0', request: 0, arrival_s: 0.1, e2e_ms: 50 }], REQUEST_COLUMNS));
+    const a = attributeLive(dir, () => ({ mbps: 8, latencyMs: 8 }))!;
+    const r = a.rows[0];
+    expect([r.compute_ms, r.queueing_ms, r.wire_ms, r.host_ms].map((x) => +x.toFixed(9))).toEqual([8, 1, 21, 20]);
+    expect(r.sum_ms).toBeCloseTo(50, 9);
+    expect(r.outside_ms).toBe(0);
+    expect(a.summary[0].reply_excess_p50_ms).toBeCloseTo(2, 9);
   });
 });
 

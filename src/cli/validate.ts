@@ -59,7 +59,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     }
     process.stdout.write(`${name}: live vs simulated (error = (sim - live) / live)\n\n${table(['system', 'metric', 'live', 'sim', 'error %'], rows, 2)}\n\n`);
     if (r.attribution.length > 0) {
-      process.stdout.write(`live attribution (mean ms per request; every ms of a request in one part; check: max |sum - e2e|, max logged outside the request):\n\n${table(['system', 'requests', 'e2e', 'compute', 'queueing', 'wire', 'host', 'max |sum-e2e|', 'max outside'], r.attribution.map((x) => [x.system, x.requests, x.e2e_ms, x.compute_ms, x.queueing_ms, x.wire_ms, x.host_ms, x.max_sum_error_ms, x.max_outside_ms]), 2)}\n\n`);
+      process.stdout.write(`live attribution (mean ms per request; every ms of a request in one part; check: max |sum - e2e|, max logged outside the request):\n\n${table(['system', 'requests', 'e2e', 'compute', 'queueing', 'wire', 'host', 'max |sum-e2e|', 'max outside', 'reply excess p50', 'p90'], r.attribution.map((x) => [x.system, x.requests, x.e2e_ms, x.compute_ms, x.queueing_ms, x.wire_ms, x.host_ms, x.max_sum_error_ms, x.max_outside_ms, x.reply_excess_p50_ms, x.reply_excess_p90_ms]), 2)}\n\n`);
     }
     const rp = r.replay;
     process.stdout.write(`replay (the live arrivals, request by request; |error| over requests):\n\n${table(['system', 'metric', 'requests', 'median err %', 'p50 |err| %', 'p90 |err| %', 'max |err| %'], rp.rows.map((x) => [x.system, x.metric, x.requests, x.median_error_pct, x.abs_p50_pct, x.abs_p90_pct, x.abs_max_pct]), 2)}\n`);

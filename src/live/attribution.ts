@@ -51,7 +51,17 @@ export interface AttributionSummary {
   /** Largest |sum - e2e| and largest outside_ms over requests. */
   max_sum_error_ms: number;
   max_outside_ms: number;
+  /**
+   * Replies: measured wire time (handed on at the cloud to read at the device) minus the link
+   * model's (frame serialisation + latency), median and p90 over replies (ms): the per-message
+   * host cost observed directly (NaN without a link model).
+   */
+  reply_excess_p50_ms: number;
+  reply_excess_p90_ms: number;
 }
+
+/** A device's downlink as the simulator models it (for the reply excess). */
+export type DownLink = (device: number) => { mbps: number; latencyMs: number } | undefined;
 
 type Row = Record<string, string>;
 interface Interval { a: number; b: number; prio: number }
@@ -80,7 +90,7 @@ export function sweep(intervals: readonly Interval[], lo: number, hi: number): {
 }
 
 /** Attribution of every finished request of a device-cloud live run folder (requests.csv + steps.csv). */
-export function attributeLive(liveDir: string): { rows: AttributionRow[]; summary: AttributionSummary[] } | null {
+export function attributeLive(liveDir: string, downLink?: DownLink): { rows: AttributionRow[]; summary: AttributionSummary[] } | null {
   const reqPath = join(liveDir, 'requests.csv'), stepsPath = join(liveDir, 'steps.csv');
   if (!existsSync(reqPath) || !existsSync(stepsPath)) return null;
   const reqs = parse(readFileSync(reqPath, 'utf8'), { columns: true, skip_empty_lines: true }) as Row[];
@@ -89,6 +99,8 @@ export function attributeLive(liveDir: string): { rows: AttributionRow[]; summar
   const ivs = new Map<string, Interval[]>();
   const replies = new Map<string, number[]>();
   const jobEnds = new Map<string, number[]>();
+  const frameBytes = new Map<string, number>();
+  const excessBySystem = new Map<string, number[]>();
   const add = (k: string, a: number, b: number, part: Part): void => { let l = ivs.get(k); if (!l) ivs.set(k, l = []); l.push({ a, b, prio: PRIO[part] }); };
   for (const r of steps) {
     const a = Number(r.start_ms), b = Number(r.end_ms);
@@ -100,15 +112,25 @@ export function attributeLive(liveDir: string): { rows: AttributionRow[]; summar
     if (r.kind === 'compute' || r.kind === 'compute-bg' || r.kind === 'job-compute') add(k, a, b, 'compute');
     else if (r.kind === 'job-queue') add(k, a, b, 'queueing');
     else if (r.kind === 'send' && r.label === 'request') add(k, a, b, 'wire');
-    else if (r.kind === 'recv' && r.label === 'reply') { let l = replies.get(k); if (!l) replies.set(k, l = []); l.push(b); }
+    else if (r.kind === 'recv' && r.label === 'reply') { let l = replies.get(k); if (!l) replies.set(k, l = []); l.push(b); frameBytes.set(`${k}|${b}`, Number(r.frame_bytes)); }
     if (r.kind === 'job-compute') { let l = jobEnds.get(k); if (!l) jobEnds.set(k, l = []); l.push(b); }
   }
   // A reply is on the wire from its job's end (handed on at the cloud) to its arrival.
   for (const [k, ends] of jobEnds) {
     const got = (replies.get(k) ?? []).sort((x, y) => x - y);
+    const [system, dev] = k.split('|');
+    const link = downLink?.(Number(dev));
     for (const e of ends) {
-      const at = got.find((t) => t >= e - 0.5);
-      if (at !== undefined) add(k, e, at, 'wire');
+      const i = got.findIndex((t) => t >= e - 0.5);
+      if (i < 0) continue;
+      const at = got[i];
+      got.splice(i, 1);
+      add(k, e, at, 'wire');
+      if (link) {
+        let l = excessBySystem.get(system);
+        if (!l) excessBySystem.set(system, l = []);
+        l.push(at - e - ((frameBytes.get(`${k}|${at}`) ?? 0) * 8) / (link.mbps * 1e3) - link.latencyMs);
+      }
     }
   }
   const rows: AttributionRow[] = [];
@@ -133,7 +155,14 @@ export function attributeLive(liveDir: string): { rows: AttributionRow[]; summar
       system, requests: rs.length, e2e_ms: mean((r) => r.e2e_ms), compute_ms: mean((r) => r.compute_ms), queueing_ms: mean((r) => r.queueing_ms),
       wire_ms: mean((r) => r.wire_ms), host_ms: mean((r) => r.host_ms),
       max_sum_error_ms: Math.max(...rs.map((r) => Math.abs(r.sum_ms - r.e2e_ms))), max_outside_ms: Math.max(...rs.map((r) => r.outside_ms)),
+      ...excessQuantiles(excessBySystem.get(system) ?? []),
     });
   }
   return { rows, summary };
+}
+
+function excessQuantiles(xs: number[]): { reply_excess_p50_ms: number; reply_excess_p90_ms: number } {
+  if (xs.length === 0) return { reply_excess_p50_ms: NaN, reply_excess_p90_ms: NaN };
+  const v = [...xs].sort((a, b) => a - b);
+  return { reply_excess_p50_ms: v[Math.floor((v.length - 1) * 0.5)], reply_excess_p90_ms: v[Math.floor((v.length - 1) * 0.9)] };
 }

@@ -16,7 +16,10 @@ import type { SummaryRecord } from '../results/types.js';
 import { writeRunOutputs } from '../results/write.js';
 import { loadScenario } from '../scenario/load.js';
 import { runOutputs } from '../sim/outputs.js';
-import { buildTestbed, runScenario } from '../sim/run.js';
+import { buildTestbed, deviceLink, runScenario } from '../sim/run.js';
+import { SYSTEMS } from '../protocol/registry.js';
+
+const runnerIsTopology = (s: { systems: readonly string[] }): boolean => s.systems.every((id) => SYSTEMS[id as keyof typeof SYSTEMS].pairs !== undefined);
 import { cpSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { REPLAY_METRICS, replayLive, type LiveRequest, type ReplayResult } from './replay.js';
@@ -183,9 +186,17 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
     }
   }
   writeRunOutputs(join(opts.outDir, 'sim'), runOutputs(sim));
-  const replay = replayLive(buildTestbed(simScenario), readRequestsCsv(join(liveDir, 'requests.csv'))).result;
+  const simTb = buildTestbed(simScenario);
+  const replay = replayLive(simTb, readRequestsCsv(join(liveDir, 'requests.csv'))).result;
   if (replay.acceptMismatches > 0) warnings.push(`replay: ${replay.acceptMismatches} requests drew different acceptances live and simulated (rounds, drafted or accepted tokens differ)`);
-  const att = attributeLive(liveDir);
+  // Replies' link model: each device's path from its server (the simulator's compiled network).
+  const downLink = (d: number): { mbps: number; latencyMs: number } | undefined => {
+    const dev = simTb.devices[d];
+    if (!dev || runnerIsTopology(simScenario)) return undefined;
+    const l = deviceLink(simTb, dev).link;
+    return { mbps: l.downlinkMbps, latencyMs: l.downLatencyMs ?? l.latencyMs };
+  };
+  const att = attributeLive(liveDir, downLink);
   if (att) writeFileAtomic(join(opts.outDir, 'attribution.csv'), toCsv(att.rows, ['system', 'device', 'request', 'e2e_ms', 'compute_ms', 'queueing_ms', 'wire_ms', 'host_ms', 'sum_ms', 'outside_ms']));
   const attribution = att?.summary ?? [];
   const rows = compareSummaries(liveSummary, sim.systems.map((s) => s.summary));
