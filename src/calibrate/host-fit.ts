@@ -22,12 +22,15 @@ import type { Scenario } from '../scenario/types.js';
 
 export interface HostFit {
   format: 'hatsim-host-fit/1';
-  host: { name: string; cores: number; dispatchMs: number; messageMs: number };
+  /** shareBatching: the cloud's steps run on the host too (the device-cloud runner's CPU server). */
+  host: { name: string; cores: number; dispatchMs: number; messageMs: number; shareBatching?: boolean; backgroundLoad?: number };
   samples: { visits: number; requests: number };
   dispatch: { p10Ms: number; medianMs: number; p90Ms: number };
   message: { p10Ms: number; medianMs: number; p90Ms: number };
   source: string;
   loadAvg1mAtFit: number;
+  /** Device-cloud fits: the 1-minute load average of each live run fitted on (run.json, mean of before and after). */
+  liveLoadAvg1m?: number[];
   notes: string;
 }
 
@@ -125,20 +128,156 @@ export function readHostFit(path: string): HostFit {
 /** The `--set` override placing every node group of the scenario on the fitted host. */
 export function hostOverride(fit: HostFit, groups: readonly string[]): string {
   const h = fit.host;
-  return `hosts=[{name: ${JSON.stringify(h.name)}, cores: ${h.cores}, dispatchMs: ${h.dispatchMs}, messageMs: ${h.messageMs}, nodes: [${groups.map((g) => JSON.stringify(g)).join(', ')}]}]`;
+  return `hosts=[{name: ${JSON.stringify(h.name)}, cores: ${h.cores}, dispatchMs: ${h.dispatchMs}, messageMs: ${h.messageMs}, shareBatching: ${h.shareBatching === true}, backgroundLoad: ${h.backgroundLoad ?? 0}, nodes: [${groups.map((g) => JSON.stringify(g)).join(', ')}]}]`;
 }
 
 /**
- * The shipped host fit a validation uses by default: <calibrationDir>/<hw>/host-fit.json when
- * every computing node has that one hardware id (a live run on one machine), the scenario
- * declares no hosts of its own, and every system runs on the topology runner (`topologyRunner`:
- * the fit's costs are those of that runner's node processes, measured on its staged/dtoee runs;
- * the device-cloud runner of the HAT family pays different ones); else null.
+ * The shipped host fit a validation uses by default, when every computing node has one
+ * hardware id (a live run on one machine) and the scenario declares no hosts of its own:
+ * <calibrationDir>/<hw>/host-fit.json when every system runs on the topology runner
+ * (`topologyRunner`: that runner's node processes, fitted on its staged/dtoee runs), else
+ * <calibrationDir>/<hw>/host-fit-devcloud.json (the device-cloud runner of the HAT family:
+ * device processes and a CPU cloud server, which pay different costs); null when absent.
  */
 export function defaultHostFit(s: Scenario, topologyRunner: boolean): string | null {
-  if (!topologyRunner || (s.topology.hosts?.length ?? 0) > 0) return null;
+  if ((s.topology.hosts?.length ?? 0) > 0) return null;
   const hw = [...new Set(s.topology.nodes.flatMap((n) => (n.hardware === null ? [] : [n.hardware])))];
   if (hw.length !== 1) return null;
-  const p = join(s.calibrationDir, hw[0], 'host-fit.json');
+  const p = join(s.calibrationDir, hw[0], topologyRunner ? HOST_FIT_FILE.topology : HOST_FIT_FILE.devcloud);
   return existsSync(p) ? p : null;
 }
+
+/** Node groups a host spans (every node but switches). */
+export function hostGroups(s: Scenario): string[] {
+  return [...new Set(s.topology.nodes.filter((n) => !n.name.startsWith('sw:')).map((n) => n.group))];
+}
+
+/** The 1-minute load average of a live run (run.json: mean of before and after), or NaN. */
+export function liveRunLoad(liveDir: string): number {
+  const p = join(liveDir, 'run.json');
+  if (!existsSync(p)) return NaN;
+  const h = (JSON.parse(readFileSync(p, 'utf8')) as { host?: { loadAvgBefore?: number[]; loadAvgAfter?: number[] } }).host;
+  const a = h?.loadAvgBefore?.[0], b = h?.loadAvgAfter?.[0];
+  return typeof a === 'number' && typeof b === 'number' ? (a + b) / 2 : NaN;
+}
+
+/**
+ * The fitted host at another load (a device-cloud fit, which records the load of the runs it
+ * was fitted on): background load in proportion to the 1-minute load average [assumption:
+ * other programs' runnable jobs scale with the load average], and the message cost in
+ * proportion to 1 + background load (a process handling a message waits behind the other
+ * runnable jobs) [assumption]. A fit without that record, or an unknown load, is used as
+ * written.
+ */
+export function hostAtLoad(fit: HostFit, loadAvg1m: number): HostFit['host'] {
+  const fitLoads = (fit.liveLoadAvg1m ?? []).filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  const bg = fit.host.backgroundLoad ?? 0;
+  if (fitLoads.length === 0 || !Number.isFinite(loadAvg1m)) return fit.host;
+  const fitLoad = fitLoads.reduce((a, b) => a + b, 0) / fitLoads.length;
+  const bgNow = fitLoad > 0 ? bg * (loadAvg1m / fitLoad) : 0;
+  const messageMs = fit.host.messageMs * ((1 + bgNow) / (1 + bg));
+  return { ...fit.host, backgroundLoad: Number(bgNow.toFixed(3)), messageMs };
+}
+
+/** File names of the shipped host fits beside a hardware's compute calibration. */
+export const HOST_FIT_FILE = { topology: 'host-fit.json', devcloud: 'host-fit-devcloud.json' } as const;
+
+/** What a device-cloud fit reads of a validate folder (validation.json). */
+interface ValidationInfo { scenarioPath: string; overrides: string[]; liveDir: string }
+
+function validationInfo(dir: string): ValidationInfo {
+  const vj = join(dir, 'validation.json');
+  if (!existsSync(vj)) throw new InputError(`--from-live: ${vj} not found: give a hatsim validate output folder`, 'from-live');
+  const v = JSON.parse(readFileSync(vj, 'utf8')) as Partial<ValidationInfo> & { simOverrides?: string[] };
+  if (typeof v.scenarioPath !== 'string' || typeof v.liveDir !== 'string') throw new InputError(`--from-live: ${vj} has no scenarioPath / liveDir (made by an older hatsim validate: run it again)`, 'from-live');
+  if ((v.simOverrides ?? []).some((o) => o.startsWith('hosts='))) {
+    throw new InputError(`--from-live: ${dir} was simulated with hosts already; fit from a validation run with --hosts none (the fit measures what the simulator without hosts misses)`, 'from-live');
+  }
+  return { scenarioPath: v.scenarioPath, overrides: v.overrides ?? [], liveDir: v.liveDir };
+}
+
+/**
+ * The device-cloud runner's host (device processes and the CPU cloud server on this one
+ * machine, all sharing its cores), from one or more `hatsim validate --hosts none` folders:
+ *
+ *   dispatchMs = median over every compute pass and cloud step of (live wall ms - the
+ *                simulator's prediction, steps.csv sim_ms)
+ *   messageMs  = the per-message cost (0 to 8 ms, 0.025 ms grid) minimising the median over
+ *                (scenario, system, mean TTFT and mean TBT) of |sim - live| / live when the
+ *                scenarios are simulated with this host (cores, dispatchMs, shareBatching)
+ *
+ * The message cost is not observed directly (the cloud's receive and send times are not
+ * logged), so it is fitted through the simulator [assumption: one cost per message and
+ * endpoint, as for the topology runner]. `simulate(scenarioPath, overrides, host)` returns
+ * the summary rows of the scenario simulated with every node on `host` (injected: calibrate
+ * does not import the simulator's runner; live/suite.ts simulateOnHost).
+ */
+export function fitDevCloudHost(
+  dirs: readonly string[], opts: { name?: string; cores: number },
+  simulate: (scenarioPath: string, overrides: string[], host: HostFit['host']) => { system: string; ttft_mean_ms: number; tbt_mean_ms: number }[],
+): HostFit {
+  if (dirs.length === 0) throw new InputError('--from-live: give at least one validate folder', 'from-live');
+  const ops: { wallMs: number; simMs: number }[] = [];
+  const runs: { info: ValidationInfo; live: Map<string, { ttft: number; tbt: number }>; load: number }[] = [];
+  for (const dir of dirs) {
+    const info = validationInfo(dir);
+    const stepsPath = join(info.liveDir, 'steps.csv');
+    const steps = readCsv(stepsPath, 'live/steps.csv (a device-cloud run)');
+    if (steps.length > 0 && steps[0].sim_ms === undefined) throw new InputError(`--from-live: ${stepsPath} has no sim_ms column (a live run of an older hatsim: run validate again)`, 'from-live');
+    for (const r of steps) {
+      if (r.kind !== 'compute' && r.kind !== 'compute-bg' && r.kind !== 'step') continue;
+      const simMs = num(r, 'sim_ms', stepsPath);
+      if (simMs > 0) ops.push({ wallMs: num(r, 'end_ms', stepsPath) - num(r, 'start_ms', stepsPath), simMs });
+    }
+    const sumPath = join(info.liveDir, 'summary.csv');
+    const live = new Map(readCsv(sumPath, 'live/summary.csv').map((r) => [r.system, { ttft: num(r, 'ttft_mean_ms', sumPath), tbt: Number(r.tbt_mean_ms) }]));
+    runs.push({ info, live, load: liveRunLoad(info.liveDir) });
+  }
+  if (ops.length < 20) throw new InputError(`--from-live: ${ops.length} compute passes and cloud steps with a prediction in ${dirs.join(', ')}; need at least 20`, 'from-live');
+  // Per op: wall = (sim + dispatch) x stretch, stretch = max(1, (1 + background) / cores) (one
+  // own job running, the usual case of these runs). For each background load on a grid, the
+  // dispatch is the median of wall / stretch - sim; keep the pair with the smallest median
+  // relative residual.
+  let pick = { backgroundLoad: 0, dispatchMs: 0, residual: Infinity, excess: [] as number[] };
+  for (let bg = 0; bg <= 16 + 1e-9; bg += 0.25) {
+    const stretch = Math.max(1, (1 + bg) / opts.cores);
+    const excess = ops.map((o) => o.wallMs / stretch - o.simMs);
+    const dispatch = Math.max(0, spread(excess).medianMs);
+    const rel = ops.map((o) => Math.abs((o.simMs + dispatch) * stretch - o.wallMs) / o.wallMs).sort((a, b) => a - b);
+    const residual = quantileSorted(rel, 0.5);
+    if (residual < pick.residual - 1e-9) pick = { backgroundLoad: Number(bg.toFixed(2)), dispatchMs: dispatch, residual, excess };
+  }
+  const d = spread(pick.excess);
+  const { dispatchMs, backgroundLoad } = pick;
+  const liveLoadAvg1m = runs.map((r) => r.load);
+  const objective = (messageMs: number): { median: number; errs: number[] } => {
+    const fit = { host: { name: opts.name ?? 'local', cores: opts.cores, dispatchMs, messageMs, shareBatching: true, backgroundLoad }, liveLoadAvg1m } as HostFit;
+    const errs: number[] = [];
+    for (const { info, live, load } of runs) {
+      const sim = simulate(info.scenarioPath, info.overrides, hostAtLoad(fit, load));
+      for (const s of sim) {
+        const l = live.get(s.system);
+        if (!l) continue;
+        errs.push(Math.abs((s.ttft_mean_ms - l.ttft) / l.ttft) * 100);
+        if (l.tbt > 0 && Number.isFinite(l.tbt)) errs.push(Math.abs((s.tbt_mean_ms - l.tbt) / l.tbt) * 100);
+      }
+    }
+    const sorted = [...errs].sort((a, b) => a - b);
+    return { median: sorted.length ? quantileSorted(sorted, 0.5) : NaN, errs };
+  };
+  let best = { messageMs: 0, median: Infinity };
+  for (let m = 0; m <= 8 + 1e-9; m += 0.025) {
+    const o = objective(Number(m.toFixed(3)));
+    if (o.median < best.median) best = { messageMs: Number(m.toFixed(3)), median: o.median };
+  }
+  return {
+    format: 'hatsim-host-fit/1',
+    host: { name: opts.name ?? 'local', cores: opts.cores, dispatchMs, messageMs: best.messageMs, shareBatching: true, backgroundLoad },
+    samples: { visits: ops.length, requests: runs.length },
+    dispatch: d, message: { p10Ms: best.messageMs, medianMs: best.messageMs, p90Ms: best.messageMs },
+    source: dirs.join(','), loadAvg1mAtFit: loadavg()[0],
+    liveLoadAvg1m,
+    notes: `device-cloud runner: backgroundLoad and dispatchMs fitted per op, wall = (predicted + dispatch) x max(1, (1 + backgroundLoad) / cores), over ${ops.length} compute passes and cloud steps (steps.csv sim_ms; median relative residual ${(pick.residual * 100).toFixed(1)} %); messageMs fitted through the simulator on ${runs.length} scenario(s) (median |error| of mean TTFT and TBT ${best.median.toFixed(2)} % at the fit); shareBatching: the cloud's steps share the host's cores [assumption: every process of the run on this one host]`,
+  };
+}
+

@@ -64,7 +64,7 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
       .option('gpu', { type: 'string', describe: 'import-vidur: GPU folder (a40, a100, h100)' })
       .option('model-id', { type: 'string', describe: 'import-vidur: hatsim catalog model id to write (e.g. llama2-7b)' })
       .option('vidur-dir', { type: 'string', default: DEFAULT_VIDUR_DIR, describe: 'import-vidur: root of the Vidur profiles' })
-      .option('from-live', { type: 'string', describe: 'fit host costs (dispatch per op, cost per message) from a hatsim validate folder; writes --host-out' })
+      .option('from-live', { type: 'string', describe: 'fit host costs (dispatch per op, cost per message) from hatsim validate --hosts none folders (comma-separated, one live runner); writes --host-out' })
       .option('host-out', { type: 'string', describe: 'from-live: where to write the hatsim-host-fit/1 JSON (default <dir>/host-fit.json)' })
       .option('cores', { type: 'number', describe: 'from-live: cores of the host (default: this machine\'s)' })
       .option('roofline-hardware', { type: 'string', describe: 'import-vidur: data-sheet profile for the attention estimate (default: --hardware-id)' })
@@ -75,13 +75,21 @@ export const calibrateCommand: CommandModule<object, CalibrateArgs> = {
   handler: async (args) => {
     const action = args.action ?? 'run';
     if (args['from-live'] !== undefined) {
-      const [{ fitHostFromLive }, { writeFileAtomic }, { cpus }, { join }] = await Promise.all([import('../calibrate/host-fit.js'), import('../core/atomic.js'), import('node:os'), import('node:path')]);
+      const [{ fitHost, runnerOfValidation }, { writeFileAtomic }, { cpus }, { join }] = await Promise.all([import('../live/suite.js'), import('../core/atomic.js'), import('node:os'), import('node:path')]);
       const cores = args.cores ?? cpus().length;
       if (!Number.isInteger(cores) || cores < 1) throw new InputError('--cores: give an integer >= 1', 'cores');
-      const fit = fitHostFromLive(args['from-live'], { cores });
-      const out = args['host-out'] ?? join(args['from-live'], 'host-fit.json');
+      // One or more validate folders (comma-separated) of one live runner.
+      const dirs = args['from-live'].split(',').filter((x) => x !== '');
+      const runners = new Set(dirs.map(runnerOfValidation));
+      if (runners.size !== 1) throw new InputError('--from-live: the folders mix the topology and the device-cloud runner; fit each runner on its own', 'from-live');
+      const fit = fitHost([...runners][0], dirs, cores);
+      const out = args['host-out'] ?? join(dirs[0], 'host-fit.json');
       writeFileAtomic(out, JSON.stringify(fit, null, 2) + '\n');
       const f = (x: number) => x.toFixed(3);
+      if (fit.host.shareBatching) {
+        process.stdout.write(`host ${fit.host.name} (device-cloud runner, cloud steps on the host): ${fit.host.cores} cores, background load ${fit.host.backgroundLoad ?? 0}, dispatch ${f(fit.host.dispatchMs)} ms/op (${fit.samples.visits} passes and steps), message ${f(fit.host.messageMs)} ms (fitted through the simulator on ${fit.samples.requests} scenarios); live runs' load ${(fit.liveLoadAvg1m ?? []).map((x) => x.toFixed(2)).join(', ')}\nwritten: ${out} (hatsim validate --hosts ${out})\n`);
+        return;
+      }
       process.stdout.write(`host ${fit.host.name}: ${fit.host.cores} cores, dispatch ${f(fit.host.dispatchMs)} ms/op (p10 ${f(fit.dispatch.p10Ms)}, p90 ${f(fit.dispatch.p90Ms)}; ${fit.samples.visits} visits), message ${f(fit.host.messageMs)} ms (p10 ${f(fit.message.p10Ms)}, p90 ${f(fit.message.p90Ms)}; ${fit.samples.requests} requests); load ${fit.loadAvg1mAtFit.toFixed(2)}\nwritten: ${out} (hatsim validate --hosts ${out})\n`);
       return;
     }

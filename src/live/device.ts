@@ -117,7 +117,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     maxFrameBytes: opts.maxFrameBytes, log,
     onFrame: (dir, f, frameBytes, atMs, handedMs) => steps.row({
       system, role: `device-${d.index}`, request: f.requestId, kind: dir, label: frameTypeName(f.type), tokens: f.tokens, ctx: f.ctx,
-      start_ms: handedMs - t0, end_ms: atMs - t0, real_ms: 0, target_ms: 0, bytes: f.payload.byteLength, frame_bytes: frameBytes,
+      start_ms: handedMs - t0, end_ms: atMs - t0, real_ms: 0, target_ms: 0, sim_ms: 0, bytes: f.payload.byteLength, frame_bytes: frameBytes,
     }),
   });
   await conn.connect();
@@ -149,7 +149,7 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
         total += end - start;
         steps.row({
           system, role: `device-${d.index}`, request: req.index, kind: op.background ? 'compute-bg' : 'compute', label: group.length > 1 ? `${op.label} x${group.length}` : op.label,
-          tokens: group[0].tokens, ctx: group[0].ctx, start_ms: start - t0, end_ms: end - t0, real_ms: realMs.reduce((a, b) => a + b, 0), target_ms: target, bytes: 0, frame_bytes: 0,
+          tokens: group[0].tokens, ctx: group[0].ctx, start_ms: start - t0, end_ms: end - t0, real_ms: realMs.reduce((a, b) => a + b, 0), target_ms: target, sim_ms: predictedMs, bytes: 0, frame_bytes: 0,
         });
       }
     };

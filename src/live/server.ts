@@ -21,7 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { singleShape, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { composeStep, type StepWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
@@ -348,23 +348,26 @@ export class CloudServer {
     r.busy = true;
     const emu = this.emu[work];
     const target = emu ? emu.batchMs(shape, logits) : 0;
+    const predicted = this.predict[work]?.batchMs(shape, logits) ?? Infinity;
+    // Logged for host fits: the simulator's step on a CPU server host (sim/cloud.ts), its passes one after another.
+    const simMs = passes.reduce((a, p) => a + (this.predict[work]?.batchMs(singleShape(p.tokens, p.ctx), p.logits) ?? 0), 0);
     const system = this.currentSystem;
     const run = async (): Promise<number> => {
       let real = 0;
-      if (this.compute) real = (await this.compute.run(passes, this.predict[work]?.batchMs(shape, logits) ?? Infinity)).reduce((a, b) => a + b, 0);
+      if (this.compute) real = (await this.compute.run(passes, predicted)).reduce((a, b) => a + b, 0);
       if (target > 0) await sleepUntil(now + target);
       return real;
     };
     run().then(
-      (real) => this.stepDone(r, step, now, real, target, system),
+      (real) => this.stepDone(r, step, now, real, target, simMs, system),
       (e: unknown) => {
         this.log(`cloud: step failed: ${e instanceof Error ? e.message : String(e)}`);
-        this.stepDone(r, step, now, 0, target, system);
+        this.stepDone(r, step, now, 0, target, simMs, system);
       },
     );
   }
 
-  private stepDone(r: LiveReplica, step: Job[], startMs: number, realMs: number, targetMs: number, system: string): void {
+  private stepDone(r: LiveReplica, step: Job[], startMs: number, realMs: number, targetMs: number, simMs: number, system: string): void {
     const endMs = performance.now();
     const ms = endMs - startMs;
     r.busyMs += ms;
@@ -372,7 +375,7 @@ export class CloudServer {
     this.steps?.row({
       system, role: 'cloud', request: -1, kind: 'step', label: `replica ${r.index}: ${step.length} jobs`,
       tokens: step.reduce((a, j) => a + j.taken, 0), ctx: step.reduce((a, j) => a + j.ctx + j.done, 0),
-      start_ms: startMs - this.systemT0, end_ms: endMs - this.systemT0, real_ms: realMs, target_ms: targetMs, bytes: 0, frame_bytes: 0,
+      start_ms: startMs - this.systemT0, end_ms: endMs - this.systemT0, real_ms: realMs, target_ms: targetMs, sim_ms: simMs, bytes: 0, frame_bytes: 0,
     });
     const finished: Job[] = [];
     for (const job of step) {
@@ -401,6 +404,14 @@ export class CloudServer {
   private reply(job: Job): void {
     const conn = job.conn;
     if (conn.closed) return;
+    // Per-request attribution (live/attribution.ts): the job's queueing and compute, on this process's clock.
+    const startedMs = job.enqueuedMs + job.queueMs, nowMs = performance.now();
+    for (const [kind, a, b] of [['job-queue', job.enqueuedMs, startedMs], ['job-compute', startedMs, nowMs]] as const) {
+      this.steps?.row({
+        system: this.currentSystem, role: 'cloud', request: job.devRequest, kind, label: `device ${conn.deviceId} seq ${job.seq}`, tokens: job.tokens, ctx: job.ctx,
+        start_ms: a - this.systemT0, end_ms: b - this.systemT0, real_ms: kind === 'job-compute' ? job.computeMs : 0, target_ms: 0, sim_ms: 0, bytes: 0, frame_bytes: 0,
+      });
+    }
     const s = this.opts.scenario;
     const elem = this.tb.model.activationBytesPerElem === 4 ? 4 : 2;
     const hiddenRow = this.tb.model.hiddenSize * elem;

@@ -20,6 +20,8 @@ export interface StepRow {
   real_ms: number;
   /** Emulated (padded-to) latency, 0 when not emulating. */
   target_ms: number;
+  /** The simulator's latency model for this pass or step (ms; 0 for frames): live - sim per op is the host's dispatch cost (calibrate --from-live). */
+  sim_ms: number;
   /** Payload bytes (frames) */
   bytes: number;
   /** Whole frame on the wire (64-byte header + payload). */
@@ -27,7 +29,7 @@ export interface StepRow {
 }
 
 export const STEP_COLUMNS: readonly (keyof StepRow)[] = [
-  'system', 'role', 'request', 'kind', 'label', 'tokens', 'ctx', 'start_ms', 'end_ms', 'real_ms', 'target_ms', 'bytes', 'frame_bytes',
+  'system', 'role', 'request', 'kind', 'label', 'tokens', 'ctx', 'start_ms', 'end_ms', 'real_ms', 'target_ms', 'sim_ms', 'bytes', 'frame_bytes',
 ];
 
 /** Appends rows in batches (bounded memory). */

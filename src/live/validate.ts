@@ -16,8 +16,15 @@ import type { SummaryRecord } from '../results/types.js';
 import { writeRunOutputs } from '../results/write.js';
 import { loadScenario } from '../scenario/load.js';
 import { runOutputs } from '../sim/outputs.js';
-import { runScenario } from '../sim/run.js';
+import { buildTestbed, deviceLink, runScenario } from '../sim/run.js';
+import { SYSTEMS } from '../protocol/registry.js';
+
+const runnerIsTopology = (s: { systems: readonly string[] }): boolean => s.systems.every((id) => SYSTEMS[id as keyof typeof SYSTEMS].pairs !== undefined);
 import { cpSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { REPLAY_METRICS, replayLive, type LiveRequest, type ReplayResult } from './replay.js';
+import { attributeLive, type AttributionSummary } from './attribution.js';
+import { hostAtLoad, hostGroups, hostOverride, liveRunLoad, type HostFit } from '../calibrate/host-fit.js';
 import { runCalibration } from '../calibrate/run.js';
 import { runLiveLocal } from './local.js';
 
@@ -100,6 +107,8 @@ export interface ValidateOptions {
    * of them on this machine).
    */
   calibrate?: boolean;
+  /** Simulate every node on this fitted host (calibrate --from-live), at the live run's load. */
+  hostFit?: HostFit;
   log?: (line: string) => void;
 }
 
@@ -110,10 +119,27 @@ export interface ValidationResult {
   simSummary: SummaryRecord[];
   liveErrors: string[];
   warnings: string[];
+  /** The simulator on the live run's exact arrivals, request by request (live/replay.ts). */
+  replay: ReplayResult;
+  /** 1-minute load average before and after (other work on this machine). */
+  loadAvg1m: { before: number; after: number };
+  /** Per system: mean compute / queueing / wire / host ms of a live request (live/attribution.ts); empty for the topology runner. */
+  attribution: AttributionSummary[];
+}
+
+/** requests.csv of a run as numbers (system and device as text). */
+export function readRequestsCsv(path: string): LiveRequest[] {
+  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  return rows.map((r) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(r)) out[k] = k === 'system' || k === 'device' ? v : v === '' ? NaN : Number(v);
+    return out as unknown as LiveRequest;
+  });
 }
 
 export async function runValidation(opts: ValidateOptions): Promise<ValidationResult> {
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const loadBefore = loadavg()[0];
   mkdirSync(opts.outDir, { recursive: true });
   const scenario = loadScenario(opts.scenarioPath, opts.overrides ?? []);
   const simOverrides = [...(opts.simOverrides ?? [])];
@@ -128,16 +154,7 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
     }
     simOverrides.unshift(`calibrationDir=${root}`);
   }
-  const simScenario = loadScenario(opts.scenarioPath, [...(opts.overrides ?? []), ...simOverrides]);
   const warnings: string[] = [];
-  // The simulator side: this machine's calibration (the scenario's hardware ids).
-  const sim = runScenario(simScenario);
-  for (const p of sim.provenance) {
-    for (const [c, v] of Object.entries(p.components)) {
-      if (v.source !== 'measured') warnings.push(`${p.hardwareId}/${p.modelId} ${c}: latency source is ${v.source}, not a calibration of this machine (run hatsim calibrate)`);
-    }
-  }
-  writeRunOutputs(join(opts.outDir, 'sim'), runOutputs(sim));
   let liveSummary: SummaryRecord[];
   let liveErrors: string[] = [];
   if (opts.liveDir) {
@@ -153,15 +170,48 @@ export async function runValidation(opts: ValidateOptions): Promise<ValidationRe
     liveSummary = live.summary;
     liveErrors = live.errors;
   }
+  const liveDir = opts.liveDir ? resolvePath(opts.liveDir) : join(opts.outDir, 'live');
+  // The host model at this live run's load (a device-cloud fit scales its background load, calibrate/host-fit.ts hostAtLoad).
+  let hostApplied: HostFit['host'] | null = null;
+  if (opts.hostFit) {
+    hostApplied = hostAtLoad(opts.hostFit, liveRunLoad(liveDir));
+    simOverrides.push(hostOverride({ host: hostApplied } as HostFit, hostGroups(scenario)));
+  }
+  const simScenario = loadScenario(opts.scenarioPath, [...(opts.overrides ?? []), ...simOverrides]);
+  // The simulator side: this machine's calibration (the scenario's hardware ids).
+  const sim = runScenario(simScenario);
+  for (const p of sim.provenance) {
+    for (const [c, v] of Object.entries(p.components)) {
+      if (v.source !== 'measured') warnings.push(`${p.hardwareId}/${p.modelId} ${c}: latency source is ${v.source}, not a calibration of this machine (run hatsim calibrate)`);
+    }
+  }
+  writeRunOutputs(join(opts.outDir, 'sim'), runOutputs(sim));
+  const simTb = buildTestbed(simScenario);
+  const replay = replayLive(simTb, readRequestsCsv(join(liveDir, 'requests.csv'))).result;
+  if (replay.acceptMismatches > 0) warnings.push(`replay: ${replay.acceptMismatches} requests drew different acceptances live and simulated (rounds, drafted or accepted tokens differ)`);
+  // Replies' link model: each device's path from its server (the simulator's compiled network).
+  const downLink = (d: number): { mbps: number; latencyMs: number } | undefined => {
+    const dev = simTb.devices[d];
+    if (!dev || runnerIsTopology(simScenario)) return undefined;
+    const l = deviceLink(simTb, dev).link;
+    return { mbps: l.downlinkMbps, latencyMs: l.downLatencyMs ?? l.latencyMs };
+  };
+  const att = attributeLive(liveDir, downLink);
+  if (att) writeFileAtomic(join(opts.outDir, 'attribution.csv'), toCsv(att.rows, ['system', 'device', 'request', 'e2e_ms', 'compute_ms', 'queueing_ms', 'wire_ms', 'host_ms', 'sum_ms', 'outside_ms']));
+  const attribution = att?.summary ?? [];
   const rows = compareSummaries(liveSummary, sim.systems.map((s) => s.summary));
   const v = verdict(rows, opts.maxErrorPct);
   if (liveSummary.some((s) => s.unfinished > 0)) { v.pass = false; warnings.push('live run has unfinished requests'); }
+  const loadAvg1m = { before: loadBefore, after: loadavg()[0] };
+  writeFileAtomic(join(opts.outDir, 'replay.csv'), toCsv(replay.rows, ['system', 'metric', 'requests', 'median_error_pct', 'abs_p50_pct', 'abs_p90_pct', 'abs_max_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.csv'), toCsv(rows, ['system', 'metric', 'live', 'sim', 'error_pct']));
   writeFileAtomic(join(opts.outDir, 'validation.json'), JSON.stringify({
-    scenario: scenario.name, seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
-    liveDir: opts.liveDir ? resolvePath(opts.liveDir) : join(opts.outDir, 'live'),
+    scenario: scenario.name, scenarioPath: resolvePath(opts.scenarioPath), overrides: opts.overrides ?? [], seed: scenario.seed, simOverrides, calibratedHere: opts.calibrate ?? false, emulate: opts.emulate ?? null,
+    liveDir, loadAvg1m, hostApplied,
     statistic: 'per metric in [ttft_mean_ms, tbt_mean_ms]: median over systems of |sim - live| / live x 100; fail if any > maxErrorPct or any live request unfinished',
     ...v, warnings, liveErrors,
+    attribution: { parts: 'per live request, each ms of arrival..end in one part: compute > queueing > wire > host (live/attribution.ts); means per system', systems: attribution },
+    replay: { metrics: REPLAY_METRICS, statistic: 'per system and metric: over requests, (sim - live) / live x 100 with every request arriving at its live time', ...replay },
   }, null, 2) + '\n');
-  return { rows, verdict: v, liveSummary, simSummary: sim.systems.map((s) => s.summary), liveErrors, warnings };
+  return { rows, verdict: v, liveSummary, simSummary: sim.systems.map((s) => s.summary), liveErrors, warnings, replay, loadAvg1m, attribution };
 }

@@ -278,6 +278,10 @@ export const HostSchema = obj({
   cores: int({ gte: 1 }),
   dispatchMs: num({ gte: 0 }).default(0),
   messageMs: num({ gte: 0 }).default(0),
+  /** The member batching (cloud) nodes' steps also run on these cores and pay dispatchMs (a CPU server process); default false: on an accelerator. */
+  shareBatching: bool().default(false),
+  /** Runnable jobs of other programs on the host (processor sharing: n own jobs run at min(1, cores / (n + backgroundLoad))) [assumption]; a live fit measures it. */
+  backgroundLoad: num({ gte: 0 }).default(0),
   /** Nodes (or node groups) on this host; nodes may also name it with their own `host`. */
   nodes: list(str()).optional(),
 });

@@ -128,7 +128,7 @@ export function formTopology(nodesIn: NodeInput[], linksIn: LinkInput[], routesI
   return { nodes, links, routes: routesIn.map((r) => ({ from: r.from, to: r.to, links: [...r.links] })) };
 }
 
-export interface HostInput { name: string; cores: number; dispatchMs: number; messageMs: number; nodes?: string[] }
+export interface HostInput { name: string; cores: number; dispatchMs: number; messageMs: number; shareBatching?: boolean; backgroundLoad?: number; nodes?: string[] }
 
 /**
  * Declared hosts: checked, and their `nodes` lists (node or group names) set those nodes'
@@ -155,5 +155,5 @@ export function applyHosts(topo: TopologySpec, hostsIn: HostInput[], add: Add): 
   hostsIn.forEach((h, i) => {
     if (!nodes.some((n) => n.host === h.name)) add(['hosts', i, 'name'], `no node sits on host '${h.name}': list them in hosts[${i}].nodes or give nodes host: ${h.name}`);
   });
-  return { ...topo, nodes, hosts: hostsIn.map((h) => ({ name: h.name, cores: h.cores, dispatchMs: h.dispatchMs, messageMs: h.messageMs })) };
+  return { ...topo, nodes, hosts: hostsIn.map((h) => ({ name: h.name, cores: h.cores, dispatchMs: h.dispatchMs, messageMs: h.messageMs, ...(h.shareBatching ? { shareBatching: true } : {}), ...(h.backgroundLoad ? { backgroundLoad: h.backgroundLoad } : {}) })) };
 }

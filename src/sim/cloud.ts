@@ -10,11 +10,12 @@
  * interaction; the request stays there until it finishes.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import type { BatchShape, SubmodelLatencyModel } from '../compute/types.js';
+import { singleShape, type BatchShape, type SubmodelLatencyModel } from '../compute/types.js';
 import { composeStep, type StepWork } from '../policy/batching.js';
 import type { Router } from '../policy/router.js';
 import type { CloudLoad } from '../protocol/ops.js';
 import type { RequestState } from './request.js';
+import type { HostCpu, HostJob } from './host.js';
 
 export interface CloudWaiter {
   cloudDone(engine: Engine): void;
@@ -35,7 +36,7 @@ export interface CloudJob extends StepWork {
   taken: number;
 }
 
-export class Replica implements Handler {
+export class Replica implements Handler, HostJob {
   private readonly queue: CloudJob[] = [];
   private readonly finished: CloudJob[] = [];
   private step: CloudJob[] = [];
@@ -54,6 +55,7 @@ export class Replica implements Handler {
   private readonly shape: BatchShape = { seqs: 0, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
   private readonly taken: number[] = [];
   private stepSize = 0;
+  private plannedMs = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -61,6 +63,8 @@ export class Replica implements Handler {
     private readonly model: SubmodelLatencyModel,
     private readonly tokenBudget: number,
     private readonly maxBatchSeqs: number,
+    /** The shared host CPU its steps run on (a CPU server on a declared host, sim/host.ts), or null. */
+    private readonly host: HostCpu | null = null,
   ) {}
 
   submit(job: CloudJob): void {
@@ -89,7 +93,8 @@ export class Replica implements Handler {
     if (this.stepSize === 0) { this.busy = false; return; }
     this.busy = true;
     this.stepStartS = now;
-    const ms = this.model.batchMs(s, logits);
+    const ms = this.host !== null ? this.sequentialMs() : this.model.batchMs(s, logits);
+    this.plannedMs = ms;
     this.busyMs += ms;
     this.steps++;
     if (this.busyLen + 2 > this.busyBuf.length) {
@@ -97,7 +102,30 @@ export class Replica implements Handler {
     }
     this.busyBuf[this.busyLen++] = now;
     this.busyBuf[this.busyLen++] = now + ms / 1000;
-    this.engine.after(ms / 1000, this, 0, Prio.completion);
+    if (this.host !== null) this.host.start(this, ms);
+    else this.engine.after(ms / 1000, this, 0, Prio.completion);
+  }
+
+  /**
+   * A CPU server process on a shared host (host.shareBatching) runs a step's sequences one
+   * pass after another, as the live server does (docs/LIVE.md "Cloud server") [assumption:
+   * no batched kernel on the CPU]: the step is the sum of its jobs' single-sequence passes.
+   */
+  private sequentialMs(): number {
+    let ms = 0;
+    for (let i = 0; i < this.stepSize; i++) {
+      const job = this.step[i];
+      ms += this.model.batchMs(singleShape(job.taken, job.ctx + job.done), job.done + job.taken === job.tokens ? job.logits : 0);
+    }
+    return ms;
+  }
+
+  hostDone(engine: Engine): void {
+    // The step took what the host gave it (dispatch included, stretched when oversubscribed).
+    const ms = (engine.nowS - this.stepStartS) * 1000;
+    this.busyBuf[this.busyLen - 1] = engine.nowS;
+    this.busyMs += ms - this.plannedMs;
+    this.fire(engine);
   }
 
   /** Busy intervals [start, end] in seconds, flattened, for utilisation over time. */
@@ -136,9 +164,9 @@ export class CloudCluster {
   private readonly active: Int32Array;
   private readonly queued: Float64Array;
 
-  constructor(engine: Engine, gpus: number, model: SubmodelLatencyModel, tokenBudget: number, maxBatchSeqs: number, private readonly router: Router) {
+  constructor(engine: Engine, gpus: number, model: SubmodelLatencyModel, tokenBudget: number, maxBatchSeqs: number, private readonly router: Router, host: HostCpu | null = null) {
     this.replicas = [];
-    for (let i = 0; i < gpus; i++) this.replicas.push(new Replica(engine, i, model, tokenBudget, maxBatchSeqs));
+    for (let i = 0; i < gpus; i++) this.replicas.push(new Replica(engine, i, model, tokenBudget, maxBatchSeqs, host));
     this.active = new Int32Array(gpus);
     this.queued = new Float64Array(gpus);
   }

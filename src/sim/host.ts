@@ -2,11 +2,15 @@
  * A host: the physical machine several nodes sit on (scenario `hosts:`, topology/types.ts
  * HostSpec). Its `cores` are shared by the compute jobs of every member node's processor
  * (single or workers) by processor sharing [assumption]: with n jobs running, each
- * progresses at min(1, cores / n) of its own speed, so a job's elapsed time stretches when
- * the host is oversubscribed and the host's work is conserved. Each job also pays the
+ * progresses at min(1, cores / (n + backgroundLoad)) of its own speed, so a job's elapsed
+ * time stretches when the host is oversubscribed and the host's work is conserved;
+ * `backgroundLoad` (default 0) stands for runnable jobs of other programs on the machine
+ * (a shared machine's load) [assumption: they are always runnable, like n more jobs]. Each job also pays the
  * host's `dispatchMs` (per-op cost: a process wake-up, feeds, a session call) at full
- * speed as part of its work. Batching (GPU) processors are not shared [assumption: their
- * steps run on the accelerator].
+ * speed as part of its work. Batching processors are not shared [assumption: their
+ * steps run on the accelerator] unless the host says `shareBatching` (a CPU server process,
+ * as in a live run on one machine): then each step is one job on the cores, pays dispatchMs
+ * and runs its sequences' passes one after another (sim/cloud.ts sequentialMs).
  *
  * One completion event is pending at a time (the job that ends first); a change in the
  * number of jobs reschedules it and the stale one is dropped by a generation counter.
@@ -28,12 +32,16 @@ export class HostCpu implements Handler {
   /** Work done (ms at full speed), for conservation checks. */
   workMs = 0;
 
-  constructor(private readonly engine: Engine, readonly name: string, readonly cores: number, readonly dispatchMs: number) {}
+  constructor(private readonly engine: Engine, readonly name: string, readonly cores: number, readonly dispatchMs: number, readonly shareBatching = false, readonly backgroundLoad = 0) {}
 
   /** Jobs running now. */
   get active(): number { return this.running.length; }
 
-  private rate(): number { return this.running.length <= this.cores ? 1 : this.cores / this.running.length; }
+  /** Processor sharing among the own jobs and `backgroundLoad` jobs of other programs. */
+  private rate(): number {
+    const n = this.running.length + this.backgroundLoad;
+    return n <= this.cores ? 1 : this.cores / n;
+  }
 
   /** Bring every job's remaining work up to now at the current rate. */
   private advance(): void {

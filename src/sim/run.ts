@@ -502,7 +502,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     : def.pairs!(st).map(([from, to]) => ({ from, to }));
   const compiled = compileNetwork(topo, tb.routes, pairs, true);
   const network = new Network(engine, compiled.devices, compiled.shared, (name) => streams.get(name));
-  const hosts = new Map((topo.hosts ?? []).map((h) => [h.name, new HostCpu(engine, h.name, h.cores, h.dispatchMs)]));
+  const hosts = new Map((topo.hosts ?? []).map((h) => [h.name, new HostCpu(engine, h.name, h.cores, h.dispatchMs, h.shareBatching === true, h.backgroundLoad ?? 0)]));
   const nodes = topo.nodes.map((n) => new SimNode(engine, n, n.hardware === null ? null : tb.nodeLatency.get(n.hardware) ?? null, hosts.get(n.host) ?? null));
   if (s.environment) for (const [i, f] of speedSchedules(s.environment, topo.nodes)) nodes[i].slowdown = f;
   prepareDtoeeRun(s, system, topo.nodes);

@@ -55,7 +55,7 @@ export class SimNode {
     const p = this.node.processor;
     if (p.kind !== 'batching') throw new Error(`node ${this.node.name} is not a batching node (bug: callers check)`);
     if (this.clusterOf === null) {
-      this.clusterOf = new CloudCluster(this.engine, p.gpus, model(), p.tokenBudget, p.maxBatchSeqs, makeRouter(p.router));
+      this.clusterOf = new CloudCluster(this.engine, p.gpus, model(), p.tokenBudget, p.maxBatchSeqs, makeRouter(p.router), this.host?.shareBatching ? this.host : null);
       this.clusterKey = key;
     } else if (this.clusterKey !== key) {
       throw new InputError(`nodes: batching node '${this.node.name}' would host both '${this.clusterKey}' and '${key}'; a batching node hosts one model part: give each stage its own node`, 'nodes');

@@ -105,6 +105,10 @@ export interface HostSpec {
   readonly dispatchMs: number;
   /** Per message cost (ms) each member node pays to send one and to receive one. */
   readonly messageMs: number;
+  /** Member batching nodes' steps share the cores and pay dispatchMs too (a CPU server) [assumption: false = accelerator]. */
+  readonly shareBatching?: boolean;
+  /** Runnable jobs of other programs sharing the cores (processor sharing) [assumption]; default 0. */
+  readonly backgroundLoad?: number;
 }
 
 /** One link crossed in one direction: link index * 2 + (0 for a -> b, 1 for b -> a). */
