@@ -88,6 +88,16 @@ export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy;
   return cache.get(nodes);
 }
 export function resetDtoeeRun(nodes: readonly TopoNode[]): void { cache.delete(nodes); }
+/**
+ * Replace the policy the tasks of a run read (the live topology runner wraps it in a
+ * `PolicyTape`, so that a task replayed at another node reads the answers its earlier nodes
+ * gave). Tasks read `Built.policy` at each decision, so protocols already created see it.
+ */
+export function wrapDtoeeRunPolicy(nodes: readonly TopoNode[], wrap: (p: DtoPolicy) => DtoPolicy): void {
+  const b = cache.get(nodes);
+  if (!b) throw new Error('dtoee: no run policy to wrap (create a device protocol first)');
+  b.policy = wrap(b.policy);
+}
 
 export const dtoee: SystemDef = {
   id: 'dtoee',
@@ -111,11 +121,12 @@ export const dtoee: SystemDef = {
   },
   createDevice(env) {
     const t = env.topology;
-    const { plan, parts, policy, profile } = build(env);
+    const b = build(env);
+    const { plan, parts, profile } = b;
     const S = plan.nodes.length, hb = env.hiddenBytesPerToken, tb = env.tokenBytes;
     const first = firstCandidates(plan, t.nodes, t.device);
     const names = t.nodes.map((n) => n.name);
-    const jsq = policy.name === 'jsq';
+    const jsq = b.policy.name === 'jsq';
     const loads: Record<string, number> = {};
     return function* dtoeeTask(req) {
       const P = req.promptTokens;
@@ -127,13 +138,13 @@ export const dtoee: SystemDef = {
         } else {
           const u = count(yield draw());
           if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = count(yield nodeLoad(c));
-          next = t.index(policy.nextNode(names[at], u, jsq ? loads : undefined));
+          next = t.index(b.policy.nextNode(names[at], u, jsq ? loads : undefined));
         }
         yield s === 0 ? send(at, next, 0, P * tb, 'prompt tokens') : send(at, next, P * hb, 0, `hidden to stage ${s + 1}`);
         yield exec(next, parts[s], P, 0, 1, s < S - 1 ? `stage ${s + 1} + exit head` : `stage ${s + 1}`);
         at = next;
         if (s < S - 1) {
-          const tau = policy.threshold(names[at]);
+          const tau = b.policy.threshold(names[at]);
           if (decideExit(profile, s + 1, tau, count(yield draw()))) {
             yield mark('correct', decideCorrect(profile, s + 1, tau, count(yield draw())) ? 1 : 0);
             yield mark('exitStage', s + 1);
