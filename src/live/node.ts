@@ -18,7 +18,8 @@
  * Supported: systems that declare node pairs (SystemDef.pairs, e.g. `staged`). The HAT
  * family runs on the device-cloud runner (live/server.ts, live/device.ts). Not shaped
  * live (logged): shared bottlenecks (each path direction is shaped alone at its cap) and
- * bandwidth traces (fixed rates). `nodeLoad` of another node is refused (it would need a
+ * bandwidth traces (fixed rates). DTO-EE online: the node runs its side of the rounds
+ * (live/dtoee-live.ts). `nodeLoad` of another node is refused (it would need a
  * query the simulator does not model). Batching nodes run exec passes one at a time per
  * GPU (no cross-request batching live).
  *

@@ -1,0 +1,99 @@
+/**
+ * DTO-EE's online rounds live (live/dtoee-live.ts): six node processes of
+ * scenarios/dtoee-live-online.yaml run the distributed algorithm every 2 s of wall time with
+ * real neighbour messages; the simulator runs the same scenario with simulated messages.
+ * Both: every round completes with the closed form's messages and bytes
+ * ((K - 1) x 2P and (K - 1) x P x (2 x 24 + 3 x 8 + 2 x header)); the stage-1 nodes send to
+ * s2-0 while it is the faster stage-2 node and move to s2-1 once s2-0 is 12x slower (6 s on),
+ * which both see as a measured service time at least 4x up. A shared VM can spoil one live
+ * run: one retry.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MESSAGE_HEADER_BYTES, roundTraffic } from '../src/dtoee/index.js';
+
+const REPO = resolve(__dirname, '..');
+const CLI = join(REPO, 'dist/src/cli/main.js');
+const SCENARIO = 'scenarios/dtoee-live-online.yaml';
+const tmp = mkdtempSync(join(os.tmpdir(), 'hatsim-dtoee-live-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+type Row = Record<string, string>;
+function csv(path: string): Row[] {
+  const [head, ...lines] = readFileSync(path, 'utf8').trim().split('\n');
+  const cols = head.split(',');
+  return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [cols[i], v])));
+}
+
+/** Mean routing fraction toward `to` over the stage-1 rows of the given rounds. */
+function share(nodes: Row[], to: string, rounds: number[]): number {
+  const xs = nodes.filter((r) => r.stage === '1' && rounds.includes(Number(r.round))).map((r) => {
+    const m = new RegExp(`${to}=([0-9.]+)`).exec(r.routing);
+    return m ? Number(m[1]) : NaN;
+  });
+  expect(xs.length).toBe(2 * rounds.length);
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+const estimate = (nodes: Row[], node: string, round: number): number => Number(nodes.find((r) => r.node === node && Number(r.round) === round)!.service_estimate_ms);
+
+interface Outcome { nodes: Row[]; rounds: Row[]; errors: string[] }
+
+function simulated(): Outcome {
+  const out = join(tmp, 'sim');
+  const r = spawnSync(process.execPath, [CLI, 'run', SCENARIO, '--out', out], { cwd: REPO, encoding: 'utf8' });
+  expect(r.status, r.stderr).toBe(0);
+  return { nodes: csv(join(out, 'dtoee_nodes.csv')), rounds: csv(join(out, 'dtoee_rounds.csv')), errors: [] };
+}
+
+function live(tag: string): Outcome {
+  const out = join(tmp, tag);
+  const r = spawnSync(process.execPath, [CLI, 'live', 'local', SCENARIO, '--out', out, '--timeout-s', '120'], { cwd: REPO, encoding: 'utf8', timeout: 170_000 });
+  process.stdout.write(`live ${tag}: exit ${r.status}, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n`);
+  expect(r.status, r.stderr).toBe(0);
+  const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { errors: string[] };
+  return { nodes: csv(join(out, 'dtoee_nodes.csv')), rounds: csv(join(out, 'dtoee_rounds.csv')), errors: run.errors };
+}
+
+/** The checks both runs must pass; a list of what failed (empty: all hold). */
+function check(o: Outcome, what: string): string[] {
+  const bad: string[] = [];
+  const closed = roundTraffic(4, 20, 64, MESSAGE_HEADER_BYTES); // 2 x 2 nodes: 4 links; 5 x 4 penalty rounds
+  expect(closed).toEqual({ messages: 152, bytes: 15_200 });
+  const done = o.rounds.filter((r) => r.status === 'done');
+  if (done.length < 6) bad.push(`${what}: ${done.length} rounds done, expected >= 6 (ticks 2..12 s)`);
+  for (const r of done) {
+    if (Number(r.messages) !== closed.messages || Number(r.bytes) !== closed.bytes) bad.push(`${what}: round ${r.round}: ${r.messages} messages, ${r.bytes} bytes`);
+    if (!(Number(r.end_s) > Number(r.start_s) && Number(r.end_s) < Number(r.start_s) + 2)) bad.push(`${what}: round ${r.round} took ${r.start_s}..${r.end_s} s`);
+  }
+  // Rows at 4, 6, 8 s hold what rounds 1-3 applied (s2-0 the faster); rows at 12 s what round 5 applied (s2-0 slowed since 6 s).
+  const before = share(o.nodes, 's2-0', [2, 3, 4]), after = share(o.nodes, 's2-0', [6]);
+  if (!(before >= 0.6)) bad.push(`${what}: share to s2-0 before the slowdown ${before}`);
+  if (!(after <= 0.4 && after < before - 0.4)) bad.push(`${what}: share to s2-0 after the slowdown ${after} (before ${before})`);
+  const slowdown = estimate(o.nodes, 's2-0', 6) / estimate(o.nodes, 's2-0', 2);
+  if (!(slowdown >= 4)) bad.push(`${what}: s2-0's service estimate rose only ${slowdown}x`);
+  if (o.errors.length > 0) bad.push(`${what}: errors ${o.errors.join('; ')}`);
+  return bad;
+}
+
+describe('DTO-EE online live (node processes, real neighbour messages) against the simulator', () => {
+  it('every round has the closed form\'s messages and bytes, and the fractions move away from the slowed node in both', () => {
+    const sim = simulated();
+    expect(check(sim, 'sim')).toEqual([]);
+    expect(share(sim.nodes, 's2-0', [2, 3, 4])).toBe(1);
+    expect(share(sim.nodes, 's2-0', [6])).toBe(0);
+    let o = live('live');
+    let bad = check(o, 'live');
+    if (bad.length > 0) {
+      process.stdout.write(`first live run: ${bad.join('; ')}; retrying\n`);
+      o = live('live-retry');
+      bad = check(o, 'live');
+    }
+    expect(bad).toEqual([]);
+    // Same schema as the simulator's rows, one row per node and tick.
+    expect(Object.keys(o.nodes[0])).toEqual(Object.keys(sim.nodes[0]));
+    for (let k = 1; k <= 6; k++) expect(o.nodes.filter((r) => Number(r.round) === k).map((r) => r.node).sort()).toEqual(['s1-0', 's1-1', 's2-0', 's2-1']);
+  });
+});
