@@ -6,14 +6,20 @@
  * ((K - 1) x 2P and (K - 1) x P x (2 x 24 + 3 x 8 + 2 x header)); the stage-1 nodes send to
  * s2-0 while it is the faster stage-2 node and move to s2-1 once s2-0 is 12x slower (6 s on),
  * which both see as a measured service time at least 4x up. A shared VM can spoil one live
- * run: one retry.
+ * run: one retry. And a node process drops bad algorithm messages, each with its reason,
+ * without closing the peer's connection.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
+import WebSocket from 'ws';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MESSAGE_HEADER_BYTES, roundTraffic } from '../src/dtoee/index.js';
+import type { NodeRuntime as NodeRuntimeT } from '../src/live/node.js';
+import { encodeDtoeeMessage } from '../src/live/dtoee-live.js';
+import { decodeFrame, encodeFrame, FrameType, jsonPayload, makeFrame } from '../src/live/wire.js';
+import { loadScenario } from '../src/scenario/load.js';
 
 const REPO = resolve(__dirname, '..');
 const CLI = join(REPO, 'dist/src/cli/main.js');
@@ -95,5 +101,36 @@ describe('DTO-EE online live (node processes, real neighbour messages) against t
     // Same schema as the simulator's rows, one row per node and tick.
     expect(Object.keys(o.nodes[0])).toEqual(Object.keys(sim.nodes[0]));
     for (let k = 1; k <= 6; k++) expect(o.nodes.filter((r) => Number(r.round) === k).map((r) => r.node).sort()).toEqual(['s1-0', 's1-1', 's2-0', 's2-1']);
+  });
+});
+
+describe('a live node drops bad DTO-EE messages with a reason and keeps the connection', () => {
+  it('wrong sender, wrong kind for the neighbour, bad numbers, not JSON: each dropped and recorded; a good one is accepted; the peer still gets its pong', async () => {
+    const { NodeRuntime } = (await import(join(REPO, 'dist/src/live/node.js'))) as { NodeRuntime: typeof NodeRuntimeT };
+    const scenario = loadScenario(join(REPO, SCENARIO));
+    const rt = new NodeRuntime({ scenario, name: 's2-0', system: 'dtoee', peers: {}, outDir: join(tmp, 'bad'), t0EpochMs: 0, log: () => undefined });
+    const port = await rt.start();
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+    const frames: number[] = [];
+    ws.on('message', (d: Buffer) => frames.push(decodeFrame(d, 1 << 20).type));
+    await new Promise<void>((r) => ws.once('open', () => r()));
+    ws.send(encodeFrame(makeFrame(FrameType.nodeHello, { payload: jsonPayload({ node: 's1-0' }) })));
+    const flow = { kind: 'flow' as const, from: 's1-0', to: 's2-0', ratePerS: 1.5, bytes: 32 };
+    const send = (j: Record<string, unknown> | Uint8Array) => ws.send(encodeFrame(makeFrame(FrameType.dtoee, { payload: j instanceof Uint8Array ? j : jsonPayload(j) })));
+    send(encodeDtoeeMessage(1, 0, { ...flow, from: 's1-1' }));                                   // not the connection's node
+    send(encodeDtoeeMessage(1, 0, { kind: 'cost', from: 's1-0', to: 's2-0', marginalCostS: 0.1, curvature: 1, bytes: 40 })); // s1-0 is upstream: no cost from it
+    send({ ...encodeDtoeeMessage(1, 0, flow), ratePerS: 'fast' });                               // not a number
+    send({ ...encodeDtoeeMessage(1, 0, flow), format: 'hatsim-dtoee/0' });                       // unknown format
+    send(new TextEncoder().encode('{not json'));
+    send(encodeDtoeeMessage(1, 0, flow));                                                        // good: waits for round 1
+    send(encodeDtoeeMessage(1, 0, flow));                                                        // a second one for the same iteration
+    ws.send(encodeFrame(makeFrame(FrameType.ping, { seq: 7 })));
+    await new Promise((r) => setTimeout(r, 500));
+    const rejected = [...rt.rejections];
+    ws.terminate();
+    await rt.close();
+    expect(frames).toEqual([FrameType.helloAck, FrameType.pong]);
+    expect(rejected.length).toBe(6);
+    for (const re of [/on the connection of s1-0/, /not a next-stage neighbour/, /ratePerS/, /format/, /JSON object/, /second message/]) expect(rejected.some((r) => re.test(r)), String(re)).toBe(true);
   });
 });

@@ -28,7 +28,8 @@
  *    until every request has finished).
  * The round's objective columns are not computed live (they need every node's state).
  */
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { MESSAGE_HEADER_BYTES, NodeRound, NodeWindow, type DtoMessage, type DtoObservation, type NodeCounters, type OnlineDtoee, type RoundProgress } from '../dtoee/index.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
 import { dtoeeNodeRow } from '../sim/dtoee-control.js';
@@ -113,6 +114,7 @@ export class LiveDtoeeControl {
     this.round = new NodeRound(online, n);
     this.sorted = [...h.arrivalsS].sort((a, b) => a - b);
     this.lastArrivalS = this.sorted.length > 0 ? this.sorted[this.sorted.length - 1] : 0;
+    mkdirSync(dirname(h.rowsPath), { recursive: true });
     writeFileSync(h.rowsPath, '');
   }
 
