@@ -27,7 +27,7 @@ import { Prio, type Engine, type Handler } from '../core/engine.js';
 import { compileProblem, solveCentralised, type DtoMessage, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
 import { OnlineDtoee } from '../dtoee/online.js';
 import { NodeRound, NodeWindow, type NodeCounters, type RoundProgress, type WindowMeasure } from '../dtoee/round.js';
-import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord } from '../results/types.js';
 import { dtoeeRunPolicy, resetDtoeeRun } from '../protocol/systems/dtoee.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import type { TopoNode } from '../topology/types.js';
@@ -186,9 +186,23 @@ function formatFraction(f: number): string {
   return s === '-0' ? '0' : s;
 }
 
-/** Before a run's devices are created: an online run gets a fresh policy (it mutates it). */
+/** Before a run's devices are created: an online run gets a fresh policy (it mutates it), a per-token run a fresh token log. */
 export function prepareDtoeeRun(s: Scenario, system: SystemId, nodes: readonly TopoNode[]): void {
-  if (system === 'dtoee' && s.policies.dtoee.online) resetDtoeeRun(nodes);
+  if (system === 'dtoee' && (s.policies.dtoee.online || s.policies.dtoee.task === 'per-token')) resetDtoeeRun(nodes);
+}
+
+/** The run's dtoee outputs: the control loop's rows (online or monitor), and per-token tasks' token rows. */
+export function dtoeeOutputs(s: Scenario, system: SystemId, nodes: readonly TopoNode[], control: DtoeeControl | null): { dtoeeNodes?: DtoeeNodeRecord[]; dtoeeRounds?: DtoeeRoundRecord[]; dtoeeTokens?: DtoeeTokenRecord[] } {
+  const out = control ? { dtoeeNodes: control.nodeRows, dtoeeRounds: control.roundRows } : {};
+  if (system !== 'dtoee' || s.policies.dtoee.task !== 'per-token') return out;
+  const facts = dtoeeRunPolicy(nodes)?.tokens ?? [];
+  const last = new Map<string, number>();
+  const rows = facts.map((f): DtoeeTokenRecord => {
+    const key = `${f.device}/${f.request}`, prev = last.get(key);
+    last.set(key, f.timeS);
+    return { system, device: f.device, request: f.request, token: f.token, exit_stage: f.exitStage, correct: f.correct, time_s: f.timeS, gap_ms: prev === undefined ? NaN : (f.timeS - prev) * 1000 };
+  });
+  return { ...out, dtoeeTokens: rows };
 }
 
 /** After the devices are created: the run's control loop (online or monitor), started, or null. */
