@@ -7,10 +7,11 @@
  * s2-0 while it is the faster stage-2 node and move to s2-1 once s2-0 is 12x slower (6 s on),
  * which both see as a measured service time at least 4x up. A shared VM can spoil one live
  * run: one retry. And a node process drops bad algorithm messages, each with its reason,
- * without closing the peer's connection.
+ * without closing the peer's connection. jsq runs live on reported loads (each node's load
+ * sent to its upstream neighbours every loadPeriodS); instant loads live are refused.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
@@ -132,5 +133,27 @@ describe('a live node drops bad DTO-EE messages with a reason and keeps the conn
     expect(frames).toEqual([FrameType.helloAck, FrameType.pong]);
     expect(rejected.length).toBe(6);
     for (const re of [/on the connection of s1-0/, /not a next-stage neighbour/, /ratePerS/, /format/, /JSON object/, /second message/]) expect(rejected.some((r) => re.test(r)), String(re)).toBe(true);
+  });
+});
+
+describe('jsq live on reported loads', () => {
+  it('every request finishes with no error; each stage-2 node reports to both stage-1 nodes every 0.5 s; instant loads live: exit 2, nothing written', () => {
+    const bad = spawnSync(process.execPath, [CLI, 'live', 'local', 'scenarios/dtoee-live-small.yaml', '--set', 'policies.dtoee.policy=jsq', '--out', join(tmp, 'jsq-instant')], { cwd: REPO, encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/policies\.dtoee\.jsqLoad/);
+    expect(existsSync(join(tmp, 'jsq-instant'))).toBe(false);
+    const out = join(tmp, 'jsq');
+    const r = spawnSync(process.execPath, [CLI, 'live', 'local', 'scenarios/dtoee-live-small.yaml', '--set', 'policies.dtoee.policy=jsq', '--set', 'policies.dtoee.jsqLoad=reported', '--set', 'policies.dtoee.loadPeriodS=0.5', '--out', out, '--timeout-s', '120'], { cwd: REPO, encoding: 'utf8', timeout: 170_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const run = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { errors: string[]; perSystem: { requests: number; nodes: { node: string; dtoeeMessagesIn: number; dtoeeMessagesOut: number }[] }[] };
+    expect(run.errors).toEqual([]);
+    expect(run.perSystem[0].requests).toBe(40);
+    const node = (n: string) => run.perSystem[0].nodes.find((x) => x.node === n)!;
+    // The devices' last request arrives near 10 s (20 at 2/s): at least 15 ticks of 2 reports before the run ends.
+    for (const s2 of ['s2-0', 's2-1']) { expect(node(s2).dtoeeMessagesOut % 2).toBe(0); expect(node(s2).dtoeeMessagesOut).toBeGreaterThanOrEqual(30); }
+    for (const s1 of ['s1-0', 's1-1']) expect(node(s1).dtoeeMessagesIn).toBeGreaterThanOrEqual(30);
+    // Both stage-2 nodes serve tasks (a jsq that never heard a load would still split by ties; this one ran).
+    const hops = csv(join(out, 'hops.csv'));
+    for (const s2 of ['s2-0', 's2-1']) expect(hops.some((h) => h.node === s2)).toBe(true);
   });
 });

@@ -204,3 +204,26 @@ export class PolicyTape implements DtoPolicy {
     return id;
   }
 }
+
+/** Bytes of one load report (jsq with reported loads): the algorithm header + one number [assumption, as the algorithm's messages]. */
+export const LOAD_REPORT_BYTES = 24 + 8;
+
+/**
+ * Join-the-shortest-queue with reported loads (policies.dtoee.jsqLoad: reported): each node
+ * tells its upstream neighbours its load (jobs waiting + in service) every `loadPeriodS`; an
+ * upstream node decides on the last report it received from each candidate (0 before the
+ * first) [assumption]. A report is as old as the time since it was sent: up to the period plus
+ * the path's delay (more when it queues behind task frames). The simulator and a live node
+ * process keep the same board: the simulator one for all nodes, a node process its own row.
+ */
+export class LoadBoard {
+  private readonly last = new Map<string, { load: number; sentS: number }>();
+  /** A report from `from` reached `at`; an older one than the one held is ignored (reordering). */
+  set(at: string, from: string, load: number, sentS: number): void {
+    const key = `${at}\u0000${from}`, held = this.last.get(key);
+    if (held && held.sentS > sentS) return;
+    this.last.set(key, { load, sentS });
+  }
+  /** The load `at` last heard from `from` (0 before any report). */
+  load(at: string, from: string): number { return this.last.get(`${at}\u0000${from}`)?.load ?? 0; }
+}

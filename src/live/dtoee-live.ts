@@ -30,7 +30,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { MESSAGE_HEADER_BYTES, NodeRound, NodeWindow, type DtoMessage, type DtoObservation, type NodeCounters, type OnlineDtoee, type RoundProgress } from '../dtoee/index.js';
+import { LOAD_REPORT_BYTES, MESSAGE_HEADER_BYTES, NodeRound, NodeWindow, type DtoMessage, type DtoProblemSpec, type LoadBoard, type DtoObservation, type NodeCounters, type OnlineDtoee, type RoundProgress } from '../dtoee/index.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
 import { dtoeeNodeRow } from '../sim/dtoee-control.js';
 import { sleepUntil } from './clock.js';
@@ -219,4 +219,50 @@ export function mergeDtoeeRows(perNode: { node: string; nodes: DtoeeNodeRecord[]
     };
   });
   return { nodes, rounds };
+}
+
+/**
+ * jsq live (policies.dtoee.jsqLoad: reported): this node's side of the load reports
+ * (dtoee/round.ts `LoadBoard`; the simulator's `LoadReports`): every `loadPeriodS` of run time
+ * from t0 it sends its load (jobs waiting + in service) to each upstream neighbour as a `dtoee`
+ * frame of kind `load`, shaped as LOAD_REPORT_BYTES + the transport header behind the task
+ * frames on that connection; a report received from a next-stage neighbour goes on the board
+ * the node's tasks read. Bad reports are dropped with a reason.
+ */
+export class LiveLoadReports {
+  private stopped = false;
+  private readonly upstream: string[];
+  private readonly downstream: Set<string>;
+  constructor(
+    private readonly self: string, spec: DtoProblemSpec, private readonly board: LoadBoard, private readonly periodS: number,
+    private readonly h: Pick<LiveDtoeeHost, 'headerBytes' | 'send' | 'reject' | 'nowS' | 'perfMsAt'> & { load(): number; untilS: number },
+  ) {
+    this.upstream = spec.nodes.filter((u) => (u.next ?? []).some((n) => n.to === self)).map((u) => u.id);
+    this.downstream = new Set((spec.nodes.find((n) => n.id === self)?.next ?? []).map((n) => n.to));
+  }
+  /** Report from t0 on, every period, until stopped or past `untilS` (the last arrival plus a margin). */
+  async run(): Promise<void> {
+    if (this.upstream.length === 0) return;
+    for (let k = 0; !this.stopped; k++) {
+      const tS = k * this.periodS;
+      if (tS > this.h.untilS) return;
+      await sleepUntil(this.h.perfMsAt(tS));
+      if (this.stopped) return;
+      const load = this.h.load(), now = this.h.nowS();
+      for (const to of this.upstream) this.h.send(to, LOAD_REPORT_BYTES + this.h.headerBytes, { format: DTOEE_MESSAGE_FORMAT, kind: 'load', from: this.self, to, load, sentS: now });
+    }
+  }
+  stop(): void { this.stopped = true; }
+  /** A `load` payload from the authenticated peer. */
+  receive(peer: string, j: Record<string, unknown>): void {
+    const bad = j.format !== DTOEE_MESSAGE_FORMAT ? `format ${JSON.stringify(j.format)}, expected ${DTOEE_MESSAGE_FORMAT}`
+      : j.from !== peer ? `from ${JSON.stringify(j.from)} on the connection of ${peer}`
+      : j.to !== this.self ? `to ${JSON.stringify(j.to)} at node ${this.self}`
+      : !this.downstream.has(peer) ? `a load report from ${peer}, which is not a next-stage neighbour of ${this.self}`
+      : typeof j.load !== 'number' || !Number.isInteger(j.load) || j.load < 0 ? `load ${JSON.stringify(j.load)} is not a count >= 0`
+      : typeof j.sentS !== 'number' || !Number.isFinite(j.sentS) ? `sentS ${JSON.stringify(j.sentS)} is not a finite time`
+      : null;
+    if (bad !== null) { this.h.reject(`dtoee load report dropped: ${bad}`); return; }
+    this.board.set(this.self, peer, j.load as number, j.sentS as number);
+  }
 }

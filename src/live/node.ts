@@ -19,7 +19,8 @@
  * family runs on the device-cloud runner (live/server.ts, live/device.ts). Not shaped
  * live (logged): shared bottlenecks (each path direction is shaped alone at its cap) and
  * bandwidth traces (fixed rates). DTO-EE online: the node runs its side of the rounds
- * (live/dtoee-live.ts). `nodeLoad` of another node is refused (it would need a
+ * (live/dtoee-live.ts); DTO-EE's jsq reads the loads its neighbours last reported
+ * (jsqLoad: reported). A `nodeLoad` op of another node is refused (it would need a
  * query the simulator does not model). Batching nodes run exec passes one at a time per
  * GPU (no cross-request batching live).
  *
@@ -40,7 +41,8 @@ import { decideDraw } from '../policy/decide.js';
 import { OnlineDtoee, PolicyTape } from '../dtoee/index.js';
 import { dtoeeRunPolicy, wrapDtoeeRunPolicy } from '../protocol/systems/dtoee.js';
 import { speedSchedules, type Piecewise } from '../sim/environment.js';
-import { LiveDtoeeControl } from './dtoee-live.js';
+import { LiveDtoeeControl, LiveLoadReports } from './dtoee-live.js';
+import { InputError } from '../core/errors.js';
 import type { DeviceProtocol, ProtocolEnv } from '../protocol/context.js';
 import type { Op, Proto, Resume } from '../protocol/ops.js';
 import { SYSTEMS } from '../protocol/registry.js';
@@ -169,6 +171,7 @@ export class NodeRuntime {
   /** dtoee: the policy wrapper that records/replays a task's policy answers, and the online rounds (online only). */
   private tape: PolicyTape | null = null;
   private control: LiveDtoeeControl | null = null;
+  private loadReports: LiveLoadReports | null = null;
   /** Slowdown factor of this node over run time (environment.nodeSpeed), or null. */
   private readonly speed: Piecewise | null;
   /** Device nodes: requests in flight by request index. */
@@ -219,17 +222,35 @@ export class NodeRuntime {
     const ids = this.tb.topology.nodes.map((n) => n.name);
     wrapDtoeeRunPolicy(this.tb.topology.nodes, (p) => (this.tape = new PolicyTape(p, ids)));
     const pol = this.opts.scenario.policies.dtoee;
+    const arrivalsS = this.tb.workload.flat().map((w) => w.arrivalS).filter((a) => Number.isFinite(a));
+    if (inner.name === 'jsq') {
+      if (pol.jsqLoad !== 'reported') throw new InputError('policies.dtoee.jsqLoad: jsq live compares the loads its node last heard from its neighbours; set jsqLoad: reported (the simulator models the same reports)', 'policies.dtoee.jsqLoad');
+      if (built.spec.nodes.some((n) => n.id === this.self.name)) {
+        this.loadReports = new LiveLoadReports(this.self.name, built.spec, built.board, pol.loadPeriodS, {
+          headerBytes: this.opts.scenario.network.headerBytes, send: (to, bytes, payload) => this.sendControl(to, bytes, payload),
+          reject: (why) => this.reject(why), nowS: () => this.clock.nowMs() / 1000, perfMsAt: (runS) => this.opts.t0EpochMs - performance.timeOrigin + runS * 1000,
+          load: () => this.slots.load, untilS: Math.max(0, ...arrivalsS) + 60,
+        });
+      }
+    }
     if (!(inner instanceof OnlineDtoee) || !inner.problem.index.has(this.self.name)) return;
     this.control = new LiveDtoeeControl(inner, this.self.name, {
       system: this.opts.system, policyName: pol.policy, periodS: pol.periodS, minJobs: pol.minJobs, headerBytes: this.opts.scenario.network.headerBytes,
-      servers: this.slots.servers, arrivalsS: this.tb.workload.flat().map((w) => w.arrivalS).filter((a) => Number.isFinite(a)),
+      servers: this.slots.servers, arrivalsS,
       counters: () => ({ arrivals: this.stats.arrivals, jobs: this.stats.execs, computeMs: this.stats.busyMs, busyMs: this.stats.busyMs }),
       nowS: () => this.clock.nowMs() / 1000,
       perfMsAt: (runS) => this.opts.t0EpochMs - performance.timeOrigin + runS * 1000,
       send: (to, bytes, payload) => this.sendControl(to, bytes, payload),
-      reject: (why) => { this.rejections.push(why); if (this.rejections.length > 1000) this.rejections.splice(0, this.rejections.length - 1000); this.log(`node ${this.self.name}: ${why}`); },
+      reject: (why) => this.reject(why),
       rowsPath: join(this.opts.outDir, `dtoee-${this.self.name}.jsonl`),
     });
+  }
+
+  /** A dropped DTO-EE message: kept (bounded) for node-<name>.json and logged. */
+  private reject(why: string): void {
+    this.rejections.push(why);
+    if (this.rejections.length > 1000) this.rejections.splice(0, this.rejections.length - 1000);
+    this.log(`node ${this.self.name}: ${why}`);
   }
 
   /** One DTO-EE algorithm message to a neighbour, behind the task frames already queued on that connection. */
@@ -340,8 +361,11 @@ export class NodeRuntime {
         this.stats.dtoeeMessagesIn++;
         let j: Record<string, unknown>;
         try { j = parseJsonPayload(f); } catch (e) { this.rejections.push(`dtoee message from ${peer.node} dropped: ${e instanceof Error ? e.message : String(e)}`); return; }
-        if (this.control) this.control.receive(peer.node, j);
-        else this.rejections.push(`dtoee message from ${peer.node} dropped: this node runs no online DTO-EE rounds`);
+        if (j.kind === 'load') {
+          if (this.loadReports) this.loadReports.receive(peer.node, j);
+          else this.reject(`dtoee load report from ${peer.node} dropped: this node runs no jsq with reported loads`);
+        } else if (this.control) this.control.receive(peer.node, j);
+        else this.reject(`dtoee message from ${peer.node} dropped: this node runs no online DTO-EE rounds`);
         return;
       }
       if (f.type !== FrameType.task) throw new WireError('bad-type', `a node accepts task and dtoee frames, got ${frameTypeName(f.type)}`);
@@ -451,6 +475,7 @@ export class NodeRuntime {
     }
     // Online DTO-EE: ticks on the run clock from now on (the first at t0 + periodS).
     if (this.control) void this.control.run().catch((e: unknown) => this.log(`node ${this.self.name}: dtoee rounds stopped: ${e instanceof Error ? e.message : String(e)}`));
+    if (this.loadReports) void this.loadReports.run().catch((e: unknown) => this.log(`node ${this.self.name}: dtoee load reports stopped: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   private ship(to: number, state: TaskState, modelledBytes: number): void {
@@ -673,6 +698,7 @@ export class NodeRuntime {
 
   async close(): Promise<void> {
     this.control?.stop();
+    this.loadReports?.stop();
     for (const o of this.outs.values()) { o.sender.close(); o.ws.terminate(); }
     this.outs.clear();
     for (const p of this.peers) p.ws.terminate();

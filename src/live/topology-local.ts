@@ -10,6 +10,7 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from '
 import os from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { InputError } from '../core/errors.js';
 import { getModel } from '../model/catalog.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
@@ -37,6 +38,10 @@ function waitListening(child: ChildProcess, exited: Promise<number>, name: strin
 }
 
 export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenario): Promise<LiveResult> {
+  const pol = scenario.policies.dtoee;
+  if (scenario.systems.includes('dtoee') && pol.policy === 'jsq' && pol.jsqLoad !== 'reported') {
+    throw new InputError('policies.dtoee.jsqLoad: jsq live compares the loads a node last heard from its neighbours; set jsqLoad: reported (the simulator models the same reports)', 'policies.dtoee.jsqLoad');
+  }
   const wall0 = performance.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const overrides = opts.overrides ?? [];

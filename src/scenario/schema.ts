@@ -252,6 +252,8 @@ export const PoliciesSchema = obj({
     oracle: bool().default(false),
     task: oneOf(['pass', 'per-token']).default('pass'),
     kvSkip: oneOf(['recompute', 'copy']).default('recompute'),
+    jsqLoad: oneOf(['instant', 'reported']).default('instant'),
+    loadPeriodS: num({ gt: 0 }).default(1),
   }).prefault({}),
 });
 

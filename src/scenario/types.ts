@@ -237,6 +237,14 @@ export interface DtoeePolicySpec {
    * skipped layers' input; it travels with the next deeper token, its K/V projections untimed).
    */
   kvSkip: 'recompute' | 'copy';
+  /**
+   * jsq: the queue lengths it compares (docs/DTOEE.md "jsq live"): `instant` (default, the
+   * simulator's exact load at decision time) or `reported` (each node's load as last reported to
+   * its upstream neighbours, every `loadPeriodS`: what a node process can know; live needs it).
+   */
+  jsqLoad: 'instant' | 'reported';
+  /** Seconds between load reports (jsqLoad: reported) [assumption: 1]. */
+  loadPeriodS: number;
 }
 
 /**

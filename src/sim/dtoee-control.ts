@@ -24,7 +24,7 @@
  * has finished. Deterministic: the engine's event order, no random draws.
  */
 import { Prio, type Engine, type Handler } from '../core/engine.js';
-import { compileProblem, solveCentralised, type DtoMessage, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
+import { compileProblem, LOAD_REPORT_BYTES, solveCentralised, type DtoMessage, type LoadBoard, type DtoObservation, type DtoPolicy, type DtoProblemSpec, type Problem } from '../dtoee/index.js';
 import { OnlineDtoee } from '../dtoee/online.js';
 import { NodeRound, NodeWindow, type NodeCounters, type RoundProgress, type WindowMeasure } from '../dtoee/round.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord } from '../results/types.js';
@@ -180,6 +180,38 @@ export class DtoeeControl implements Handler {
   }
 }
 
+/** One load report in flight. */
+class Report implements Handler {
+  constructor(private readonly board: LoadBoard, readonly at: string, readonly from: string, readonly load: number, readonly sentS: number) {}
+  fire(): void { this.board.set(this.at, this.from, this.load, this.sentS); }
+}
+
+/**
+ * jsq with reported loads (dtoee/round.ts `LoadBoard`): every `periodS` from t = 0 each node
+ * past stage 1 sends its load (jobs waiting + in service) to each upstream neighbour, one message
+ * of LOAD_REPORT_BYTES + the transport header on the node pair's path (sharing links and FIFO
+ * order with the tasks); the receiver's board holds it from its arrival. Ticks stop once every
+ * request has finished. Deterministic (no draws).
+ */
+export class LoadReports implements Handler {
+  private readonly links: { from: number; to: number; fromId: string; toId: string }[] = [];
+  /** Reports sent so far (tests: the closed form ticks x links). */
+  sent = 0;
+  constructor(private readonly engine: Engine, private readonly world: SimWorld, spec: DtoProblemSpec, private readonly board: LoadBoard, private readonly periodS: number, private readonly active: () => boolean) {
+    const byName = new Map(world.nodes.map((n) => [n.node.name, n.node.index]));
+    for (const u of spec.nodes) for (const nx of u.next ?? []) this.links.push({ from: byName.get(nx.to)!, to: byName.get(u.id)!, fromId: nx.to, toId: u.id });
+  }
+  begin(): void { this.engine.schedule(0, this, 0, Prio.observe); }
+  fire(engine: Engine): void {
+    for (const l of this.links) {
+      const p = this.world.path(l.from, l.to);
+      this.sent++;
+      this.world.network.send(p.path, p.dir, LOAD_REPORT_BYTES + this.world.headerBytes, new Report(this.board, l.toId, l.fromId, this.world.nodes[l.from].load, engine.nowS), 0);
+    }
+    if (this.active()) engine.schedule(engine.nowS + this.periodS, this, 0, Prio.observe);
+  }
+}
+
 /** Fractions in the routing column: 4 decimals (the CSV's other numbers use up to 6). */
 function formatFraction(f: number): string {
   const s = f.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
@@ -188,7 +220,8 @@ function formatFraction(f: number): string {
 
 /** Before a run's devices are created: an online run gets a fresh policy (it mutates it), a per-token run a fresh token log. */
 export function prepareDtoeeRun(s: Scenario, system: SystemId, nodes: readonly TopoNode[]): void {
-  if (system === 'dtoee' && (s.policies.dtoee.online || s.policies.dtoee.task === 'per-token')) resetDtoeeRun(nodes);
+  const pol = s.policies.dtoee;
+  if (system === 'dtoee' && (pol.online || pol.task === 'per-token' || pol.jsqLoad === 'reported')) resetDtoeeRun(nodes);
 }
 
 /** The run's dtoee outputs: the control loop's rows (online or monitor), and per-token tasks' token rows. */
@@ -205,12 +238,14 @@ export function dtoeeOutputs(s: Scenario, system: SystemId, nodes: readonly Topo
   return { ...out, dtoeeTokens: rows };
 }
 
-/** After the devices are created: the run's control loop (online or monitor), started, or null. */
+/** After the devices are created: the run's control loop (online or monitor), started, or null; jsq's load reports (jsqLoad: reported), started. */
 export function startDtoeeControl(s: Scenario, system: SystemId, engine: Engine, world: SimWorld, active: () => boolean): DtoeeControl | null {
   const pol = s.policies.dtoee;
-  if (system !== 'dtoee' || !(pol.online || pol.monitor)) return null;
+  if (system !== 'dtoee') return null;
   const built = dtoeeRunPolicy(s.topology.nodes);
   if (!built) return null; // no device created a protocol (no devices)
+  if (pol.policy === 'jsq' && pol.jsqLoad === 'reported') new LoadReports(engine, world, built.spec, built.board, pol.loadPeriodS, active).begin();
+  if (!(pol.online || pol.monitor)) return null;
   const c = new DtoeeControl(engine, world, system, built.policy, built.spec, { periodS: pol.periodS, minJobs: pol.minJobs, policyName: pol.policy, oracle: pol.oracle }, active);
   c.begin();
   return c;

@@ -22,7 +22,7 @@
  * node holds when it gets there.
  */
 import { InputError } from '../../core/errors.js';
-import { createDtoPolicy, decideCorrect, OnlineDtoee, StatePolicy, decideExit, defaultProfile, readProfile, type DtoNodeSpec, type DtoPolicy, type DtoProblemSpec, type ExitProfile } from '../../dtoee/index.js';
+import { createDtoPolicy, decideCorrect, LoadBoard, OnlineDtoee, StatePolicy, decideExit, defaultProfile, readProfile, type DtoNodeSpec, type DtoPolicy, type DtoProblemSpec, type ExitProfile } from '../../dtoee/index.js';
 import type { TopoNode } from '../../topology/types.js';
 import type { ProtocolEnv, SystemDef, TopologyView } from '../context.js';
 import { count, draw, emit, exec, mark, nodeLoad, now, send, type PartSpec } from '../ops.js';
@@ -31,7 +31,7 @@ import { firstCandidates, stagePairs, stagePlacement, stagePlan, type StagePlan 
 /** One generated token of a per-token task (dtoee_tokens.csv). */
 export interface DtoeeTokenFact { device: string; request: number; token: number; exitStage: number; correct: number; timeS: number }
 
-interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec; tokens: DtoeeTokenFact[] }
+interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec; tokens: DtoeeTokenFact[]; board: LoadBoard }
 
 const cache = new WeakMap<readonly TopoNode[], Built>();
 
@@ -82,7 +82,7 @@ function build(env: ProtocolEnv): Built {
   let policy = createDtoPolicy(pol.policy, spec, { fixedThreshold: pol.fixedThreshold });
   // Online: the distributed agents start from the offline optimum (warm start) [assumption].
   if (pol.online && policy instanceof StatePolicy) policy = new OnlineDtoee(spec, { roundIterations: pol.roundIterations }, policy.state());
-  const b: Built = { plan, parts, policy, profile, spec, tokens: [] };
+  const b: Built = { plan, parts, policy, profile, spec, tokens: [], board: new LoadBoard() };
   cache.set(t.nodes, b);
   return b;
 }
@@ -92,7 +92,7 @@ function build(env: ProtocolEnv): Built {
  * `createDevice`). Online mode mutates the policy, so the simulator calls `resetDtoeeRun`
  * before creating a run's devices: each run then starts from a fresh policy.
  */
-export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy; spec: DtoProblemSpec; profile: ExitProfile; plan: StagePlan; parts: readonly PartSpec[]; tokens: readonly DtoeeTokenFact[] } | undefined {
+export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy; spec: DtoProblemSpec; profile: ExitProfile; plan: StagePlan; parts: readonly PartSpec[]; tokens: readonly DtoeeTokenFact[]; board: LoadBoard } | undefined {
   return cache.get(nodes);
 }
 export function resetDtoeeRun(nodes: readonly TopoNode[]): void { cache.delete(nodes); }
@@ -134,7 +134,7 @@ export const dtoee: SystemDef = {
     const S = plan.nodes.length, hb = env.hiddenBytesPerToken, tb = env.tokenBytes;
     const first = firstCandidates(plan, t.nodes, t.device);
     const names = t.nodes.map((n) => n.name);
-    const jsq = b.policy.name === 'jsq';
+    const jsq = b.policy.name === 'jsq', reported = env.policies.dtoee.jsqLoad === 'reported';
     const loads: Record<string, number> = {};
     if (env.policies.dtoee.task === 'per-token') return perTokenTask(env, b, first, names);
     return function* dtoeeTask(req) {
@@ -146,7 +146,7 @@ export const dtoee: SystemDef = {
           next = first.length === 1 ? first[0] : first[Math.min(first.length - 1, Math.floor(count(yield draw()) * first.length))];
         } else {
           const u = count(yield draw());
-          if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = count(yield nodeLoad(c));
+          if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = reported ? b.board.load(names[at], names[c]) : count(yield nodeLoad(c));
           next = t.index(b.policy.nextNode(names[at], u, jsq ? loads : undefined));
         }
         yield s === 0 ? send(at, next, 0, P * tb, 'prompt tokens') : send(at, next, P * hb, 0, `hidden to stage ${s + 1}`);
@@ -195,7 +195,7 @@ function perTokenTask(env: ProtocolEnv, b: Built, first: readonly number[], name
   const { plan, parts, profile } = b;
   const S = plan.nodes.length, hb = env.hiddenBytesPerToken, tb = env.tokenBytes, dev = t.device;
   const recompute = env.policies.dtoee.kvSkip === 'recompute';
-  const jsq = b.policy.name === 'jsq';
+  const jsq = b.policy.name === 'jsq', reported = env.policies.dtoee.jsqLoad === 'reported';
   const loads: Record<string, number> = {};
   return function* dtoeePerToken(req: { index: number; promptTokens: number; outputTokens: number }) {
     const P = req.promptTokens, T = req.outputTokens;
@@ -206,7 +206,7 @@ function perTokenTask(env: ProtocolEnv, b: Built, first: readonly number[], name
       if (s === 0) next = first.length === 1 ? first[0] : first[Math.min(first.length - 1, Math.floor(count(yield draw()) * first.length))];
       else {
         const u = count(yield draw());
-        if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = count(yield nodeLoad(c));
+        if (jsq) for (const c of plan.nodes[s]) loads[names[c]] = reported ? b.board.load(names[at], names[c]) : count(yield nodeLoad(c));
         next = t.index(b.policy.nextNode(names[at], u, jsq ? loads : undefined));
       }
       yield s === 0 ? send(at, next, 0, P * tb, 'prompt tokens') : send(at, next, P * hb, 0, `prefill hidden to stage ${s + 1}`);
