@@ -8,7 +8,9 @@
  * which both see as a measured service time at least 4x up. A shared VM can spoil one live
  * run: one retry. And a node process drops bad algorithm messages, each with its reason,
  * without closing the peer's connection. jsq runs live on reported loads (each node's load
- * sent to its upstream neighbours every loadPeriodS); instant loads live are refused.
+ * sent to its upstream neighbours every loadPeriodS); instant loads live are refused. Per-token
+ * tasks run live with the simulator's exits and correctness token by token (the same draws,
+ * the policy's answers on the task's tape).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -155,5 +157,28 @@ describe('jsq live on reported loads', () => {
     // Both stage-2 nodes serve tasks (a jsq that never heard a load would still split by ties; this one ran).
     const hops = csv(join(out, 'hops.csv'));
     for (const s2 of ['s2-0', 's2-1']) expect(hops.some((h) => h.node === s2)).toBe(true);
+  });
+});
+
+describe('per-token tasks live', () => {
+  it('dtoee_tokens.csv live has the simulator\'s tokens, exit stages and correctness, token by token; gaps positive', () => {
+    const over = ['--set', 'policies.dtoee.task=per-token', '--set', 'workload.outputTokens.tokens=6', '--set', 'workload.requestsPerDevice=10'];
+    const simOut = join(tmp, 'pt-sim'), liveOut = join(tmp, 'pt-live');
+    const a = spawnSync(process.execPath, [CLI, 'run', 'scenarios/dtoee-live-small.yaml', ...over, '--out', simOut], { cwd: REPO, encoding: 'utf8' });
+    expect(a.status, a.stderr).toBe(0);
+    const b = spawnSync(process.execPath, [CLI, 'live', 'local', 'scenarios/dtoee-live-small.yaml', ...over, '--out', liveOut, '--timeout-s', '120'], { cwd: REPO, encoding: 'utf8', timeout: 170_000 });
+    expect(b.status, b.stderr).toBe(0);
+    const key = (r: Row) => `${r.device}/${r.request}/${r.token}`;
+    const sim = new Map(csv(join(simOut, 'dtoee_tokens.csv')).map((r) => [key(r), r]));
+    const live = csv(join(liveOut, 'dtoee_tokens.csv'));
+    expect(live.length).toBe(20 * 6);
+    expect(sim.size).toBe(20 * 6);
+    const stages = new Set<string>();
+    for (const r of live) {
+      const s = sim.get(key(r))!;
+      expect([r.exit_stage, r.correct], key(r)).toEqual([s.exit_stage, s.correct]);
+      if (r.token !== '1') { expect(Number(r.gap_ms)).toBeGreaterThan(0); stages.add(r.exit_stage); }
+    }
+    expect([...stages].sort()).toEqual(['1', '2']); // both kinds of token occur
   });
 });

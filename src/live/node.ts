@@ -692,7 +692,9 @@ export class NodeRuntime {
       submit_ms: submitMs - req.arrivalS * 1000, start_ms: startMs - req.arrivalS * 1000, end_ms: endMs - req.arrivalS * 1000,
       queue_ms: startMs - submitMs, compute_ms: endMs - startMs,
     }));
-    appendFileSync(this.recordsPath, JSON.stringify({ kind: 'record', record: req.toRecord(), hops }) + '\n');
+    // dtoee per-token tasks: the request's token facts (exit stage, correctness, time per token).
+    const tokens = this.opts.system === 'dtoee' && this.opts.scenario.policies.dtoee.task === 'per-token' ? dtoeeRunPolicy(this.tb.topology.nodes)?.tokens.ofRequest(req.deviceName, req.index) : undefined;
+    appendFileSync(this.recordsPath, JSON.stringify({ kind: 'record', record: req.toRecord(), hops, ...(tokens ? { tokens } : {}) }) + '\n');
     this.requestEnded(nowS);
   }
 

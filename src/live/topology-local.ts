@@ -23,6 +23,8 @@ import { ensureGraphs } from './compute.js';
 import { killChildren, startChild, withExitTimeout, type LiveLocalOptions, type LiveResult } from './local.js';
 import { epochNowMs } from './node.js';
 import { mergeDtoeeRows } from './dtoee-live.js';
+import type { DtoeeTokenFact } from '../protocol/systems/dtoee.js';
+import { dtoeeTokenRows } from '../sim/dtoee-control.js';
 
 function waitListening(child: ChildProcess, exited: Promise<number>, name: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -59,6 +61,7 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
   const perSystem: unknown[] = [];
   const dtoeeNodes: DtoeeNodeRecord[] = [];
   const dtoeeRounds: DtoeeRoundRecord[] = [];
+  const tokenFacts: { system: SystemId; f: DtoeeTokenFact }[] = [];
   const timeoutMs = (opts.timeoutS ?? 900) * 1000;
   for (const system of scenario.systems) {
     const def = SYSTEMS[system];
@@ -96,8 +99,8 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
       if (!existsSync(path)) { errors.push(`${system}: device ${d.name} wrote no records`); continue; }
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (!line) continue;
-        const l = JSON.parse(line) as { kind: string; record?: RequestRecord; hops?: HopRecord[]; request?: number; reason?: string };
-        if (l.kind === 'record' && l.record) { records.push(l.record); hops.push(...(l.hops ?? [])); got++; }
+        const l = JSON.parse(line) as { kind: string; record?: RequestRecord; hops?: HopRecord[]; tokens?: DtoeeTokenFact[]; request?: number; reason?: string };
+        if (l.kind === 'record' && l.record) { records.push(l.record); hops.push(...(l.hops ?? [])); tokenFacts.push(...(l.tokens ?? []).map((f) => ({ system, f }))); got++; }
         else if (l.kind === 'unfinished') errors.push(`${system}: device ${d.name} request ${l.request}: ${l.reason}`);
       }
       rmSync(path);
@@ -143,6 +146,8 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
     processes: { perNode: true, transport: 'WebSocket over 127.0.0.1', shaping: 'user space, per path direction (shared bottlenecks and traces not shaped live)' },
     perSystem, errors, log: 'live.log',
   };
-  writeRunOutputs(opts.outDir, { requests: records, summary, spans: [], gpuUtil: [], hops, runInfo, ...(dtoeeNodes.length > 0 ? { dtoeeNodes, dtoeeRounds } : {}) });
+  // Per-token tasks: one row per token, in time order as the simulator writes them.
+  const dtoeeTokens = scenario.systems.flatMap((sys) => dtoeeTokenRows(sys, tokenFacts.filter((x) => x.system === sys).map((x) => x.f).sort((a, b) => a.timeS - b.timeS)));
+  writeRunOutputs(opts.outDir, { requests: records, summary, spans: [], gpuUtil: [], hops, runInfo, ...(dtoeeNodes.length > 0 ? { dtoeeNodes, dtoeeRounds } : {}), ...(dtoeeTokens.length > 0 ? { dtoeeTokens } : {}) });
   return { scenario, records, summary, errors, wallMs, runInfo };
 }

@@ -28,7 +28,7 @@ import { compileProblem, LOAD_REPORT_BYTES, solveCentralised, type DtoMessage, t
 import { OnlineDtoee } from '../dtoee/online.js';
 import { NodeRound, NodeWindow, type NodeCounters, type RoundProgress, type WindowMeasure } from '../dtoee/round.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord } from '../results/types.js';
-import { dtoeeRunPolicy, resetDtoeeRun } from '../protocol/systems/dtoee.js';
+import { dtoeeRunPolicy, resetDtoeeRun, type DtoeeTokenFact } from '../protocol/systems/dtoee.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import type { TopoNode } from '../topology/types.js';
 import type { SimWorld } from './world.js';
@@ -228,14 +228,17 @@ export function prepareDtoeeRun(s: Scenario, system: SystemId, nodes: readonly T
 export function dtoeeOutputs(s: Scenario, system: SystemId, nodes: readonly TopoNode[], control: DtoeeControl | null): { dtoeeNodes?: DtoeeNodeRecord[]; dtoeeRounds?: DtoeeRoundRecord[]; dtoeeTokens?: DtoeeTokenRecord[] } {
   const out = control ? { dtoeeNodes: control.nodeRows, dtoeeRounds: control.roundRows } : {};
   if (system !== 'dtoee' || s.policies.dtoee.task !== 'per-token') return out;
-  const facts = dtoeeRunPolicy(nodes)?.tokens ?? [];
+  return { ...out, dtoeeTokens: dtoeeTokenRows(system, dtoeeRunPolicy(nodes)?.tokens.facts() ?? []) };
+}
+
+/** dtoee_tokens.csv rows from token facts in time order (the simulator's, or a live device's). */
+export function dtoeeTokenRows(system: string, facts: readonly DtoeeTokenFact[]): DtoeeTokenRecord[] {
   const last = new Map<string, number>();
-  const rows = facts.map((f): DtoeeTokenRecord => {
+  return facts.map((f): DtoeeTokenRecord => {
     const key = `${f.device}/${f.request}`, prev = last.get(key);
     last.set(key, f.timeS);
     return { system, device: f.device, request: f.request, token: f.token, exit_stage: f.exitStage, correct: f.correct, time_s: f.timeS, gap_ms: prev === undefined ? NaN : (f.timeS - prev) * 1000 };
   });
-  return { ...out, dtoeeTokens: rows };
 }
 
 /** After the devices are created: the run's control loop (online or monitor), started, or null; jsq's load reports (jsqLoad: reported), started. */

@@ -31,7 +31,30 @@ import { firstCandidates, stagePairs, stagePlacement, stagePlan, type StagePlan 
 /** One generated token of a per-token task (dtoee_tokens.csv). */
 export interface DtoeeTokenFact { device: string; request: number; token: number; exitStage: number; correct: number; timeS: number }
 
-interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec; tokens: DtoeeTokenFact[]; board: LoadBoard }
+/**
+ * The run's token facts in the order they happened, one per (device, request, token): a live
+ * node replaying a task's generator re-runs the statements of its earlier tokens, whose facts
+ * are already held (the same values, from the replayed log).
+ */
+export class TokenLog {
+  private readonly byKey = new Map<string, DtoeeTokenFact>();
+  add(f: DtoeeTokenFact): void {
+    const key = `${f.device}\u0000${f.request}\u0000${f.token}`;
+    if (!this.byKey.has(key)) this.byKey.set(key, f);
+  }
+  facts(): DtoeeTokenFact[] { return [...this.byKey.values()]; }
+  /** One request's facts, token order (a live device writes them with its record). */
+  ofRequest(device: string, request: number): DtoeeTokenFact[] {
+    const out: DtoeeTokenFact[] = [];
+    for (let k = 1; ; k++) {
+      const f = this.byKey.get(`${device}\u0000${request}\u0000${k}`);
+      if (!f) return out;
+      out.push(f);
+    }
+  }
+}
+
+interface Built { plan: StagePlan; parts: PartSpec[]; policy: DtoPolicy; profile: ExitProfile; spec: DtoProblemSpec; tokens: TokenLog; board: LoadBoard }
 
 const cache = new WeakMap<readonly TopoNode[], Built>();
 
@@ -82,7 +105,7 @@ function build(env: ProtocolEnv): Built {
   let policy = createDtoPolicy(pol.policy, spec, { fixedThreshold: pol.fixedThreshold });
   // Online: the distributed agents start from the offline optimum (warm start) [assumption].
   if (pol.online && policy instanceof StatePolicy) policy = new OnlineDtoee(spec, { roundIterations: pol.roundIterations }, policy.state());
-  const b: Built = { plan, parts, policy, profile, spec, tokens: [], board: new LoadBoard() };
+  const b: Built = { plan, parts, policy, profile, spec, tokens: new TokenLog(), board: new LoadBoard() };
   cache.set(t.nodes, b);
   return b;
 }
@@ -92,7 +115,7 @@ function build(env: ProtocolEnv): Built {
  * `createDevice`). Online mode mutates the policy, so the simulator calls `resetDtoeeRun`
  * before creating a run's devices: each run then starts from a fresh policy.
  */
-export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy; spec: DtoProblemSpec; profile: ExitProfile; plan: StagePlan; parts: readonly PartSpec[]; tokens: readonly DtoeeTokenFact[]; board: LoadBoard } | undefined {
+export function dtoeeRunPolicy(nodes: readonly TopoNode[]): { policy: DtoPolicy; spec: DtoProblemSpec; profile: ExitProfile; plan: StagePlan; parts: readonly PartSpec[]; tokens: TokenLog; board: LoadBoard } | undefined {
   return cache.get(nodes);
 }
 export function resetDtoeeRun(nodes: readonly TopoNode[]): void { cache.delete(nodes); }
@@ -217,7 +240,7 @@ function perTokenTask(env: ProtocolEnv, b: Built, first: readonly number[], name
     let correct = decideCorrect(profile, 'final', 1, count(yield draw())) ? 1 : 0;
     yield send(at, dev, 0, tb, 'token 1');
     yield emit(1);
-    b.tokens.push({ device: names[dev], request: req.index, token: 1, exitStage: S, correct, timeS: count(yield now()) / 1000 });
+    b.tokens.add({ device: names[dev], request: req.index, token: 1, exitStage: S, correct, timeS: count(yield now()) / 1000 });
     /** Positions missing from each stage's KV (tokens that exited before it, not yet caught up). */
     const missing = new Array<number>(S).fill(0);
     for (let k = 2; k <= T; k++) {
@@ -243,7 +266,7 @@ function perTokenTask(env: ProtocolEnv, b: Built, first: readonly number[], name
       if (exitAt === S) correct = decideCorrect(profile, 'final', 1, count(yield draw())) ? 1 : 0;
       yield send(path[exitAt - 1], dev, 0, tb, `token ${k}`);
       yield emit(1);
-      b.tokens.push({ device: names[dev], request: req.index, token: k, exitStage: exitAt, correct, timeS: count(yield now()) / 1000 });
+      b.tokens.add({ device: names[dev], request: req.index, token: k, exitStage: exitAt, correct, timeS: count(yield now()) / 1000 });
     }
   };
 }
