@@ -15,23 +15,29 @@ const warm = (createDtoPolicy('dtoee', spec) as StatePolicy).state();
 const K = 3;
 
 describe('NodeRound', () => {
-  it('one OnlineDtoee per node (as node processes), messages through the wire encoding, rounds out of step: the synchronous round\'s state', () => {
-    const obs = { inputRatePerS: Object.fromEntries(spec.nodes.filter((n) => n.stage === 1).map((n) => [n.id, (n.inputRatePerS ?? 0) * 1.4])) };
+  it('one OnlineDtoee per node given only its own measured values (as node processes), messages through the wire encoding, rounds out of step: the synchronous round\'s state', () => {
+    const obs = {
+      inputRatePerS: Object.fromEntries(spec.nodes.filter((n) => n.stage === 1).map((n) => [n.id, (n.inputRatePerS ?? 0) * 1.4])),
+      serviceTimeS: Object.fromEntries(spec.nodes.map((n, i) => [n.id, (n.serviceTimeS ?? 1 / n.serviceRatePerS!) * (1 + 0.2 * i)])),
+    };
     const ref = new OnlineDtoee(spec, { roundIterations: K }, warm);
     ref.update(obs);
+    expect(ref.heldState()).not.toEqual(warm); // the round moves something
     const ids = spec.nodes.map((n) => n.id);
+    // A node process passes only its own measured values (live/dtoee-live.ts).
+    const own = (id: string) => ({ serviceTimeS: { [id]: obs.serviceTimeS[id] }, ...(id in obs.inputRatePerS ? { inputRatePerS: { [id]: obs.inputRatePerS[id] } } : {}) });
     const procs = ids.map(() => new OnlineDtoee(spec, { roundIterations: K }, warm));
     const rounds = procs.map((o, n) => new NodeRound(o, n));
     const wire: { to: number; j: Record<string, unknown>; from: string }[] = [];
     const post = (out: { iteration: number; msg: DtoMessage }[]) => { for (const { iteration, msg } of out) wire.push({ to: ids.indexOf(msg.to), from: msg.from, j: JSON.parse(JSON.stringify(encodeDtoeeMessage(1, iteration, msg))) as Record<string, unknown> }); };
     // Node 0 starts first; its messages reach the others before they start (they must wait in the buffer).
-    procs[0].beginRound(obs);
+    procs[0].beginRound(own(ids[0]));
     post(rounds[0].start(1).out);
     let started = 1;
     let guard = 0;
     while ((wire.length > 0 || started < ids.length) && guard++ < 10_000) {
       if (started < ids.length && (wire.length === 0 || guard % 3 === 0)) {
-        procs[started].beginRound(obs);
+        procs[started].beginRound(own(ids[started]));
         post(rounds[started].start(1).out);
         started++;
         continue;
