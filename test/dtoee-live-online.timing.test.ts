@@ -10,7 +10,8 @@
  * without closing the peer's connection. jsq runs live on reported loads (each node's load
  * sent to its upstream neighbours every loadPeriodS); instant loads live are refused. Per-token
  * tasks run live with the simulator's exits and correctness token by token (the same draws,
- * the policy's answers on the task's tape).
+ * the policy's answers on the task's tape). Offline with `monitor`, the node processes write the
+ * simulator's per-node rows: the same thresholds and fractions, the same tasks per window.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -180,5 +181,29 @@ describe('per-token tasks live', () => {
       if (r.token !== '1') { expect(Number(r.gap_ms)).toBeGreaterThan(0); stages.add(r.exit_stage); }
     }
     expect([...stages].sort()).toEqual(['1', '2']); // both kinds of token occur
+  });
+});
+
+describe('monitor rows live (offline)', () => {
+  it('each node process writes its dtoee_nodes.csv rows: thresholds and fractions = the simulator\'s, tasks per window within the edges', () => {
+    const over = ['--set', 'policies.dtoee.monitor=true', '--set', 'policies.dtoee.periodS=2'];
+    const simOut = join(tmp, 'mon-sim'), liveOut = join(tmp, 'mon-live');
+    expect(spawnSync(process.execPath, [CLI, 'run', 'scenarios/dtoee-live-small.yaml', ...over, '--out', simOut], { cwd: REPO, encoding: 'utf8' }).status).toBe(0);
+    const b = spawnSync(process.execPath, [CLI, 'live', 'local', 'scenarios/dtoee-live-small.yaml', ...over, '--out', liveOut, '--timeout-s', '120'], { cwd: REPO, encoding: 'utf8', timeout: 170_000 });
+    expect(b.status, b.stderr).toBe(0);
+    expect(existsSync(join(liveOut, 'dtoee_rounds.csv'))).toBe(false); // offline: no rounds
+    const sim = csv(join(simOut, 'dtoee_nodes.csv')), live = csv(join(liveOut, 'dtoee_nodes.csv'));
+    const rounds = Math.min(...[sim, live].map((x) => Math.max(...x.map((r) => Number(r.round)))));
+    expect(rounds).toBeGreaterThanOrEqual(4);
+    for (const node of ['s1-0', 's1-1', 's2-0', 's2-1']) {
+      let simTasks = 0, liveTasks = 0;
+      for (let k = 1; k <= rounds; k++) {
+        const a = sim.find((r) => r.node === node && Number(r.round) === k)!, l = live.find((r) => r.node === node && Number(r.round) === k)!;
+        expect([l.threshold, l.routing, l.stage]).toEqual([a.threshold, a.routing, a.stage]);
+        simTasks += Number(a.arrival_per_s) * 2;
+        liveTasks += Number(l.arrival_per_s) * (Number(l.time_s) - (k === 1 ? 0 : Number(live.find((r) => r.node === node && Number(r.round) === k - 1)!.time_s)));
+      }
+      expect(Math.abs(liveTasks - simTasks), node).toBeLessThanOrEqual(2.01); // a task near the last window's edge may fall either side
+    }
   });
 });

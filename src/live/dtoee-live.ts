@@ -30,7 +30,7 @@
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { LOAD_REPORT_BYTES, MESSAGE_HEADER_BYTES, NodeRound, NodeWindow, type DtoMessage, type DtoProblemSpec, type LoadBoard, type DtoObservation, type NodeCounters, type OnlineDtoee, type RoundProgress } from '../dtoee/index.js';
+import { LOAD_REPORT_BYTES, MESSAGE_HEADER_BYTES, NodeRound, NodeWindow, type DtoMessage, type DtoPolicy, type DtoProblemSpec, type LoadBoard, type Problem, type DtoObservation, type NodeCounters, type OnlineDtoee, type RoundProgress } from '../dtoee/index.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
 import { dtoeeNodeRow } from '../sim/dtoee-control.js';
 import { sleepUntil } from './clock.js';
@@ -96,7 +96,7 @@ export class LiveDtoeeControl {
   private readonly id: string;
   private readonly stage: number;
   private readonly window: NodeWindow;
-  private readonly round: NodeRound;
+  private readonly round: NodeRound | null;
   private appliedS = NaN;
   private stopped = false;
   private current: RoundRun | null = null;
@@ -104,14 +104,15 @@ export class LiveDtoeeControl {
   private readonly lastArrivalS: number;
   private readonly sorted: number[];
 
-  constructor(private readonly online: OnlineDtoee, self: string, private readonly h: LiveDtoeeHost) {
-    const n = online.problem.index.get(self);
+  /** With `online` null (policies.dtoee.monitor, offline): the node only measures and writes its rows. */
+  constructor(private readonly policy: DtoPolicy, private readonly online: OnlineDtoee | null, problem: Problem, self: string, private readonly h: LiveDtoeeHost) {
+    const n = problem.index.get(self);
     if (n === undefined) throw new Error(`live dtoee: node ${self} is not a node of the DTO-EE problem`);
     this.n = n;
     this.id = self;
-    this.stage = online.problem.stage[n];
-    this.window = new NodeWindow(1 / online.problem.mu[n], h.servers, h.minJobs, h.counters());
-    this.round = new NodeRound(online, n);
+    this.stage = problem.stage[n];
+    this.window = new NodeWindow(1 / problem.mu[n], h.servers, h.minJobs, h.counters());
+    this.round = online ? new NodeRound(online, n) : null;
     this.sorted = [...h.arrivalsS].sort((a, b) => a - b);
     this.lastArrivalS = this.sorted.length > 0 ? this.sorted[this.sorted.length - 1] : 0;
     mkdirSync(dirname(h.rowsPath), { recursive: true });
@@ -142,7 +143,8 @@ export class LiveDtoeeControl {
   private tick(k: number, tS: number): void {
     const now = this.h.nowS();
     const m = this.window.measure(now, this.h.counters());
-    this.write('node', dtoeeNodeRow(this.h.system, this.online, this.h.policyName, this.id, this.stage, now, k, m, this.online.modelArrivalRatePerS(this.n), this.appliedS));
+    this.write('node', dtoeeNodeRow(this.h.system, this.policy, this.h.policyName, this.id, this.stage, now, k, m, this.online ? this.online.modelArrivalRatePerS(this.n) : NaN, this.appliedS));
+    if (!this.online) return;
     const input = this.stage === 1 ? m.ratePerS : 0;
     const row: DtoeeRoundRecord = {
       system: this.h.system, round: k, start_s: NaN, end_s: NaN, status: 'done', iterations: 0, messages: 0, bytes: 0,
@@ -156,7 +158,7 @@ export class LiveDtoeeControl {
 
   /** Start the oldest pending round when none runs. */
   private next(): void {
-    if (this.current !== null || this.pending.length === 0) return;
+    if (this.current !== null || this.pending.length === 0 || !this.online || !this.round) return;
     const r = this.pending.shift()!;
     this.current = r;
     this.online.beginRound(r.obs);
@@ -169,6 +171,7 @@ export class LiveDtoeeControl {
   receive(peer: string, j: Record<string, unknown>): void {
     const w = decodeDtoeeMessage(j, peer, this.id);
     if (typeof w === 'string') { this.h.reject(`dtoee message dropped: ${w}`); return; }
+    if (!this.round) { this.h.reject(`dtoee message dropped: node ${this.id} runs no online rounds (monitor only)`); return; }
     const p = this.round.deliver(w.round, w.iteration, w.msg);
     if (typeof p === 'string') { this.h.reject(`dtoee message dropped: ${p}`); return; }
     this.progress(p);
@@ -185,7 +188,7 @@ export class LiveDtoeeControl {
     if (!p.finished) return;
     this.appliedS = this.h.nowS();
     row.end_s = this.appliedS;
-    row.last_move = this.online.lastMove(this.n);
+    row.last_move = this.online!.lastMove(this.n);
     this.write('round', row);
     this.current = null;
     this.next();

@@ -38,7 +38,7 @@ import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
 import { singleShape } from '../compute/types.js';
 import { decideDraw } from '../policy/decide.js';
-import { OnlineDtoee, PolicyTape } from '../dtoee/index.js';
+import { compileProblem, OnlineDtoee, PolicyTape } from '../dtoee/index.js';
 import { dtoeeRunPolicy, wrapDtoeeRunPolicy } from '../protocol/systems/dtoee.js';
 import { speedSchedules, type Piecewise } from '../sim/environment.js';
 import { LiveDtoeeControl, LiveLoadReports } from './dtoee-live.js';
@@ -233,8 +233,11 @@ export class NodeRuntime {
         });
       }
     }
-    if (!(inner instanceof OnlineDtoee) || !inner.problem.index.has(this.self.name)) return;
-    this.control = new LiveDtoeeControl(inner, this.self.name, {
+    const online = inner instanceof OnlineDtoee ? inner : null;
+    if (!online && !pol.monitor) return;
+    const problem = online ? online.problem : compileProblem(built.spec);
+    if (!problem.index.has(this.self.name)) return;
+    this.control = new LiveDtoeeControl(inner, online, problem, this.self.name, {
       system: this.opts.system, policyName: pol.policy, periodS: pol.periodS, minJobs: pol.minJobs, headerBytes: this.opts.scenario.network.headerBytes,
       servers: this.slots.servers, arrivalsS,
       counters: () => ({ arrivals: this.stats.arrivals, jobs: this.stats.execs, computeMs: this.stats.busyMs, busyMs: this.stats.busyMs }),
