@@ -121,7 +121,7 @@ describe('defaults', () => {
       sd: { acceptance: 0.7, acceptanceRates: null, draft: { kind: 'fixed', gamma: 4 }, drafterModel: 'tinyllama-1.1b' },
       ushape: { chunk: { kind: 'none' } },
       staged: { stageLayers: [], routing: { kind: 'uniform' } },
-      dtoee: { policy: 'dtoee', beta: 0, sojourn: 'md1', fixedThreshold: 0.8, online: false, monitor: false, periodS: 30, roundIterations: 10, minJobs: 5, oracle: false },
+      dtoee: { policy: 'dtoee', beta: 0, sojourn: 'md1', fixedThreshold: 0.8, online: false, monitor: false, periodS: 30, roundIterations: 10, minJobs: 5, oracle: false, task: 'pass', kvSkip: 'recompute', jsqLoad: 'instant', loadPeriodS: 1 },
       deviceOnly: {},
     });
     expect(s.models).toEqual([]);

@@ -6,6 +6,7 @@ export * from './centralised.js';
 export * from './baselines.js';
 export { randomProblem, type RandomProblemOptions } from './random.js';
 export { OnlineDtoee, type OnlineOptions } from './online.js';
+export { LOAD_REPORT_BYTES, LoadBoard, NodeRound, NodeWindow, PolicyTape, roundTraffic, type NodeCounters, type Outgoing, type RoundProgress, type WindowMeasure } from './round.js';
 
 import { DEFAULT_FIXED_THRESHOLD, type PolicyOptions } from './baselines.js';
 import { MESSAGE_HEADER_BYTES } from './distributed.js';

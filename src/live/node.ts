@@ -18,7 +18,9 @@
  * Supported: systems that declare node pairs (SystemDef.pairs, e.g. `staged`). The HAT
  * family runs on the device-cloud runner (live/server.ts, live/device.ts). Not shaped
  * live (logged): shared bottlenecks (each path direction is shaped alone at its cap) and
- * bandwidth traces (fixed rates). `nodeLoad` of another node is refused (it would need a
+ * bandwidth traces (fixed rates). DTO-EE online: the node runs its side of the rounds
+ * (live/dtoee-live.ts); DTO-EE's jsq reads the loads its neighbours last reported
+ * (jsqLoad: reported). A `nodeLoad` op of another node is refused (it would need a
  * query the simulator does not model). Batching nodes run exec passes one at a time per
  * GPU (no cross-request batching live).
  *
@@ -36,6 +38,11 @@ import { RngStreams } from '../core/rng.js';
 import { resolveLatency } from '../compute/resolve.js';
 import { singleShape } from '../compute/types.js';
 import { decideDraw } from '../policy/decide.js';
+import { compileProblem, OnlineDtoee, PolicyTape } from '../dtoee/index.js';
+import { dtoeeRunPolicy, wrapDtoeeRunPolicy } from '../protocol/systems/dtoee.js';
+import { speedSchedules, type Piecewise } from '../sim/environment.js';
+import { LiveDtoeeControl, LiveLoadReports } from './dtoee-live.js';
+import { InputError } from '../core/errors.js';
 import type { DeviceProtocol, ProtocolEnv } from '../protocol/context.js';
 import type { Op, Proto, Resume } from '../protocol/ops.js';
 import { SYSTEMS } from '../protocol/registry.js';
@@ -86,6 +93,8 @@ interface TaskState {
   acct: Acct;
   /** Bytes of this message's payload (hidden + raw): what the frame's data section must hold. */
   dataBytes: number;
+  /** The policy's answers so far (dtoee: thresholds and chosen nodes, `PolicyTape`), replayed like `log`. */
+  pol?: number[];
 }
 
 interface Acct {
@@ -128,6 +137,7 @@ class Slots {
   private running = 0;
   constructor(private readonly k: number) {}
   get load(): number { return this.queue.length + this.running; }
+  get servers(): number { return this.k; }
   submit(job: () => Promise<void>): Promise<void> {
     return new Promise((done, fail) => { this.queue.push({ job, done, fail }); this.pump(); });
   }
@@ -157,7 +167,13 @@ export class NodeRuntime {
   private readonly clock: Clock;
   /** Rejected connections and frames (node-<name>.json). */
   readonly rejections: string[] = [];
-  readonly stats = { tasksIn: 0, tasksOut: 0, execs: 0, busyMs: 0 };
+  readonly stats = { tasksIn: 0, tasksOut: 0, execs: 0, busyMs: 0, arrivals: 0, dtoeeMessagesIn: 0, dtoeeMessagesOut: 0 };
+  /** dtoee: the policy wrapper that records/replays a task's policy answers, and the online rounds (online only). */
+  private tape: PolicyTape | null = null;
+  private control: LiveDtoeeControl | null = null;
+  private loadReports: LiveLoadReports | null = null;
+  /** Slowdown factor of this node over run time (environment.nodeSpeed), or null. */
+  private readonly speed: Piecewise | null;
   /** Device nodes: requests in flight by request index. */
   private readonly inflight = new Map<number, RequestState>();
   private finished = 0;
@@ -189,6 +205,64 @@ export class NodeRuntime {
     this.clock = { nowMs: () => epochNowMs() - this.opts.t0EpochMs };
     this.done = new Promise((r) => { this.resolveDone = r; });
     for (const l of this.tb.topology.links) if (l.trace) this.log(`node ${node.name}: link ${l.name}: bandwidth traces are not replayed live; shaping with its fixed caps`);
+    this.speed = opts.scenario.environment ? speedSchedules(opts.scenario.environment, this.tb.topology.nodes).get(node.index) ?? null : null;
+    if (this.speed?.values.some((f) => f < 1)) this.log(`node ${node.name}: environment.nodeSpeed factors below 1 cannot be emulated live (the real compute is the fastest); run at factor 1 there`);
+    if (opts.system === 'dtoee' && this.tb.devices.length > 0) this.setupDtoee();
+  }
+
+  /**
+   * dtoee: every task's policy answers go on its tape (replayed where the task moves next);
+   * online, this node runs its side of the distributed rounds (live/dtoee-live.ts).
+   */
+  private setupDtoee(): void {
+    this.protocolOf(0); // builds the run's policy
+    const built = dtoeeRunPolicy(this.tb.topology.nodes);
+    if (!built) throw new Error('live node: the dtoee protocol built no policy (bug)');
+    const inner = built.policy;
+    const ids = this.tb.topology.nodes.map((n) => n.name);
+    wrapDtoeeRunPolicy(this.tb.topology.nodes, (p) => (this.tape = new PolicyTape(p, ids)));
+    const pol = this.opts.scenario.policies.dtoee;
+    const arrivalsS = this.tb.workload.flat().map((w) => w.arrivalS).filter((a) => Number.isFinite(a));
+    if (inner.name === 'jsq') {
+      if (pol.jsqLoad !== 'reported') throw new InputError('policies.dtoee.jsqLoad: jsq live compares the loads its node last heard from its neighbours; set jsqLoad: reported (the simulator models the same reports)', 'policies.dtoee.jsqLoad');
+      if (built.spec.nodes.some((n) => n.id === this.self.name)) {
+        this.loadReports = new LiveLoadReports(this.self.name, built.spec, built.board, pol.loadPeriodS, {
+          headerBytes: this.opts.scenario.network.headerBytes, send: (to, bytes, payload) => this.sendControl(to, bytes, payload),
+          reject: (why) => this.reject(why), nowS: () => this.clock.nowMs() / 1000, perfMsAt: (runS) => this.opts.t0EpochMs - performance.timeOrigin + runS * 1000,
+          load: () => this.slots.load, untilS: Math.max(0, ...arrivalsS) + 60,
+        });
+      }
+    }
+    const online = inner instanceof OnlineDtoee ? inner : null;
+    if (!online && !pol.monitor) return;
+    const problem = online ? online.problem : compileProblem(built.spec);
+    if (!problem.index.has(this.self.name)) return;
+    this.control = new LiveDtoeeControl(inner, online, problem, this.self.name, {
+      system: this.opts.system, policyName: pol.policy, periodS: pol.periodS, minJobs: pol.minJobs, headerBytes: this.opts.scenario.network.headerBytes,
+      servers: this.slots.servers, arrivalsS,
+      counters: () => ({ arrivals: this.stats.arrivals, jobs: this.stats.execs, computeMs: this.stats.busyMs, busyMs: this.stats.busyMs }),
+      nowS: () => this.clock.nowMs() / 1000,
+      perfMsAt: (runS) => this.opts.t0EpochMs - performance.timeOrigin + runS * 1000,
+      send: (to, bytes, payload) => this.sendControl(to, bytes, payload),
+      reject: (why) => this.reject(why),
+      rowsPath: join(this.opts.outDir, `dtoee-${this.self.name}.jsonl`),
+    });
+  }
+
+  /** A dropped DTO-EE message: kept (bounded) for node-<name>.json and logged. */
+  private reject(why: string): void {
+    this.rejections.push(why);
+    if (this.rejections.length > 1000) this.rejections.splice(0, this.rejections.length - 1000);
+    this.log(`node ${this.self.name}: ${why}`);
+  }
+
+  /** One DTO-EE algorithm message to a neighbour, behind the task frames already queued on that connection. */
+  private sendControl(to: string, modelledBytes: number, payload: Record<string, unknown>): void {
+    const ix = this.tb.topology.nodes.findIndex((n) => n.name === to);
+    const o = this.outTo(ix);
+    const frame = encodeFrame(makeFrame(FrameType.dtoee, { payload: jsonPayload(payload) }));
+    this.stats.dtoeeMessagesOut++;
+    o.sender.send(modelledBytes, () => { if (o.ws.readyState === WebSocket.OPEN) o.ws.send(frame); });
   }
 
   private get isDevice(): boolean { return this.self.kind === 'device'; }
@@ -285,7 +359,19 @@ export class NodeRuntime {
         return;
       }
       if (f.type === FrameType.ping) { peer.ws.send(encodeFrame(makeFrame(FrameType.pong, { seq: f.seq }))); return; } // unshaped echo: the sender measures transit
-      if (f.type !== FrameType.task) throw new WireError('bad-type', `a node accepts task frames, got ${frameTypeName(f.type)}`);
+      if (f.type === FrameType.dtoee) {
+        // An algorithm message: a bad one is dropped with its reason, the connection stays.
+        this.stats.dtoeeMessagesIn++;
+        let j: Record<string, unknown>;
+        try { j = parseJsonPayload(f); } catch (e) { this.rejections.push(`dtoee message from ${peer.node} dropped: ${e instanceof Error ? e.message : String(e)}`); return; }
+        if (j.kind === 'load') {
+          if (this.loadReports) this.loadReports.receive(peer.node, j);
+          else this.reject(`dtoee load report from ${peer.node} dropped: this node runs no jsq with reported loads`);
+        } else if (this.control) this.control.receive(peer.node, j);
+        else this.reject(`dtoee message from ${peer.node} dropped: this node runs no online DTO-EE rounds`);
+        return;
+      }
+      if (f.type !== FrameType.task) throw new WireError('bad-type', `a node accepts task and dtoee frames, got ${frameTypeName(f.type)}`);
       const { state } = this.decodeTask(f);
       this.stats.tasksIn++;
       void this.continueTask(state).catch((e: unknown) => this.log(`node ${this.self.name}: task ${state.dev}/${state.req} failed: ${e instanceof Error ? e.message : String(e)}`));
@@ -309,6 +395,7 @@ export class NodeRuntime {
     if (!Number.isInteger(state.dev) || state.dev < 0 || state.dev >= nDev) throw new WireError('bad-state', `task for device ${state.dev}; the scenario has ${nDev}`);
     if (!Number.isInteger(state.req) || state.req < 0 || state.req >= this.tb.workload[state.dev].length) throw new WireError('bad-state', `task for request ${state.req} of device ${state.dev}, which does not exist`);
     if (!Array.isArray(state.log) || state.log.length > 100_000 || !state.log.every((v) => v === null || typeof v === 'number')) throw new WireError('bad-shape', 'task log must be a list of numbers');
+    if (state.pol !== undefined && (!Array.isArray(state.pol) || state.pol.length > 100_000 || !state.pol.every((v) => typeof v === 'number' && Number.isFinite(v)))) throw new WireError('bad-shape', 'task pol (policy answers) must be a list of finite numbers');
     const data = p.subarray(4 + len);
     if (data.byteLength !== state.dataBytes) throw new WireError('bad-shape', `task carries ${data.byteLength} payload bytes, its state says ${state.dataBytes}`);
     return { state, data };
@@ -389,6 +476,9 @@ export class NodeRuntime {
         }
       }
     }
+    // Online DTO-EE: ticks on the run clock from now on (the first at t0 + periodS).
+    if (this.control) void this.control.run().catch((e: unknown) => this.log(`node ${this.self.name}: dtoee rounds stopped: ${e instanceof Error ? e.message : String(e)}`));
+    if (this.loadReports) void this.loadReports.run().catch((e: unknown) => this.log(`node ${this.self.name}: dtoee load reports stopped: ${e instanceof Error ? e.message : String(e)}`));
   }
 
   private ship(to: number, state: TaskState, modelledBytes: number): void {
@@ -426,20 +516,28 @@ export class NodeRuntime {
     return p;
   }
 
-  private generator(state: TaskState): { gen: Proto; op: IteratorResult<Op, void> } {
+  private generator(state: TaskState): { gen: Proto; op: IteratorResult<Op, void>; tape: { values: number[]; cursor: number } } {
     const w = this.tb.workload[state.dev][state.req];
+    const tape = { values: state.pol ?? (state.pol = []), cursor: 0 };
     const gen = this.protocolOf(state.dev)({ index: state.req, promptTokens: w.promptTokens, outputTokens: w.outputTokens });
-    let r = gen.next();
+    let r = this.resume(gen, tape, undefined);
     for (const v of state.log) {
       if (r.done) throw new WireError('bad-state', `task log of request ${state.dev}/${state.req} is longer than its protocol`);
-      r = gen.next(v === null ? undefined : v);
+      r = this.resume(gen, tape, v === null ? undefined : v);
     }
-    return { gen, op: r };
+    if (tape.cursor !== tape.values.length) throw new WireError('bad-state', `task pol of request ${state.dev}/${state.req} holds ${tape.values.length} policy answers, its replay read ${tape.cursor}`);
+    return { gen, op: r, tape };
+  }
+
+  /** Resume a task's generator with its policy tape in force (the policy reads it synchronously inside next()). */
+  private resume(gen: Proto, tape: { values: number[]; cursor: number }, v: Resume): IteratorResult<Op, void> {
+    if (this.tape) this.tape.current = tape;
+    try { return gen.next(v); } finally { if (this.tape) this.tape.current = null; }
   }
 
   /** Run the task's ops that name this node; ship it on at the first send to another node. */
   private async continueTask(state: TaskState): Promise<void> {
-    const { gen: g, op: first } = this.generator(state);
+    const { gen: g, op: first, tape } = this.generator(state);
     let r = first;
     const me = this.self.index, s = this.opts.scenario;
     for (;;) {
@@ -450,10 +548,14 @@ export class NodeRuntime {
         case 'exec': {
           if (op.node !== me) throw new Error(`protocol runs ${op.label} on ${this.tb.topology.nodes[op.node].name} while the task is at ${this.self.name} (send it there first)`);
           const submitMs = this.clock.nowMs();
+          this.stats.arrivals++;
+          // environment.nodeSpeed: a job submitted in a slowdown window takes factor x its time (fixed at submission, as simulated).
+          const factor = Math.max(1, this.speed?.at(submitMs / 1000) ?? 1);
           let startMs = 0;
           await this.slots.submit(async () => {
             startMs = this.clock.nowMs();
             await this.runPart(op.part, op.tokens, op.ctx, op.logits);
+            if (factor > 1) await sleepMs((factor - 1) * (this.clock.nowMs() - startMs));
           });
           const endMs = this.clock.nowMs();
           this.stats.execs++;
@@ -500,7 +602,7 @@ export class NodeRuntime {
           throw new Error(`op ${op.op} is a device-cloud op: system ${this.opts.system} cannot run on the topology runner`);
       }
       state.log.push(value === undefined ? null : (value as number));
-      r = g.next(value);
+      r = this.resume(g, tape, value);
     }
   }
 
@@ -593,11 +695,15 @@ export class NodeRuntime {
       submit_ms: submitMs - req.arrivalS * 1000, start_ms: startMs - req.arrivalS * 1000, end_ms: endMs - req.arrivalS * 1000,
       queue_ms: startMs - submitMs, compute_ms: endMs - startMs,
     }));
-    appendFileSync(this.recordsPath, JSON.stringify({ kind: 'record', record: req.toRecord(), hops }) + '\n');
+    // dtoee per-token tasks: the request's token facts (exit stage, correctness, time per token).
+    const tokens = this.opts.system === 'dtoee' && this.opts.scenario.policies.dtoee.task === 'per-token' ? dtoeeRunPolicy(this.tb.topology.nodes)?.tokens.ofRequest(req.deviceName, req.index) : undefined;
+    appendFileSync(this.recordsPath, JSON.stringify({ kind: 'record', record: req.toRecord(), hops, ...(tokens ? { tokens } : {}) }) + '\n');
     this.requestEnded(nowS);
   }
 
   async close(): Promise<void> {
+    this.control?.stop();
+    this.loadReports?.stop();
     for (const o of this.outs.values()) { o.sender.close(); o.ws.terminate(); }
     this.outs.clear();
     for (const p of this.peers) p.ws.terminate();

@@ -10,10 +10,11 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from '
 import os from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
+import { InputError } from '../core/errors.js';
 import { getModel } from '../model/catalog.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
-import type { HopRecord, RequestRecord } from '../results/types.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord, HopRecord, RequestRecord } from '../results/types.js';
 import { VERSION, writeRunOutputs } from '../results/write.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
 import { buildTestbed, systemTopology } from '../sim/run.js';
@@ -21,6 +22,9 @@ import { compileNetwork } from '../topology/paths.js';
 import { ensureGraphs } from './compute.js';
 import { killChildren, startChild, withExitTimeout, type LiveLocalOptions, type LiveResult } from './local.js';
 import { epochNowMs } from './node.js';
+import { mergeDtoeeRows } from './dtoee-live.js';
+import type { DtoeeTokenFact } from '../protocol/systems/dtoee.js';
+import { dtoeeTokenRows } from '../sim/dtoee-control.js';
 
 function waitListening(child: ChildProcess, exited: Promise<number>, name: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -36,6 +40,10 @@ function waitListening(child: ChildProcess, exited: Promise<number>, name: strin
 }
 
 export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenario): Promise<LiveResult> {
+  const pol = scenario.policies.dtoee;
+  if (scenario.systems.includes('dtoee') && pol.policy === 'jsq' && pol.jsqLoad !== 'reported') {
+    throw new InputError('policies.dtoee.jsqLoad: jsq live compares the loads a node last heard from its neighbours; set jsqLoad: reported (the simulator models the same reports)', 'policies.dtoee.jsqLoad');
+  }
   const wall0 = performance.now();
   const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const overrides = opts.overrides ?? [];
@@ -51,6 +59,9 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
   const hops: HopRecord[] = [];
   const unfinished = new Map<SystemId, number>();
   const perSystem: unknown[] = [];
+  const dtoeeNodes: DtoeeNodeRecord[] = [];
+  const dtoeeRounds: DtoeeRoundRecord[] = [];
+  const tokenFacts: { system: SystemId; f: DtoeeTokenFact }[] = [];
   const timeoutMs = (opts.timeoutS ?? 900) * 1000;
   for (const system of scenario.systems) {
     const def = SYSTEMS[system];
@@ -58,7 +69,7 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
     const involved = new Set<number>(tb.devices.map((d) => d.node.index));
     for (const p of compiled.paths) { involved.add(p.a); involved.add(p.b); }
     const names = [...involved].sort((a, b) => a - b).map((i) => tb.topology.nodes[i].name);
-    for (const n of names) rmSync(join(opts.outDir, `device-${n}.jsonl`), { force: true });
+    for (const n of names) for (const f of [`device-${n}.jsonl`, `dtoee-${n}.jsonl`]) rmSync(join(opts.outDir, f), { force: true });
     log(`live: ${system}: starting ${names.length} node processes (${names.join(', ')})`);
     const procs = names.map((name) => ({ name, ...startChild(['live', 'node', ...common, '--name', name, '--system', system, '--out', opts.outDir, ...extra], logStream, name) }));
     try {
@@ -88,8 +99,8 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
       if (!existsSync(path)) { errors.push(`${system}: device ${d.name} wrote no records`); continue; }
       for (const line of readFileSync(path, 'utf8').split('\n')) {
         if (!line) continue;
-        const l = JSON.parse(line) as { kind: string; record?: RequestRecord; hops?: HopRecord[]; request?: number; reason?: string };
-        if (l.kind === 'record' && l.record) { records.push(l.record); hops.push(...(l.hops ?? [])); got++; }
+        const l = JSON.parse(line) as { kind: string; record?: RequestRecord; hops?: HopRecord[]; tokens?: DtoeeTokenFact[]; request?: number; reason?: string };
+        if (l.kind === 'record' && l.record) { records.push(l.record); hops.push(...(l.hops ?? [])); tokenFacts.push(...(l.tokens ?? []).map((f) => ({ system, f }))); got++; }
         else if (l.kind === 'unfinished') errors.push(`${system}: device ${d.name} request ${l.request}: ${l.reason}`);
       }
       rmSync(path);
@@ -104,6 +115,18 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
       nodeInfo.push(j);
       for (const r of j.rejections ?? []) errors.push(`${system}: node ${n} rejected: ${r}`);
       rmSync(p);
+    }
+    // Online DTO-EE: each edge node's rows over time (live/dtoee-live.ts), merged into the simulator's schema.
+    const rows = names.filter((n) => existsSync(join(opts.outDir, `dtoee-${n}.jsonl`))).map((n) => {
+      const path = join(opts.outDir, `dtoee-${n}.jsonl`);
+      const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l).map((l) => JSON.parse(l) as { kind: string; row: DtoeeNodeRecord & DtoeeRoundRecord });
+      rmSync(path);
+      return { node: n, nodes: lines.filter((l) => l.kind === 'node').map((l) => l.row), rounds: lines.filter((l) => l.kind === 'round').map((l) => l.row) };
+    });
+    if (rows.length > 0) {
+      const merged = mergeDtoeeRows(rows, tb.topology.nodes.map((n) => n.name));
+      dtoeeNodes.push(...merged.nodes);
+      dtoeeRounds.push(...merged.rounds);
     }
     perSystem.push({ system, processes: names.length, requests: got, unfinished: expected - got, nodes: nodeInfo });
   }
@@ -123,6 +146,8 @@ export async function runTopologyLocal(opts: LiveLocalOptions, scenario: Scenari
     processes: { perNode: true, transport: 'WebSocket over 127.0.0.1', shaping: 'user space, per path direction (shared bottlenecks and traces not shaped live)' },
     perSystem, errors, log: 'live.log',
   };
-  writeRunOutputs(opts.outDir, { requests: records, summary, spans: [], gpuUtil: [], hops, runInfo });
+  // Per-token tasks: one row per token, in time order as the simulator writes them.
+  const dtoeeTokens = scenario.systems.flatMap((sys) => dtoeeTokenRows(sys, tokenFacts.filter((x) => x.system === sys).map((x) => x.f).sort((a, b) => a.timeS - b.timeS)));
+  writeRunOutputs(opts.outDir, { requests: records, summary, spans: [], gpuUtil: [], hops, runInfo, ...(dtoeeNodes.length > 0 ? { dtoeeNodes, dtoeeRounds } : {}), ...(dtoeeTokens.length > 0 ? { dtoeeTokens } : {}) });
   return { scenario, records, summary, errors, wallMs, runInfo };
 }

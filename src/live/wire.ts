@@ -29,6 +29,8 @@ export const FrameType = {
   nodeHello: 11,
   /** Node-to-node: a task moving along its route ([u32 JSON length][JSON state][payload bytes]). */
   task: 12,
+  /** Node-to-node: one message of DTO-EE's distributed algorithm (JSON, format hatsim-dtoee/1; live/dtoee-live.ts). */
+  dtoee: 13,
 } as const;
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));

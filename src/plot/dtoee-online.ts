@@ -57,8 +57,11 @@ export function planDtoeeOnline(dir: string, add: Add): void {
   const lastStage = Math.max(...rows.map((r) => Number(r.stage)));
   const policy = rows[0].policy;
   const online = existsSync(join(dir, 'dtoee_rounds.csv'));
-  const sub = `under hatsim's model of DTO-EE; policy ${policy}, ${online ? 'online re-optimisation' : 'offline (optimised once)'}; simulated time`;
-  const x = { field: 'time_s', type: 'quantitative', title: 'Simulated time (s)' };
+  // A live run (hatsim live local): the node processes' rows, on the wall clock since the run's start.
+  const live = existsSync(join(dir, 'run.json')) && (JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { mode?: string }).mode === 'live';
+  const clock = live ? 'wall time since the start (live node processes)' : 'simulated time';
+  const sub = `under hatsim's model of DTO-EE; policy ${policy}, ${online ? 'online re-optimisation' : 'offline (optimised once)'}; ${clock}`;
+  const x = { field: 'time_s', type: 'quantitative', title: live ? 'Wall time (s)' : 'Simulated time (s)' };
   const systems = [...new Set(rows.map((r) => r.system))];
 
   const th = rows.filter((r) => Number(r.stage) < lastStage).map((r) => ({ time_s: Number(r.time_s), node: r.node, stage: `stage ${r.stage}`, threshold: Number(r.threshold) }));

@@ -47,6 +47,8 @@ export interface TopologyView {
   /** Mean request arrival rate of one device (requests/s) and mean prompt length (tokens), from the workload. */
   readonly arrivalRatePerS: number;
   readonly meanPromptTokens: number;
+  /** Mean output tokens per request, from the workload. */
+  readonly meanOutputTokens: number;
 }
 
 /** What a system needs to know of the testbed before it runs (node pairs, checks). */

@@ -244,4 +244,21 @@ export interface DtoeeRoundRecord {
   /** The centralised solver's objective on the same measured model (policies.dtoee.oracle; NaN without; convergence gap = after / this - 1). */
   centralised_objective: number;
 }
+/** dtoee_tokens.csv (policies.dtoee.task: per-token): one row per generated token. */
+export interface DtoeeTokenRecord {
+  system: string;
+  device: string;
+  request: number;
+  /** 1-based token of the request (token 1 comes from the prefill, which runs every stage). */
+  token: number;
+  /** Stage the token exited at (the last stage = no early exit). */
+  exit_stage: number;
+  /** 1 correct, 0 wrong (a draw against the exit profile at that stage). */
+  correct: number;
+  /** When the token reached the device (s since the run's start), and since the request's previous token (ms; NaN for token 1). */
+  time_s: number;
+  gap_ms: number;
+}
+export const DTOEE_TOKEN_COLUMNS: readonly (keyof DtoeeTokenRecord)[] = ['system', 'device', 'request', 'token', 'exit_stage', 'correct', 'time_s', 'gap_ms'];
+
 export const DTOEE_ROUND_COLUMNS: readonly (keyof DtoeeRoundRecord)[] = ['system', 'round', 'start_s', 'end_s', 'status', 'iterations', 'messages', 'bytes', 'input_per_s', 'objective_before', 'objective_after', 'model_delay_ms', 'last_move', 'centralised_objective'];

@@ -7,8 +7,8 @@ import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from './csv.js';
-import { DTOEE_NODE_COLUMNS, DTOEE_ROUND_COLUMNS, GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
-import type { DtoeeNodeRecord, DtoeeRoundRecord, GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
+import { DTOEE_NODE_COLUMNS, DTOEE_ROUND_COLUMNS, DTOEE_TOKEN_COLUMNS, GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord, GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
 
 export const VERSION = '0.1.0';
 
@@ -27,6 +27,8 @@ export interface RunOutputs {
   /** dtoee online / monitor (policies.dtoee): per-node rows over time, online rounds. */
   dtoeeNodes?: DtoeeNodeRecord[];
   dtoeeRounds?: DtoeeRoundRecord[];
+  /** dtoee per-token tasks: one row per generated token. */
+  dtoeeTokens?: DtoeeTokenRecord[];
   /** Everything for run.json (resolved scenario, seed, version, wall time, event count, provenance...). */
   runInfo: Record<string, unknown>;
 }
@@ -43,7 +45,7 @@ export function writeRunOutputs(dir: string, out: RunOutputs): void {
   if (out.hops && out.hops.length > 0) writeFileAtomic(join(dir, 'hops.csv'), toCsv(out.hops, HOP_COLUMNS));
   else if (existsSync(join(dir, 'hops.csv'))) rmSync(join(dir, 'hops.csv'));
   for (const [f, rows, cols] of [['tasks.csv', out.tasks, TASK_COLUMNS], ['task_summary.csv', out.taskSummary, TASK_SUMMARY_COLUMNS],
-    ['dtoee_nodes.csv', out.dtoeeNodes, DTOEE_NODE_COLUMNS], ['dtoee_rounds.csv', out.dtoeeRounds, DTOEE_ROUND_COLUMNS]] as const) {
+    ['dtoee_nodes.csv', out.dtoeeNodes, DTOEE_NODE_COLUMNS], ['dtoee_rounds.csv', out.dtoeeRounds, DTOEE_ROUND_COLUMNS], ['dtoee_tokens.csv', out.dtoeeTokens, DTOEE_TOKEN_COLUMNS]] as const) {
     if (rows && rows.length > 0) writeFileAtomic(join(dir, f), toCsv(rows as readonly object[], cols as readonly never[]));
     else if (existsSync(join(dir, f))) rmSync(join(dir, f));
   }

@@ -250,6 +250,10 @@ export const PoliciesSchema = obj({
     roundIterations: int({ gte: 1 }).default(10),
     minJobs: int({ gte: 1 }).default(5),
     oracle: bool().default(false),
+    task: oneOf(['pass', 'per-token']).default('pass'),
+    kvSkip: oneOf(['recompute', 'copy']).default('recompute'),
+    jsqLoad: oneOf(['instant', 'reported']).default('instant'),
+    loadPeriodS: num({ gt: 0 }).default(1),
   }).prefault({}),
 });
 

@@ -223,7 +223,28 @@ export interface DtoeePolicySpec {
   /** A node keeps its previous service-time estimate when it ran fewer jobs than this in the window [assumption: 5]. */
   minJobs: number;
   /** Online: also solve each round's measured model with the centralised solver (dtoee_rounds.csv centralised_objective; costs CPU: about 0.4 s per round on dtoee-rush). */
-  oracle: boolean;
+  oracle: boolean;  /**
+   * Task kind (docs/DTOEE.md "Per-token tasks"): `pass` (default) = one inference pass that may
+   * exit at a stage boundary; `per-token` = a generation whose every token after the first
+   * passes the stages on its own and may exit early [assumption: the prompt's prefill and the
+   * first token run the whole model; a request keeps its prefill's nodes].
+   */
+  task: 'pass' | 'per-token';
+  /**
+   * Per-token: the KV state of the layers a token skipped [assumption, an option]: `recompute`
+   * (the next token that goes deeper first recomputes the missing positions) or `copy`
+   * (CALM/LayerSkip-style state propagation: the exit layer's hidden state stands in for the
+   * skipped layers' input; it travels with the next deeper token, its K/V projections untimed).
+   */
+  kvSkip: 'recompute' | 'copy';
+  /**
+   * jsq: the queue lengths it compares (docs/DTOEE.md "jsq live"): `instant` (default, the
+   * simulator's exact load at decision time) or `reported` (each node's load as last reported to
+   * its upstream neighbours, every `loadPeriodS`: what a node process can know; live needs it).
+   */
+  jsqLoad: 'instant' | 'reported';
+  /** Seconds between load reports (jsqLoad: reported) [assumption: 1]. */
+  loadPeriodS: number;
 }
 
 /**

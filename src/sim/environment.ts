@@ -149,5 +149,11 @@ export function environmentNotes(s: Scenario): string[] {
       out.push(`[assumption] a round runs ${pol.roundIterations} iterations per penalty round from the current state (warm start from the offline optimum at t = 0); a node steps when every neighbour's previous message arrived, applies its values after its last step; messages travel as simulated messages (algorithm bytes + ${s.network.headerBytes}-byte transport header); a round still running at the next tick skips that tick's round${pol.oracle ? '; each round\'s measured model also solved centrally (oracle)' : ''}`);
     }
   }
+  if (s.systems.includes('dtoee') && pol.task === 'per-token') {
+    out.push(`dtoee per-token tasks: [assumption] the prefill and token 1 run every stage; a request keeps its prefill's nodes; each later token may exit; skipped layers' KV: ${pol.kvSkip === 'recompute' ? 'recomputed by the next token that goes deeper' : 'copied from the exit layer (state propagation, K/V projections untimed)'}; the optimiser models one decode step at the mean context`);
+  }
+  if (s.systems.includes('dtoee') && pol.policy === 'jsq' && pol.jsqLoad === 'reported') {
+    out.push(`dtoee jsq on reported loads: [assumption] each node sends its load to its upstream neighbours every ${pol.loadPeriodS} s; a decision uses the last report (0 before the first)`);
+  }
   return out;
 }

@@ -17,6 +17,7 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
     taskSummary: r.systems.flatMap((s) => (s.taskSummary ? [s.taskSummary] : [])),
     dtoeeNodes: r.systems.flatMap((s) => s.dtoeeNodes ?? []),
     dtoeeRounds: r.systems.flatMap((s) => s.dtoeeRounds ?? []),
+    dtoeeTokens: r.systems.flatMap((s) => s.dtoeeTokens ?? []),
     runInfo: {
       tool: 'hatsim',
       version: VERSION,

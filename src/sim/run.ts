@@ -32,9 +32,9 @@ import { HostCpu } from './host.js';
 import { checkFits, deviceServerBytes, partWeightBytes, type MemoryNeed } from './memory.js';
 import { deviceLatency, simPredictor, type DeviceLatency } from './latency.js';
 import { RequestState } from './request.js';
-import { prepareDtoeeRun, startDtoeeControl } from './dtoee-control.js';
+import { dtoeeOutputs, prepareDtoeeRun, startDtoeeControl } from './dtoee-control.js';
 import { scheduleArrivals, speedSchedules } from './environment.js';
-import type { DtoeeNodeRecord, DtoeeRoundRecord } from '../results/types.js';
+import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord } from '../results/types.js';
 
 export interface RunOptions {
   /** Requests of device 0 whose spans are recorded for the timeline (first N). */
@@ -64,6 +64,8 @@ export interface SystemRun {
   /** dtoee online or monitor (policies.dtoee): per-node rows over time, and the online rounds. */
   dtoeeNodes?: DtoeeNodeRecord[];
   dtoeeRounds?: DtoeeRoundRecord[];
+  /** dtoee per-token tasks (policies.dtoee.task: per-token): one row per generated token. */
+  dtoeeTokens?: DtoeeTokenRecord[];
 }
 
 export interface RunResult {
@@ -395,7 +397,8 @@ export function topologyView(tb: Testbed, d: DeviceInstance, server: number): To
       for (const w of tb.workload[d.index]) if (!Number.isNaN(w.arrivalS)) { n++; lo = Math.min(lo, w.arrivalS); hi = Math.max(hi, w.arrivalS); }
       return n > 1 ? (n - 1) / (hi - lo || 1) : 0;
     },
-    get meanPromptTokens(): number { return meanPrompt(tb); },
+    get meanPromptTokens(): number { return workloadMean(tb).prompt; },
+    get meanOutputTokens(): number { return workloadMean(tb).output; },
     partMs: (node, part, tokens, ctx, logits) => {
       const hw = topo.nodes[node].hardware;
       const lat = hw === null ? undefined : tb.nodeLatency.get(hw);
@@ -430,15 +433,16 @@ function nameIndexOf(tb: Testbed): Map<string, number> {
   if (!m) { m = new Map(tb.topology.nodes.map((n) => [n.name, n.index])); nameIndexes.set(tb, m); }
   return m;
 }
-const meanPrompts = new WeakMap<Testbed, number>();
+const workloadMeans = new WeakMap<Testbed, { prompt: number; output: number }>();
 
-function meanPrompt(tb: Testbed): number {
-  let m = meanPrompts.get(tb);
+/** Mean prompt and output tokens of the workload (policies that model rates; dtoee's per-token model). */
+function workloadMean(tb: Testbed): { prompt: number; output: number } {
+  let m = workloadMeans.get(tb);
   if (m === undefined) {
-    let sum = 0, n = 0;
-    for (const reqs of tb.workload) for (const w of reqs) { sum += w.promptTokens; n++; }
-    m = n > 0 ? sum / n : 0;
-    meanPrompts.set(tb, m);
+    let p = 0, o = 0, n = 0;
+    for (const reqs of tb.workload) for (const w of reqs) { p += w.promptTokens; o += w.outputTokens; n++; }
+    m = n > 0 ? { prompt: p / n, output: o / n } : { prompt: 0, output: 0 };
+    workloadMeans.set(tb, m);
   }
   return m;
 }
@@ -618,7 +622,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     bytesSent: sum(stt.sentBytes.up) + sum(stt.sentBytes.down),
     bytesDelivered: sum(stt.deliveredBytes.up) + sum(stt.deliveredBytes.down),
     messagesSent: stt.messagesSent, messagesDelivered: stt.messagesDelivered,
-    ...(control ? { dtoeeNodes: control.nodeRows, dtoeeRounds: control.roundRows } : {}),
+    ...dtoeeOutputs(s, system, topo.nodes, control),
   };
 }
 
