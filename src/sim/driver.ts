@@ -39,13 +39,27 @@ export interface DeviceContext {
 
 
 /**
- * All branches of one request. Fork handles index `procs`, so any branch can
- * join a branch forked by another (e.g. the root joins adapter passes forked
- * by chunk branches).
+ * All branches of one request. A fork handle indexes `done` (1 once that branch
+ * finished), so any branch can join a branch forked by another (e.g. the root joins
+ * adapter passes forked by chunk branches). Only the flags are kept, not the
+ * branches: a finished branch and its generator are garbage at once (a request of
+ * the cloud system forks one branch per output token).
  */
 class Family {
-  readonly procs: Proc[] = [];
+  /** Per fork handle: 1 once the branch finished, else 0. */
+  done: Uint8Array = new Uint8Array(16);
+  /** Fork handles issued so far (= the length of `done` in use). */
+  forks = 0;
+  /** Forked branches still running. */
+  running = 0;
   readonly joiners: Proc[] = [];
+
+  /** A new branch: its handle. */
+  add(): number {
+    if (this.forks === this.done.length) { const d = new Uint8Array(this.done.length * 2); d.set(this.done); this.done = d; }
+    this.running++;
+    return this.forks++;
+  }
 }
 
 /** One running protocol branch. The root proc calls `onFinish` when the whole request is done. */
@@ -58,6 +72,8 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   private drafting = false;
   private job: CloudJob | null = null;
   private readonly family: Family;
+  /** This branch's fork handle (-1: the root). */
+  private handle = -1;
   /** Node of the `exec` or `compute` op in flight (-1: none), when it was submitted, the request's cloud queue time then. */
   private execNode = -1;
   private execSubmitS = 0;
@@ -120,8 +136,8 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   }
 
   private joinReady(): boolean {
-    const handles = this.waitingOn!, procs = this.family.procs;
-    for (let i = 0; i < handles.length; i++) if (!procs[handles[i]].finished) return false;
+    const handles = this.waitingOn!, done = this.family.done;
+    for (let i = 0; i < handles.length; i++) if (done[handles[i]] === 0) return false;
     return true;
   }
 
@@ -178,8 +194,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           break;
         case 'fork': {
           const child = new Proc(op.body, dev, req, null, this.family);
-          this.family.procs.push(child);
-          value = this.family.procs.length - 1;
+          value = child.handle = this.family.add();
           child.start();
           break;
         }
@@ -271,11 +286,11 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
     this.finished = true;
     if (this.onFinish) {
       // The root: every branch of the request must have finished (all forks joined).
-      for (const p of this.family.procs) {
-        if (!p.finished) throw new Error(`invariant: request ${this.req.index} on device ${this.req.device} finished with a branch still running`);
-      }
+      if (this.family.running !== 0) throw new Error(`invariant: request ${this.req.index} on device ${this.req.device} finished with a branch still running`);
       this.onFinish(engine);
     } else {
+      this.family.done[this.handle] = 1;
+      this.family.running--;
       Proc.branchFinished(this.family);
     }
   }
