@@ -4,7 +4,7 @@
  * each token id down as soon as it is produced (no per-token uplink).
  */
 import type { SystemDef } from '../context.js';
-import { cloud as cloudStep, count, down, emit, fork, join, up, type Op, type Resume } from '../ops.js';
+import { cloud as cloudStep, count, down, emit, fork, join, sequence, up } from '../ops.js';
 
 export const cloudOnly: SystemDef = {
   id: 'cloud',
@@ -13,11 +13,10 @@ export const cloudOnly: SystemDef = {
   sendsRawTokens: true,
   createDevice(env) {
     const tb = env.tokenBytes;
-    const downToken = down(0, tb, 'token'), emitOne = emit(1); // ops are immutable: built once
-    function* deliver(): Generator<Op, void, Resume> {
-      yield downToken;
-      yield emitOne;
-    }
+    const deliverOps = [down(0, tb, 'token'), emit(1)]; // ops are immutable: built once
+    // Each token: a branch that sends it down, then emits it (a fixed sequence: the simulator
+    // knows its delivery time when it is sent on a fixed-rate link and needs no event for it).
+    const deliver = (): ReturnType<typeof sequence> => sequence(deliverOps);
     return function* cloudRequest(req) {
       const P = req.promptTokens;
       yield up(0, P * tb, 'prompt tokens');
