@@ -63,7 +63,11 @@ export class SpilledRequests implements RequestStore {
    * (records carry the name; the spill stores its index); `total`: requests of the system
    * (finished or not): ids are 0..total-1.
    */
-  constructor(private readonly spillFile: string, private readonly system: SystemId, private readonly deviceNames: readonly string[], private readonly total: number) {
+  constructor(
+    private readonly spillFile: string, private readonly system: SystemId, private readonly deviceNames: readonly string[], private readonly total: number,
+    /** Rows per read-back window (tests make it small). */
+    private readonly windowRows = WINDOW_ROWS,
+  ) {
     deviceNames.forEach((n, i) => { if (!this.deviceIndex.has(n)) this.deviceIndex.set(n, i); });
     this.fd = openSync(spillFile, 'w');
   }
@@ -103,7 +107,7 @@ export class SpilledRequests implements RequestStore {
     const out = openSync(partFile, 'w');
     const rfd = openSync(this.spillFile, 'r');
     try {
-      const win = Math.min(WINDOW_ROWS, Math.max(1, this.total));
+      const win = Math.min(this.windowRows, Math.max(1, this.total));
       const slots = new Float64Array(win * ROW);
       const present = new Uint8Array(win);
       const chunk = new Float64Array(READ_ROWS * ROW);

@@ -46,6 +46,8 @@ export interface RunOptions {
    * `requests` but a `requestPart` file that writeRunOutputs turns into requests.csv.
    */
   spillDir?: string;
+  /** Rows per read-back window of the spill (results/request-store.ts WINDOW_ROWS; tests make it small). */
+  spillWindowRows?: number;
   /** Requests of device 0 whose spans are recorded for the timeline (first N). */
   timelineRequests?: number;
   /** Target number of bins of gpu_util.csv. */
@@ -561,7 +563,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const total = tb.workload.reduce((a, w) => a + w.length, 0);
   const store: RequestStore = opts.spillDir === undefined
     ? new MemoryRequests(total)
-    : new SpilledRequests(spillName(opts.spillDir, system, 'spill'), system, tb.devices.map((d) => d.name), total);
+    : new SpilledRequests(spillName(opts.spillDir, system, 'spill'), system, tb.devices.map((d) => d.name), total, opts.spillWindowRows);
   let finishedCount = 0, firstArrival = Infinity, lastToken = 0;
   const extras: { id: number; req: RequestState }[] = [];
   const onFinished = (r: RequestState): void => {

@@ -26,6 +26,11 @@ export interface TraceRow {
 interface RawTrace { header: string[]; rows: { cells: string[]; line: number }[] }
 
 const cache = new Map<string, { mtimeMs: number; size: number; raw: RawTrace }>();
+/**
+ * Files up to this size stay cached (sweeps re-read the same trace per point); a larger one
+ * is parsed on each read, so a million-request trace is not kept for the whole run (issue 15).
+ */
+const CACHE_MAX_BYTES = 8 << 20;
 
 function readRaw(file: string): RawTrace {
   let st;
@@ -51,7 +56,7 @@ function readRaw(file: string): RawTrace {
   if (records.length === 0) throw new InputError(`trace file ${file} is empty: expected a header row with ${TRACE_COLUMNS.join(',')}`);
   const header = records[0].record.map((h) => h.trim());
   const raw: RawTrace = { header, rows: records.slice(1).map((r) => ({ cells: r.record, line: r.info.lines })) };
-  cache.set(file, { mtimeMs: st.mtimeMs, size: st.size, raw });
+  if (st.size <= CACHE_MAX_BYTES) cache.set(file, { mtimeMs: st.mtimeMs, size: st.size, raw });
   return raw;
 }
 
