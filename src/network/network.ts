@@ -366,7 +366,16 @@ export class Network implements SimNetwork {
       let jitterS = p.pendingJitterS; // drawn by a `settle` that declined (NaN: not drawn)
       if (jitterS !== jitterS) jitterS = p.drawJitterS();
       else p.pendingJitterS = NaN;
-      this.place(engine, p, bytes, onDelivered, tag, endS, jitterS);
+      // As `place`, but when it is delivered within the current run the handler is the
+      // delivery event itself (nothing can undo a fixed pipe's placement; counted as
+      // delivered now). Later than the run's end: placed, counted when (if) delivered.
+      let atS = endS + p.latencyS + jitterS;
+      if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
+      if (atS > engine.untilS) { this.place(engine, p, bytes, onDelivered, tag, endS, jitterS); return; }
+      p.lastDeliveryS = atS;
+      (dir === 'up' ? this.stats.deliveredBytes.up : this.stats.deliveredBytes.down)[device] += bytes;
+      this.stats.messagesDelivered++;
+      engine.schedule(atS, onDelivered, tag, Prio.completion);
       return;
     }
     if (p.direct) {
