@@ -68,18 +68,18 @@ export function peerConfig(n: number): string {
   });
 }
 
-interface PeerRun { simS: number; procS: number; ttftMeanMs: number; completed: number; timedOut: boolean }
+interface PeerRun { simS: number; /** CPU time (user + system) of its simulation. */ simCpuS: number; procS: number; ttftMeanMs: number; completed: number; timedOut: boolean }
 
 function runPeer(n: number, timeoutS: number): PeerRun {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [PEER_CHILD, peerConfig(n)], { encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 1 << 20 });
   const procS = (performance.now() - t0) / 1000;
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' || r.signal === 'SIGTERM') {
-    return { simS: procS, procS, ttftMeanMs: NaN, completed: NaN, timedOut: true };
+    return { simS: procS, simCpuS: NaN, procS, ttftMeanMs: NaN, completed: NaN, timedOut: true };
   }
   if (r.status !== 0) throw new Error(`inference-lab child failed (${r.status}): ${r.stderr}`);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { simMs: number; ttftMeanMs: number; completed: number };
-  return { simS: out.simMs / 1000, procS, ttftMeanMs: out.ttftMeanMs, completed: out.completed, timedOut: false };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { simMs: number; simCpuMs: number; ttftMeanMs: number; completed: number };
+  return { simS: out.simMs / 1000, simCpuS: out.simCpuMs / 1000, procS, ttftMeanMs: out.ttftMeanMs, completed: out.completed, timedOut: false };
 }
 
 interface HatsimRun { simS: number; procS: number; rssMB: number; /** CPU time (user + system) of the whole process. */ cpuS: number; ttftMeanMs: number; requests: number; unfinished: number; failed?: string }
@@ -119,7 +119,11 @@ export interface PeerBenchOptions {
   scaleTimeoutS: number;
 }
 
-export interface PeerBenchRow { n: number; peer: PeerRun; hatsim: HatsimRun; ratio: number; ratioIsBound: boolean; target: number }
+export interface PeerBenchRow {
+  n: number; peer: PeerRun; hatsim: HatsimRun; ratio: number; ratioIsBound: boolean; target: number;
+  /** The peer's simulation CPU time over hatsim's whole process's CPU time (NaN if the peer was stopped). */
+  cpuRatio: number;
+}
 
 export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   if (!existsSync(PEER_CHILD) || !existsSync(CLI)) throw new Error('bench: dist/ is missing; run `npm run build` (npm run bench does)');
@@ -128,7 +132,8 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   try {
     console.log(`\npeer: inference-lab 0.2.1 vs hatsim, cloud-only, 1 x A6000, LLaMA-2-7B, Poisson ${PEER_WORKLOAD.ratePerS} req/s, ${PEER_WORKLOAD.promptTokens}/${PEER_WORKLOAD.outputTokens} tokens`);
     console.log(`(hatsim: ${PEER_WORKLOAD.devices} devices fed round-robin from one Poisson trace; sim = simulation wall time, proc = whole process; peer stopped after ${opts.peerTimeoutS} s)`);
-    console.log('requests  peer sim s  peer proc s  hatsim sim s  hatsim proc s  hatsim RSS MB  ratio (target)         peer TTFT ms  hatsim TTFT ms');
+    console.log('(CPU ratio = the peer\'s simulation CPU time over the CPU time of hatsim\'s whole process: what two free cores would show; wall ratios move with the load)');
+    console.log('requests  peer sim s  peer proc s  hatsim sim s  hatsim proc s  hatsim RSS MB  ratio (target)         peer CPU s  hatsim CPU s  CPU ratio  peer TTFT ms  hatsim TTFT ms');
     for (const n of opts.sizes) {
       const peer = runPeer(n, opts.peerTimeoutS);
       const hatsim = runHatsim(n, PEER_WORKLOAD.devices, 'cloud', tmp, 1800);
@@ -139,9 +144,10 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
       const wholeProcess = n <= 1000;
       const ratio = peer.simS / (wholeProcess ? hatsim.procS : hatsim.simS);
       const target = n <= 1000 ? 1 : n <= 10_000 ? 30 : 100;
-      rows.push({ n, peer, hatsim, ratio, ratioIsBound: peer.timedOut, target });
+      const cpuRatio = peer.simCpuS / hatsim.cpuS;
+      rows.push({ n, peer, hatsim, ratio, ratioIsBound: peer.timedOut, target, cpuRatio });
       const ratioText = `${peer.timedOut ? '>' : ''}${f(ratio, 1)}x ${wholeProcess ? 'vs proc' : 'vs sim'} (${target}x) ${ratio >= target ? 'ok' : peer.timedOut ? 'bound' : 'MISSED'}`;
-      console.log(`${String(n).padStart(8)}  ${(peer.timedOut ? '>' : '') + f(peer.simS)}`.padEnd(20) + `  ${f(peer.procS).padStart(11)}  ${f(hatsim.simS).padStart(12)}  ${f(hatsim.procS).padStart(13)}  ${f(hatsim.rssMB, 0).padStart(13)}  ${ratioText.padEnd(22)} ${f(peer.ttftMeanMs, 1).padStart(12)}  ${f(hatsim.ttftMeanMs, 1).padStart(14)}`);
+      console.log(`${String(n).padStart(8)}  ${(peer.timedOut ? '>' : '') + f(peer.simS)}`.padEnd(20) + `  ${f(peer.procS).padStart(11)}  ${f(hatsim.simS).padStart(12)}  ${f(hatsim.procS).padStart(13)}  ${f(hatsim.rssMB, 0).padStart(13)}  ${ratioText.padEnd(22)} ${f(peer.simCpuS).padStart(10)}  ${f(hatsim.cpuS).padStart(12)}  ${(Number.isFinite(cpuRatio) ? `${f(cpuRatio, 1)}x` : '-').padStart(9)}  ${f(peer.ttftMeanMs, 1).padStart(12)}  ${f(hatsim.ttftMeanMs, 1).padStart(14)}`);
     }
     if (opts.scale) {
       const n = 1_000_000, devices = 10_000;
