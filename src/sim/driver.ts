@@ -39,7 +39,7 @@ export interface DeviceContext {
 
 
 /**
- * All branches of one request. A fork handle indexes `done` (1 once that branch
+ * All branches of one request. A fork handle indexes `doneAtS` (when that branch
  * finished), so any branch can join a branch forked by another (e.g. the root joins
  * adapter passes forked by chunk branches). Only the flags are kept, not the
  * branches: a finished branch and its generator are garbage at once (a request of
@@ -47,9 +47,7 @@ export interface DeviceContext {
  */
 class Family {
   /** Per fork handle: when the branch finished (or will: a settled delivery), Infinity while it runs. */
-  doneAtS: Float64Array = new Float64Array(16);
-  /** Fork handles issued so far (= the length of `doneAtS` in use). */
-  forks = 0;
+  readonly doneAtS: number[] = [];
   /** Forked branches still running (settled ones not counted). */
   running = 0;
   /** The latest finish time of a settled branch. */
@@ -59,19 +57,13 @@ class Family {
   /** A new running branch: its handle. */
   add(): number {
     this.running++;
-    return this.push(Infinity);
+    return this.doneAtS.push(Infinity) - 1;
   }
 
   /** A branch settled in closed form, finishing at `atS`: its handle. */
   addSettled(atS: number): number {
     if (atS > this.settledUntilS) this.settledUntilS = atS;
-    return this.push(atS);
-  }
-
-  private push(atS: number): number {
-    if (this.forks === this.doneAtS.length) { const d = new Float64Array(this.doneAtS.length * 2); d.set(this.doneAtS); this.doneAtS = d; }
-    this.doneAtS[this.forks] = atS;
-    return this.forks++;
+    return this.doneAtS.push(atS) - 1;
   }
 }
 
