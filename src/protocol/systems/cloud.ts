@@ -4,7 +4,14 @@
  * each token id down as soon as it is produced (no per-token uplink).
  */
 import type { SystemDef } from '../context.js';
-import { cloud as cloudStep, count, down, emit, fork, join, sequence, up } from '../ops.js';
+import { cloud as cloudStep, count, down, emit, fork, join, sequence, up, type CloudOp } from '../ops.js';
+
+/**
+ * Decode steps by context length, shared by every device and request (ops are immutable):
+ * no op object per generated token. Bounded by the longest context simulated.
+ */
+const decodeSteps: CloudOp[] = [];
+const decodeStep = (ctx: number): CloudOp => (decodeSteps[ctx] ??= cloudStep('full', 1, ctx, 1, 'decode'));
 
 export const cloudOnly: SystemDef = {
   id: 'cloud',
@@ -23,7 +30,7 @@ export const cloudOnly: SystemDef = {
       yield cloudStep('full', P, 0, 1, 'prefill');
       const deliveries: number[] = [count(yield fork(deliver()))];
       for (let i = 1; i < req.outputTokens; i++) {
-        yield cloudStep('full', 1, P + i - 1, 1, 'decode');
+        yield decodeStep(P + i - 1);
         deliveries.push(count(yield fork(deliver())));
       }
       yield join(deliveries);
