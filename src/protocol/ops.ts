@@ -202,6 +202,15 @@ export class OpSequence implements Generator<Op, void, Resume> {
 export function sequence(ops: readonly Op[]): OpSequence {
   return new OpSequence(ops);
 }
+/** `fork(sequence(ops))` as one object: the fork op is its own body (one allocation per fork, not two). */
+class SequenceFork extends OpSequence implements ForkOp {
+  readonly op = 'fork' as const;
+  get body(): Proto { return this; }
+}
+/** Fork a branch of fixed ops: resumes with the branch's handle, like `fork(sequence(ops))`. */
+export function forkSequence(ops: readonly Op[]): ForkOp {
+  return new SequenceFork(ops);
+}
 /** Resumes with the number of draft tokens accepted: read it with `count`. */
 export function accept(drafted: number, rate: number, rates: readonly number[] | null = null): AcceptOp {
   return { op: 'accept', drafted, rate, rates };

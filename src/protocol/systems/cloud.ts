@@ -4,7 +4,7 @@
  * each token id down as soon as it is produced (no per-token uplink).
  */
 import type { SystemDef } from '../context.js';
-import { cloud as cloudStep, count, down, emit, fork, join, sequence, up, type CloudOp } from '../ops.js';
+import { cloud as cloudStep, count, down, emit, forkSequence, join, up, type CloudOp } from '../ops.js';
 
 /**
  * Decode steps by context length, shared by every device and request (ops are immutable):
@@ -23,15 +23,15 @@ export const cloudOnly: SystemDef = {
     const deliverOps = [down(0, tb, 'token'), emit(1)]; // ops are immutable: built once
     // Each token: a branch that sends it down, then emits it (a fixed sequence: the simulator
     // knows its delivery time when it is sent on a fixed-rate link and needs no event for it).
-    const deliver = (): ReturnType<typeof sequence> => sequence(deliverOps);
+    const deliver = (): ReturnType<typeof forkSequence> => forkSequence(deliverOps);
     return function* cloudRequest(req) {
       const P = req.promptTokens;
       yield up(0, P * tb, 'prompt tokens');
       yield cloudStep('full', P, 0, 1, 'prefill');
-      const deliveries: number[] = [count(yield fork(deliver()))];
+      const deliveries: number[] = [count(yield deliver())];
       for (let i = 1; i < req.outputTokens; i++) {
         yield decodeStep(P + i - 1);
-        deliveries.push(count(yield fork(deliver())));
+        deliveries.push(count(yield deliver()));
       }
       yield join(deliveries);
     };
