@@ -117,6 +117,8 @@ export interface PeerBenchOptions {
   /** Add the scaling row (10k devices, 1M requests, cloud and hat). */
   scale: boolean;
   scaleTimeoutS: number;
+  /** Systems of the scaling row (--scale-systems cloud,hat; default both). */
+  scaleSystems: readonly ('cloud' | 'hat')[];
 }
 
 export interface PeerBenchRow {
@@ -154,7 +156,7 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
       console.log(`\nscaling: ${devices} devices, ${n} requests, one A6000, the same workload; whole \`hatsim run\` process (targets: cloud < 60 s, hat < 120 s, each < 2048 MB; timeout ${opts.scaleTimeoutS} s)`);
       console.log('(wall = the process\'s wall time, CPU = its user + system time: on a shared machine the CPU time is what one free core would take)');
       console.log('system  wall s  CPU s  sim s  peak RSS MB  TTFT mean ms  load avg  verdict');
-      for (const [system, limitS] of [['cloud', 60], ['hat', 120]] as const) {
+      for (const [system, limitS] of ([['cloud', 60], ['hat', 120]] as const).filter(([sys]) => opts.scaleSystems.includes(sys))) {
         const r = runHatsim(n, devices, system, tmp, opts.scaleTimeoutS);
         const fits = !r.failed && r.rssMB < 2048 && r.requests === n;
         const verdict = r.failed ? `FAILED: ${r.failed}`
@@ -169,7 +171,7 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   return rows;
 }
 
-/** --sizes N,N,..., --peer-timeout-s S, --scale, --scale-timeout-s S from a command line. */
+/** --sizes N,N,..., --peer-timeout-s S, --scale, --scale-timeout-s S, --scale-systems cloud,hat from a command line. */
 export function peerArgs(argv: readonly string[]): PeerBenchOptions {
   const num = (flag: string, dflt: number): number => {
     const i = argv.indexOf(flag);
@@ -187,7 +189,13 @@ export function peerArgs(argv: readonly string[]): PeerBenchOptions {
     console.error(`bench: --sizes takes comma-separated request counts, multiples of ${PEER_WORKLOAD.devices}, got ${argv[si + 1]}`);
     process.exit(2);
   }
-  return { sizes, peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800) };
+  const ssi = argv.indexOf('--scale-systems');
+  const scaleSystems = ssi < 0 ? ['cloud', 'hat'] as const : (argv[ssi + 1] ?? '').split(',');
+  if (scaleSystems.length === 0 || scaleSystems.some((x) => x !== 'cloud' && x !== 'hat')) {
+    console.error(`bench: --scale-systems takes cloud, hat or cloud,hat, got ${argv[ssi + 1]}`);
+    process.exit(2);
+  }
+  return { sizes, peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800), scaleSystems: scaleSystems as ('cloud' | 'hat')[] };
 }
 
 // `node dist/bench/peer.js [--scale] [--peer-timeout-s S]` (npm run bench:peer): this part alone.
