@@ -5,7 +5,7 @@
  * same seed (common random numbers: every system sees identical arrivals,
  * lengths and acceptance draws).
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine, Prio, type Handler } from '../core/engine.js';
 import { InputError } from '../core/errors.js';
@@ -561,9 +561,8 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const simDevices: SimDevice[] = [];
   let nextRequestId = 0;
   const total = tb.workload.reduce((a, w) => a + w.length, 0);
-  const store: RequestStore = opts.spillDir === undefined
-    ? new MemoryRequests(total)
-    : new SpilledRequests(spillName(opts.spillDir, system, 'spill'), system, tb.devices.map((d) => d.name), total, opts.spillWindowRows);
+  // Made just before the run (below), so that a set-up error leaves no spill file behind.
+  let store: RequestStore = new MemoryRequests(0);
   let finishedCount = 0, firstArrival = Infinity, lastToken = 0;
   const extras: { id: number; req: RequestState }[] = [];
   const onFinished = (r: RequestState): void => {
@@ -615,6 +614,9 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
     simDevices.push(new SimDevice(ctx, system, d, work, nextRequestId, timelineN, !deviceServer, def.createDevice(env), closedLoop, d.node.concurrency, onFinished));
     nextRequestId += work.length;
   }
+  store = opts.spillDir === undefined
+    ? new MemoryRequests(total)
+    : new SpilledRequests(spillName(opts.spillDir, system, 'spill'), system, tb.devices.map((d) => d.name), total, opts.spillWindowRows);
   ArrivalFeed.build(engine, simDevices).begin();
   const control = startDtoeeControl(s, system, engine, world, () => simDevices.some((d) => d.finished < d.workload.length));
   try {
@@ -726,7 +728,14 @@ function linkRows(system: SystemId, topo: TopologySpec, compiled: ReturnType<typ
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const t0 = performance.now();
   const tb = buildTestbed(s);
-  const systems = s.systems.map((sys) => simulateSystem(tb, sys, opts));
+  const systems: SystemRun[] = [];
+  try {
+    for (const sys of s.systems) systems.push(simulateSystem(tb, sys, opts));
+  } catch (e) {
+    // Streamed runs: drop the request files of the systems that finished (nothing half-written).
+    for (const r of systems) if (r.requestPart) rmSync(r.requestPart.file, { force: true });
+    throw e;
+  }
   return {
     scenario: s, systems,
     eventCount: systems.reduce((a, r) => a + r.eventCount, 0),
