@@ -68,21 +68,21 @@ export function peerConfig(n: number): string {
   });
 }
 
-interface PeerRun { simS: number; procS: number; ttftMeanMs: number; completed: number; timedOut: boolean }
+interface PeerRun { simS: number; /** CPU time (user + system) of its simulation. */ simCpuS: number; procS: number; ttftMeanMs: number; completed: number; timedOut: boolean }
 
 function runPeer(n: number, timeoutS: number): PeerRun {
   const t0 = performance.now();
   const r = spawnSync(process.execPath, [PEER_CHILD, peerConfig(n)], { encoding: 'utf8', timeout: timeoutS * 1000, maxBuffer: 1 << 20 });
   const procS = (performance.now() - t0) / 1000;
   if (r.error && (r.error as NodeJS.ErrnoException).code === 'ETIMEDOUT' || r.signal === 'SIGTERM') {
-    return { simS: procS, procS, ttftMeanMs: NaN, completed: NaN, timedOut: true };
+    return { simS: procS, simCpuS: NaN, procS, ttftMeanMs: NaN, completed: NaN, timedOut: true };
   }
   if (r.status !== 0) throw new Error(`inference-lab child failed (${r.status}): ${r.stderr}`);
-  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { simMs: number; ttftMeanMs: number; completed: number };
-  return { simS: out.simMs / 1000, procS, ttftMeanMs: out.ttftMeanMs, completed: out.completed, timedOut: false };
+  const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { simMs: number; simCpuMs: number; ttftMeanMs: number; completed: number };
+  return { simS: out.simMs / 1000, simCpuS: out.simCpuMs / 1000, procS, ttftMeanMs: out.ttftMeanMs, completed: out.completed, timedOut: false };
 }
 
-interface HatsimRun { simS: number; procS: number; rssMB: number; ttftMeanMs: number; requests: number; unfinished: number; failed?: string }
+interface HatsimRun { simS: number; procS: number; rssMB: number; /** CPU time (user + system) of the whole process. */ cpuS: number; ttftMeanMs: number; requests: number; unfinished: number; failed?: string }
 
 function runHatsim(n: number, devices: number, system: string, tmp: string, timeoutS: number): HatsimRun {
   if (n % devices !== 0) throw new Error(`bench: ${n} requests do not split evenly over ${devices} devices`);
@@ -96,16 +96,17 @@ function runHatsim(n: number, devices: number, system: string, tmp: string, time
   const t0 = performance.now();
   const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: timeoutS * 1000, env: { ...process.env, HATSIM_BENCH_RSS_FILE: rssFile } });
   const procS = (performance.now() - t0) / 1000;
-  const rssMB = existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) / 1024 : NaN;
+  const [rssKiB, cpuUs] = existsSync(rssFile) ? readFileSync(rssFile, 'utf8').split(' ').map(Number) : [NaN, NaN];
+  const rssMB = rssKiB / 1024, cpuS = cpuUs / 1e6;
   if (r.status !== 0) {
     const why = r.signal ? `killed (${r.signal}) after ${procS.toFixed(0)} s` : (r.stderr.split('\n').find((l) => /Error|error:/.test(l)) ?? `exit ${r.status}`);
-    return { simS: NaN, procS, rssMB, ttftMeanMs: NaN, requests: 0, unfinished: NaN, failed: why.slice(0, 120) };
+    return { simS: NaN, procS, rssMB, cpuS, ttftMeanMs: NaN, requests: 0, unfinished: NaN, failed: why.slice(0, 120) };
   }
   const info = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { wallMs: number };
   const [header, row] = readFileSync(join(out, 'summary.csv'), 'utf8').trim().split('\n').map((l) => l.split(','));
   const col = (name: string): number => Number(row[header.indexOf(name)]);
   rmSync(out, { recursive: true, force: true });
-  return { simS: info.wallMs / 1000, procS, rssMB, ttftMeanMs: col('ttft_mean_ms'), requests: col('requests'), unfinished: col('unfinished') };
+  return { simS: info.wallMs / 1000, procS, rssMB, cpuS, ttftMeanMs: col('ttft_mean_ms'), requests: col('requests'), unfinished: col('unfinished') };
 }
 
 const f = (x: number, d = 2): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -116,9 +117,15 @@ export interface PeerBenchOptions {
   /** Add the scaling row (10k devices, 1M requests, cloud and hat). */
   scale: boolean;
   scaleTimeoutS: number;
+  /** Systems of the scaling row (--scale-systems cloud,hat; default both). */
+  scaleSystems: readonly ('cloud' | 'hat')[];
 }
 
-export interface PeerBenchRow { n: number; peer: PeerRun; hatsim: HatsimRun; ratio: number; ratioIsBound: boolean; target: number }
+export interface PeerBenchRow {
+  n: number; peer: PeerRun; hatsim: HatsimRun; ratio: number; ratioIsBound: boolean; target: number;
+  /** The peer's simulation CPU time over hatsim's whole process's CPU time (NaN if the peer was stopped). */
+  cpuRatio: number;
+}
 
 export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   if (!existsSync(PEER_CHILD) || !existsSync(CLI)) throw new Error('bench: dist/ is missing; run `npm run build` (npm run bench does)');
@@ -127,7 +134,8 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   try {
     console.log(`\npeer: inference-lab 0.2.1 vs hatsim, cloud-only, 1 x A6000, LLaMA-2-7B, Poisson ${PEER_WORKLOAD.ratePerS} req/s, ${PEER_WORKLOAD.promptTokens}/${PEER_WORKLOAD.outputTokens} tokens`);
     console.log(`(hatsim: ${PEER_WORKLOAD.devices} devices fed round-robin from one Poisson trace; sim = simulation wall time, proc = whole process; peer stopped after ${opts.peerTimeoutS} s)`);
-    console.log('requests  peer sim s  peer proc s  hatsim sim s  hatsim proc s  hatsim RSS MB  ratio (target)         peer TTFT ms  hatsim TTFT ms');
+    console.log('(CPU ratio = the peer\'s simulation CPU time over the CPU time of hatsim\'s whole process: what two free cores would show; wall ratios move with the load)');
+    console.log('requests  peer sim s  peer proc s  hatsim sim s  hatsim proc s  hatsim RSS MB  ratio (target)         peer CPU s  hatsim CPU s  CPU ratio  peer TTFT ms  hatsim TTFT ms');
     for (const n of opts.sizes) {
       const peer = runPeer(n, opts.peerTimeoutS);
       const hatsim = runHatsim(n, PEER_WORKLOAD.devices, 'cloud', tmp, 1800);
@@ -138,19 +146,23 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
       const wholeProcess = n <= 1000;
       const ratio = peer.simS / (wholeProcess ? hatsim.procS : hatsim.simS);
       const target = n <= 1000 ? 1 : n <= 10_000 ? 30 : 100;
-      rows.push({ n, peer, hatsim, ratio, ratioIsBound: peer.timedOut, target });
+      const cpuRatio = peer.simCpuS / hatsim.cpuS;
+      rows.push({ n, peer, hatsim, ratio, ratioIsBound: peer.timedOut, target, cpuRatio });
       const ratioText = `${peer.timedOut ? '>' : ''}${f(ratio, 1)}x ${wholeProcess ? 'vs proc' : 'vs sim'} (${target}x) ${ratio >= target ? 'ok' : peer.timedOut ? 'bound' : 'MISSED'}`;
-      console.log(`${String(n).padStart(8)}  ${(peer.timedOut ? '>' : '') + f(peer.simS)}`.padEnd(20) + `  ${f(peer.procS).padStart(11)}  ${f(hatsim.simS).padStart(12)}  ${f(hatsim.procS).padStart(13)}  ${f(hatsim.rssMB, 0).padStart(13)}  ${ratioText.padEnd(22)} ${f(peer.ttftMeanMs, 1).padStart(12)}  ${f(hatsim.ttftMeanMs, 1).padStart(14)}`);
+      console.log(`${String(n).padStart(8)}  ${(peer.timedOut ? '>' : '') + f(peer.simS)}`.padEnd(20) + `  ${f(peer.procS).padStart(11)}  ${f(hatsim.simS).padStart(12)}  ${f(hatsim.procS).padStart(13)}  ${f(hatsim.rssMB, 0).padStart(13)}  ${ratioText.padEnd(22)} ${f(peer.simCpuS).padStart(10)}  ${f(hatsim.cpuS).padStart(12)}  ${(Number.isFinite(cpuRatio) ? `${f(cpuRatio, 1)}x` : '-').padStart(9)}  ${f(peer.ttftMeanMs, 1).padStart(12)}  ${f(hatsim.ttftMeanMs, 1).padStart(14)}`);
     }
     if (opts.scale) {
       const n = 1_000_000, devices = 10_000;
       console.log(`\nscaling: ${devices} devices, ${n} requests, one A6000, the same workload; whole \`hatsim run\` process (targets: cloud < 60 s, hat < 120 s, each < 2048 MB; timeout ${opts.scaleTimeoutS} s)`);
-      console.log('system  proc s  sim s  peak RSS MB  TTFT mean ms  verdict');
-      for (const [system, limitS] of [['cloud', 60], ['hat', 120]] as const) {
+      console.log('(wall = the process\'s wall time, CPU = its user + system time: on a shared machine the CPU time is what one free core would take)');
+      console.log('system  wall s  CPU s  sim s  peak RSS MB  TTFT mean ms  load avg  verdict');
+      for (const [system, limitS] of ([['cloud', 60], ['hat', 120]] as const).filter(([sys]) => opts.scaleSystems.includes(sys))) {
         const r = runHatsim(n, devices, system, tmp, opts.scaleTimeoutS);
-        const ok = !r.failed && r.procS < limitS && r.rssMB < 2048 && r.requests === n;
-        const verdict = r.failed ? `FAILED: ${r.failed}` : ok ? 'ok' : 'MISSED';
-        console.log(`${system.padEnd(6)}  ${f(r.procS, 1).padStart(6)}  ${f(r.simS, 1).padStart(5)}  ${f(r.rssMB, 0).padStart(11)}  ${f(r.ttftMeanMs, 1).padStart(12)}  ${verdict}${r.failed ? '' : ` (${r.requests} requests, ${r.unfinished} unfinished)`}`);
+        const fits = !r.failed && r.rssMB < 2048 && r.requests === n;
+        const verdict = r.failed ? `FAILED: ${r.failed}`
+          : !fits ? 'MISSED (memory or requests)'
+          : r.procS < limitS ? 'ok' : r.cpuS < limitS ? `ok in CPU time, not in wall time (load)` : 'MISSED';
+        console.log(`${system.padEnd(6)}  ${f(r.procS, 1).padStart(6)}  ${f(r.cpuS, 1).padStart(5)}  ${f(r.simS, 1).padStart(5)}  ${f(r.rssMB, 0).padStart(11)}  ${f(r.ttftMeanMs, 1).padStart(12)}  ${loadavg()[0].toFixed(2).padStart(8)}  ${verdict}${r.failed ? '' : ` (${r.requests} requests, ${r.unfinished} unfinished)`}`);
       }
     }
   } finally {
@@ -159,7 +171,7 @@ export function peerBench(opts: PeerBenchOptions): PeerBenchRow[] {
   return rows;
 }
 
-/** --sizes N,N,..., --peer-timeout-s S, --scale, --scale-timeout-s S from a command line. */
+/** --sizes N,N,..., --peer-timeout-s S, --scale, --scale-timeout-s S, --scale-systems cloud,hat from a command line. */
 export function peerArgs(argv: readonly string[]): PeerBenchOptions {
   const num = (flag: string, dflt: number): number => {
     const i = argv.indexOf(flag);
@@ -177,7 +189,13 @@ export function peerArgs(argv: readonly string[]): PeerBenchOptions {
     console.error(`bench: --sizes takes comma-separated request counts, multiples of ${PEER_WORKLOAD.devices}, got ${argv[si + 1]}`);
     process.exit(2);
   }
-  return { sizes, peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800) };
+  const ssi = argv.indexOf('--scale-systems');
+  const scaleSystems = ssi < 0 ? ['cloud', 'hat'] as const : (argv[ssi + 1] ?? '').split(',');
+  if (scaleSystems.length === 0 || scaleSystems.some((x) => x !== 'cloud' && x !== 'hat')) {
+    console.error(`bench: --scale-systems takes cloud, hat or cloud,hat, got ${argv[ssi + 1]}`);
+    process.exit(2);
+  }
+  return { sizes, peerTimeoutS: num('--peer-timeout-s', 600), scale: argv.includes('--scale'), scaleTimeoutS: num('--scale-timeout-s', 1800), scaleSystems: scaleSystems as ('cloud' | 'hat')[] };
 }
 
 // `node dist/bench/peer.js [--scale] [--peer-timeout-s S]` (npm run bench:peer): this part alone.

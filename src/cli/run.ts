@@ -34,8 +34,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
     const [{ loadScenario }, { runScenario }, { runOutputs }, { writeRunOutputs }] = await Promise.all([
       import('../scenario/load.js'), import('../sim/run.js'), import('../sim/outputs.js'), import('../results/write.js')]);
     const scenario = loadScenario(args.scenario, overridesFrom(args));
-    const result = runScenario(scenario);
     const out = resolve(args.out ?? `results/${scenario.name}`);
+    const result = runScenario(scenario, { spillDir: out }); // requests stream to disk as they finish (issue 15)
     writeRunOutputs(out, runOutputs(result));
     if (args.parquet) (await import('../results/parquet.js')).writeRunParquet(out); // Arrow loads only then
     if (args.quiet) return;

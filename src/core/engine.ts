@@ -32,6 +32,8 @@ export class Engine {
   nowS = 0;
   /** Number of events fired so far. */
   eventCount = 0;
+  /** The `untilS` of the current `run` (events after it never fire): Infinity outside a run. */
+  untilS = Infinity;
   // Heap stored as parallel arrays: fewer allocations than one object per event.
   private times: Float64Array;
   private keys: Float64Array; // prio * 2^44 + seq: one comparison for the tie-break
@@ -80,6 +82,7 @@ export class Engine {
   /** Run until the heap is empty, `stop()` is called, or the next event is after `untilS`. */
   run(untilS = Infinity): void {
     this.stopped = false;
+    this.untilS = untilS;
     while (this.size > 0 && !this.stopped) {
       const t = this.times[0];
       if (t > untilS) break;
@@ -90,6 +93,7 @@ export class Engine {
       this.eventCount++;
       h.fire(this, tag);
     }
+    this.untilS = Infinity;
   }
 
   private popTop(): void {

@@ -363,7 +363,19 @@ export class Network implements SimNetwork {
       const startS = p.freeAtS > now ? p.freeAtS : now;
       const endS = startS + bytes * 8 / p.accessBps;
       p.freeAtS = endS;
-      this.place(engine, p, bytes, onDelivered, tag, endS, p.drawJitterS());
+      let jitterS = p.pendingJitterS; // drawn by a `settle` that declined (NaN: not drawn)
+      if (jitterS !== jitterS) jitterS = p.drawJitterS();
+      else p.pendingJitterS = NaN;
+      // As `place`, but when it is delivered within the current run the handler is the
+      // delivery event itself (nothing can undo a fixed pipe's placement; counted as
+      // delivered now). Later than the run's end: placed, counted when (if) delivered.
+      let atS = endS + p.latencyS + jitterS;
+      if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
+      if (atS > engine.untilS) { this.place(engine, p, bytes, onDelivered, tag, endS, jitterS); return; }
+      p.lastDeliveryS = atS;
+      (dir === 'up' ? this.stats.deliveredBytes.up : this.stats.deliveredBytes.down)[device] += bytes;
+      this.stats.messagesDelivered++;
+      engine.schedule(atS, onDelivered, tag, Prio.completion);
       return;
     }
     if (p.direct) {
@@ -377,6 +389,36 @@ export class Network implements SimNetwork {
       const needRecompute = this.startNext(engine, p);
       if (needRecompute) this.recompute(now);
     }
+  }
+
+  /**
+   * A message on a fixed-rate pipe whose delivery nobody needs an event for (the caller
+   * accounts for it itself): if its delivery time is at most `untilS`, send it now and
+   * return that time (counted as sent and delivered; the pipe's FIFO state advances as for
+   * `send`). Otherwise (another kind of pipe, or delivered after `untilS`) do nothing and
+   * return NaN: the caller then calls `send` (the same jitter draw is used).
+   */
+  settle(device: number, dir: Direction, bytes: number, untilS: number): number {
+    const p = this.pipes[2 * device + (dir === 'up' ? 0 : 1)];
+    if (p === undefined || p.kind !== KIND_FIXED || !(bytes >= 0) || !Number.isFinite(bytes)) return NaN;
+    const now = this.engine.nowS;
+    const startS = p.freeAtS > now ? p.freeAtS : now;
+    const endS = startS + bytes * 8 / p.accessBps;
+    let jitterS = p.pendingJitterS;
+    if (jitterS !== jitterS) jitterS = p.drawJitterS();
+    // As `place` computes it.
+    let atS = endS + p.latencyS + jitterS;
+    if (atS < p.lastDeliveryS) atS = p.lastDeliveryS;
+    if (atS > untilS) { p.pendingJitterS = jitterS; return NaN; }
+    p.pendingJitterS = NaN;
+    p.freeAtS = endS;
+    p.lastDeliveryS = atS;
+    const st = this.stats;
+    (dir === 'up' ? st.sentBytes.up : st.sentBytes.down)[device] += bytes;
+    (dir === 'up' ? st.deliveredBytes.up : st.deliveredBytes.down)[device] += bytes;
+    st.messagesSent++;
+    st.messagesDelivered++;
+    return atS;
   }
 
   idleTransferMs(device: number, dir: Direction, bytes: number): number {

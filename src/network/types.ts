@@ -37,6 +37,11 @@ export interface SimNetwork {
    * `onDelivered.fire(engine, tag)` is called.
    */
   send(device: number, dir: Direction, bytes: number, onDelivered: Handler, tag: number): void;
+  /**
+   * Send a message whose delivery needs no event, if its delivery time is known now (a
+   * fixed-rate pipe) and is at most `untilS`: returns that time; else NaN and nothing sent.
+   */
+  settle?(device: number, dir: Direction, bytes: number, untilS: number): number;
   readonly stats: NetworkStats;
   /** Predicted time (ms) for `bytes` on an otherwise idle path of this device now: used by policies. */
   idleTransferMs(device: number, dir: Direction, bytes: number): number;

@@ -182,6 +182,35 @@ export function note(key: NoteOp['key'], value: number): NoteOp {
 export function* only(op: Op): Proto {
   yield op;
 }
+/**
+ * A branch that runs a fixed list of ops and ignores what they resume with: a plain
+ * Generator (any driver runs it like a generator function's), but its ops can be read
+ * before it runs (`ops`), so the simulator can settle a message-then-emit branch in closed
+ * form without a delivery event (sim/driver.ts). One object per branch, no generator frame.
+ */
+export class OpSequence implements Generator<Op, void, Resume> {
+  private i = 0;
+  constructor(readonly ops: readonly Op[]) {}
+  next(): IteratorResult<Op, void> {
+    return this.i < this.ops.length ? { done: false, value: this.ops[this.i++] } : (this.i = this.ops.length, { done: true, value: undefined });
+  }
+  return(): IteratorResult<Op, void> { this.i = this.ops.length; return { done: true, value: undefined }; }
+  throw(e: unknown): IteratorResult<Op, void> { this.i = this.ops.length; throw e; }
+  [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
+}
+/** A branch of fixed ops (see OpSequence); `ops` is not copied (build it once, reuse it). */
+export function sequence(ops: readonly Op[]): OpSequence {
+  return new OpSequence(ops);
+}
+/** `fork(sequence(ops))` as one object: the fork op is its own body (one allocation per fork, not two). */
+class SequenceFork extends OpSequence implements ForkOp {
+  readonly op = 'fork' as const;
+  get body(): Proto { return this; }
+}
+/** Fork a branch of fixed ops: resumes with the branch's handle, like `fork(sequence(ops))`. */
+export function forkSequence(ops: readonly Op[]): ForkOp {
+  return new SequenceFork(ops);
+}
 /** Resumes with the number of draft tokens accepted: read it with `count`. */
 export function accept(drafted: number, rate: number, rates: readonly number[] | null = null): AcceptOp {
   return { op: 'accept', drafted, rate, rates };

@@ -20,9 +20,16 @@ function cell(v: unknown): string {
   return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
+/** One CSV row (no newline), as toCsv writes it. */
+export function csvLine<T extends object>(r: T, cols: readonly (keyof T & string)[]): string {
+  let s = '';
+  for (let i = 0; i < cols.length; i++) s += (i === 0 ? '' : ',') + cell(r[cols[i]]);
+  return s;
+}
+
 export function toCsv<T extends object>(rows: readonly T[], columns?: readonly (keyof T & string)[]): string {
   const cols = columns ?? (rows.length > 0 ? (Object.keys(rows[0]) as (keyof T & string)[]) : []);
   const out: string[] = [cols.join(',')];
-  for (const r of rows) out.push(cols.map((c) => cell(r[c])).join(','));
+  for (const r of rows) out.push(csvLine(r, cols));
   return out.join('\n') + '\n';
 }

@@ -5,7 +5,8 @@
  */
 import { rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../core/atomic.js';
+import { writeFileAtomic, writeFileAtomicWith } from '../core/atomic.js';
+import { copyPartsTo, type RequestPart } from './request-store.js';
 import { toCsv } from './csv.js';
 import { DTOEE_NODE_COLUMNS, DTOEE_ROUND_COLUMNS, DTOEE_TOKEN_COLUMNS, GPU_UTIL_COLUMNS, HOP_COLUMNS, LINK_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS, TASK_COLUMNS, TASK_SUMMARY_COLUMNS } from './types.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord, GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from './types.js';
@@ -14,6 +15,8 @@ export const VERSION = '0.1.0';
 
 export interface RunOutputs {
   requests: RequestRecord[];
+  /** Streamed runs (RunOptions.spillDir): requests.csv's rows are these files, in order (then `requests` is empty); removed once written. */
+  requestParts?: RequestPart[];
   summary: SummaryRecord[];
   spans: SpanRecord[];
   gpuUtil: GpuUtilRecord[];
@@ -36,7 +39,13 @@ export interface RunOutputs {
 export function writeRunOutputs(dir: string, out: RunOutputs): void {
   const marker = join(dir, 'run.json');
   if (existsSync(marker)) rmSync(marker); // the directory is incomplete until run.json is back
-  writeFileAtomic(join(dir, 'requests.csv'), toCsv(out.requests, REQUEST_COLUMNS));
+  if (out.requestParts) {
+    const parts = out.requestParts;
+    writeFileAtomicWith(join(dir, 'requests.csv'), (fd) => copyPartsTo(fd, REQUEST_COLUMNS.join(',') + '\n', parts));
+    for (const p of parts) rmSync(p.file, { force: true });
+  } else {
+    writeFileAtomic(join(dir, 'requests.csv'), toCsv(out.requests, REQUEST_COLUMNS));
+  }
   writeFileAtomic(join(dir, 'summary.csv'), toCsv(out.summary, SUMMARY_COLUMNS));
   writeFileAtomic(join(dir, 'timeline.csv'), toCsv(out.spans, SPAN_COLUMNS));
   writeFileAtomic(join(dir, 'gpu_util.csv'), toCsv(out.gpuUtil, GPU_UTIL_COLUMNS));

@@ -8,7 +8,7 @@
 import type { Engine, Handler } from '../core/engine.js';
 import type { Rng } from '../core/rng.js';
 import type { Direction, SimNetwork } from '../network/types.js';
-import type { Op, Proto, Resume } from '../protocol/ops.js';
+import { OpSequence, type Op, type Proto, type Resume } from '../protocol/ops.js';
 import type { CloudCluster, CloudJob, CloudWaiter } from './cloud.js';
 import type { ComputeWaiter, DeviceProcessor } from './device.js';
 import type { RequestState } from './request.js';
@@ -39,14 +39,36 @@ export interface DeviceContext {
 
 
 /**
- * All branches of one request. Fork handles index `procs`, so any branch can
- * join a branch forked by another (e.g. the root joins adapter passes forked
- * by chunk branches).
+ * All branches of one request. A fork handle indexes `doneAtS` (when that branch
+ * finished), so any branch can join a branch forked by another (e.g. the root joins
+ * adapter passes forked by chunk branches). Only the flags are kept, not the
+ * branches: a finished branch and its generator are garbage at once (a request of
+ * the cloud system forks one branch per output token).
  */
 class Family {
-  readonly procs: Proc[] = [];
+  /** Per fork handle: when the branch finished (or will: a settled delivery), Infinity while it runs. */
+  readonly doneAtS: number[] = [];
+  /** Forked branches still running (settled ones not counted). */
+  running = 0;
+  /** The latest finish time of a settled branch. */
+  settledUntilS = -Infinity;
   readonly joiners: Proc[] = [];
+
+  /** A new running branch: its handle. */
+  add(): number {
+    this.running++;
+    return this.doneAtS.push(Infinity) - 1;
+  }
+
+  /** A branch settled in closed form, finishing at `atS`: its handle. */
+  addSettled(atS: number): number {
+    if (atS > this.settledUntilS) this.settledUntilS = atS;
+    return this.doneAtS.push(atS) - 1;
+  }
 }
+
+/** Proc event tags: a network delivery, or the end of a join on settled branches. */
+const TAG_DELIVERED = 0, TAG_JOINED = 1;
 
 /** One running protocol branch. The root proc calls `onFinish` when the whole request is done. */
 export class Proc implements Handler, ComputeWaiter, CloudWaiter {
@@ -58,6 +80,8 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   private drafting = false;
   private job: CloudJob | null = null;
   private readonly family: Family;
+  /** This branch's fork handle (-1: the root). */
+  private handle = -1;
   /** Node of the `exec` or `compute` op in flight (-1: none), when it was submitted, the request's cloud queue time then. */
   private execNode = -1;
   private execSubmitS = 0;
@@ -75,9 +99,11 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
 
   start(): void { this.step(undefined); }
 
-  // Network delivery (Handler).
-  fire(engine: Engine): void {
+  // Network delivery, or a join's wake-up (Handler).
+  fire(engine: Engine, tag: number): void {
     const req = this.req;
+    req.applyUntil(engine.nowS);
+    if (tag === TAG_JOINED) { this.step(undefined); return; }
     const ms = (engine.nowS - this.netStartS) * 1000;
     req.networkMs += ms;
     if (req.spans) req.span(this.netDir === 'up' ? 'uplink' : 'downlink', this.netLabel, this.netStartS, engine.nowS);
@@ -119,22 +145,50 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
     this.step(undefined);
   }
 
-  private joinReady(): boolean {
-    const handles = this.waitingOn!, procs = this.family.procs;
-    for (let i = 0; i < handles.length; i++) if (!procs[handles[i]].finished) return false;
-    return true;
+  /** When every branch this proc joins will have finished: Infinity while one still runs. */
+  private joinAtS(): number {
+    const handles = this.waitingOn!, doneAt = this.family.doneAtS;
+    let t = -Infinity;
+    for (let i = 0; i < handles.length; i++) { const d = doneAt[handles[i]]; if (d > t) t = d; }
+    return t;
+  }
+
+  /** Resume after a join whose branches finish at `atS`: now, or by an event then (settled branches). */
+  private joined(engine: Engine, atS: number): void {
+    this.waitingOn = null;
+    if (atS <= engine.nowS) this.step(undefined);
+    else engine.schedule(atS, this, TAG_JOINED);
   }
 
   /** A branch of the family finished: wake joiners whose branches are now all done. */
-  private static branchFinished(family: Family): void {
+  private static branchFinished(family: Family, engine: Engine): void {
     if (family.joiners.length === 0) return;
-    const ready = family.joiners.filter((p) => p.joinReady());
+    const ready = family.joiners.filter((p) => p.joinAtS() !== Infinity);
     if (ready.length === 0) return;
     for (const p of ready) family.joiners.splice(family.joiners.indexOf(p), 1);
-    for (const p of ready) {
-      p.waitingOn = null;
-      p.step(undefined);
-    }
+    const at = ready.map((p) => p.joinAtS());
+    ready.forEach((p, i) => p.joined(engine, at[i]));
+  }
+
+  /**
+   * Fork of a fixed "down, emit" branch (protocol/ops.ts OpSequence) on a fixed-rate path:
+   * its delivery time is known now, so it is settled without a branch or an event (the
+   * request applies its network time and tokens when the clock gets there). False if it
+   * does not qualify (the caller forks it as usual).
+   */
+  private forkSettled(body: OpSequence): number {
+    const ops = body.ops, dev = this.dev, req = this.req;
+    if (ops.length !== 2 || req.spans !== null || dev.index < 0) return -1;
+    const d = ops[0], e = ops[1];
+    if (d.op !== 'down' || e.op !== 'emit') return -1;
+    const now = dev.engine.nowS;
+    const net = dev.network;
+    if (net.settle === undefined) return -1;
+    const atS = net.settle(dev.index, 'down', d.hiddenBytes + d.rawTokenBytes + dev.headerBytes, dev.engine.untilS);
+    if (atS !== atS) return -1; // NaN: not a fixed-rate pipe, or delivered after the horizon
+    req.hiddenDown += d.hiddenBytes; req.rawDown += d.rawTokenBytes; req.headerDown += dev.headerBytes;
+    req.settle(atS, (atS - now) * 1000, e.tokens);
+    return this.family.addSettled(atS);
   }
 
   private step(value: Resume): void {
@@ -161,7 +215,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           this.netStartS = engine.nowS;
           this.netDir = op.op;
           this.netLabel = op.label;
-          dev.network.send(dev.index, op.op, bytes, this, 0);
+          dev.network.send(dev.index, op.op, bytes, this, TAG_DELIVERED);
           return;
         }
         case 'cloud': {
@@ -174,20 +228,26 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           value = req.verifyRound(dev.acceptRng, op.drafted, op.rate, op.rates);
           break;
         case 'emit':
+          req.applyUntil(engine.nowS);
           req.tokens(op.tokens, engine.nowS);
           break;
         case 'fork': {
+          if (op.body instanceof OpSequence) {
+            const h = this.forkSettled(op.body);
+            if (h >= 0) { value = h; break; }
+          }
           const child = new Proc(op.body, dev, req, null, this.family);
-          this.family.procs.push(child);
-          value = this.family.procs.length - 1;
+          value = child.handle = this.family.add();
           child.start();
           break;
         }
         case 'join': {
           if (op.handles.length === 0) break;
           this.waitingOn = op.handles;
-          if (this.joinReady()) { this.waitingOn = null; break; }
-          this.family.joiners.push(this);
+          const atS = this.joinAtS();
+          if (atS <= engine.nowS) { this.waitingOn = null; break; }
+          if (atS === Infinity) this.family.joiners.push(this);
+          else this.joined(engine, atS);
           return;
         }
         case 'cloudLoad':
@@ -230,7 +290,7 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
           this.netStartS = engine.nowS;
           this.netDir = op.to === dev.node ? 'down' : 'up';
           this.netLabel = op.label;
-          world.network.send(p.path, p.dir, bytes, this, 0);
+          world.network.send(p.path, p.dir, bytes, this, TAG_DELIVERED);
           return;
         }
         case 'draw':
@@ -271,12 +331,13 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
     this.finished = true;
     if (this.onFinish) {
       // The root: every branch of the request must have finished (all forks joined).
-      for (const p of this.family.procs) {
-        if (!p.finished) throw new Error(`invariant: request ${this.req.index} on device ${this.req.device} finished with a branch still running`);
-      }
+      if (this.family.running !== 0 || this.family.settledUntilS > engine.nowS) throw new Error(`invariant: request ${this.req.index} on device ${this.req.device} finished with a branch still running`);
+      this.req.applyUntil(engine.nowS);
       this.onFinish(engine);
     } else {
-      Proc.branchFinished(this.family);
+      this.family.doneAtS[this.handle] = engine.nowS;
+      this.family.running--;
+      Proc.branchFinished(this.family, engine);
     }
   }
 }

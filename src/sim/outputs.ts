@@ -7,6 +7,7 @@ import { environmentNotes } from './environment.js';
 export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): RunOutputs {
   return {
     requests: r.systems.flatMap((s) => s.requests),
+    ...(r.systems.some((s) => s.requestPart) ? { requestParts: r.systems.flatMap((s) => (s.requestPart ? [s.requestPart] : [])) } : {}),
     summary: r.systems.map((s) => s.summary),
     spans: r.systems.flatMap((s) => s.spans),
     gpuUtil: r.systems.flatMap((s) => s.gpuUtil),
@@ -29,7 +30,7 @@ export function runOutputs(r: RunResult, extra: Record<string, unknown> = {}): R
       eventCount: r.eventCount,
       perSystem: r.systems.map((s) => ({
         system: s.system, events: s.eventCount, simEndS: s.simEndS,
-        requests: s.requests.length, unfinished: s.summary.unfinished,
+        requests: s.summary.requests, unfinished: s.summary.unfinished,
         bytesSent: s.bytesSent, bytesDelivered: s.bytesDelivered,
       })),
       latency: r.provenance,

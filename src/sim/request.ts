@@ -11,6 +11,9 @@ import type { RequestRecord, SpanRecord } from '../results/types.js';
 /** One `exec` visit of a request to a node, before it becomes a HopRecord. */
 export interface HopRecordDraft { node: number; submitS: number; startS: number; endS: number }
 
+/** Shared placeholder for a request's settled-delivery columns until its first settled delivery. */
+const EMPTY: number[] = [];
+
 export class RequestState implements BatchedRequest {
   startS = NaN;
   firstTokenS = NaN;
@@ -49,7 +52,39 @@ export class RequestState implements BatchedRequest {
     readonly outputTokens: number,
   ) {}
 
+  /**
+   * Deliveries settled in closed form (sim/driver.ts: a message-then-emit branch on a
+   * fixed-rate link): their time, network time and tokens, applied in time order by
+   * `applyUntil` when the clock reaches them, so the request's figures are summed in the
+   * same order as with one event per delivery. Times are nondecreasing (one FIFO pipe).
+   */
+  private settledS: number[] | null = null;
+  private settledMs: number[] = EMPTY;
+  private settledTokens: number[] = EMPTY;
+  private settledHead = 0;
+
   get finished(): boolean { return !Number.isNaN(this.finishS); }
+
+  /** A delivery at `atS` (>= every earlier one) that took `networkMs` and then emits `tokens`. */
+  settle(atS: number, networkMs: number, tokens: number): void {
+    if (this.settledS === null) { this.settledS = []; this.settledMs = []; this.settledTokens = []; }
+    this.settledS.push(atS); this.settledMs.push(networkMs); this.settledTokens.push(tokens);
+  }
+
+  /** Apply the settled deliveries up to time `nowS` (call before the request's own network time or tokens change). */
+  applyUntil(nowS: number): void {
+    const ts = this.settledS;
+    if (ts === null) return;
+    let h = this.settledHead;
+    if (h === ts.length) return;
+    while (h < ts.length && ts[h] <= nowS) {
+      this.networkMs += this.settledMs[h];
+      this.tokens(this.settledTokens[h], ts[h]);
+      h++;
+    }
+    if (h === ts.length) { ts.length = 0; this.settledMs.length = 0; this.settledTokens.length = 0; h = 0; }
+    this.settledHead = h;
+  }
 
   /** A verification round: draw how many of `drafted` tokens are accepted (seeded) and count it. */
   verifyRound(rng: UniformSource, drafted: number, rate: number, rates: readonly number[] | null = null): number {

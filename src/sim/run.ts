@@ -5,6 +5,8 @@
  * same seed (common random numbers: every system sees identical arrivals,
  * lengths and acceptance draws).
  */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { Engine, Prio, type Handler } from '../core/engine.js';
 import { InputError } from '../core/errors.js';
 import { RngStreams } from '../core/rng.js';
@@ -18,6 +20,7 @@ import { Network, type NetLinkSpec } from '../network/network.js';
 import type { ProtocolEnv, DeviceProtocol, SystemDef, SystemTopology, TopologyView } from '../protocol/context.js';
 import { SYSTEMS, wholeModelIds } from '../protocol/registry.js';
 import { summarize } from '../results/summary.js';
+import { MemoryRequests, SpilledRequests, type RequestPart, type RequestStore } from '../results/request-store.js';
 import type { GpuUtilRecord, HopRecord, LinkRecord, NodeRecord, RequestRecord, SpanRecord, SummaryRecord, TaskRecord, TaskSummaryRecord } from '../results/types.js';
 import { taskSummary } from '../results/tasks.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
@@ -37,6 +40,14 @@ import { scheduleArrivals, speedSchedules } from './environment.js';
 import type { DtoeeNodeRecord, DtoeeRoundRecord, DtoeeTokenRecord } from '../results/types.js';
 
 export interface RunOptions {
+  /**
+   * Stream each finished request's record to disk in this directory (the results directory)
+   * instead of keeping it in memory (results/request-store.ts): the SystemRun then has no
+   * `requests` but a `requestPart` file that writeRunOutputs turns into requests.csv.
+   */
+  spillDir?: string;
+  /** Rows per read-back window of the spill (results/request-store.ts WINDOW_ROWS; tests make it small). */
+  spillWindowRows?: number;
   /** Requests of device 0 whose spans are recorded for the timeline (first N). */
   timelineRequests?: number;
   /** Target number of bins of gpu_util.csv. */
@@ -45,7 +56,10 @@ export interface RunOptions {
 
 export interface SystemRun {
   system: SystemId;
+  /** Finished requests in row order (empty with RunOptions.spillDir: see requestPart). */
   requests: RequestRecord[];
+  /** With RunOptions.spillDir: the file holding this system's requests.csv rows. */
+  requestPart?: RequestPart;
   summary: SummaryRecord;
   spans: SpanRecord[];
   gpuUtil: GpuUtilRecord[];
@@ -211,26 +225,33 @@ function worstSourceOf(provs: LatencyProvenance[]): LatencySource {
  * requests), merged over all devices and sorted by (time, device, request):
  * one pending engine event for the next of them instead of one per device,
  * which keeps the engine's heap small (it then holds only in-flight work).
+ * Kept as typed arrays (a permutation of the arrivals), not one object per request.
  */
 class ArrivalFeed implements Handler {
   private next = 0;
-  constructor(private readonly engine: Engine, private readonly order: { atS: number; device: SimDevice }[]) {}
+  constructor(private readonly engine: Engine, private readonly devices: readonly SimDevice[], private readonly atS: Float64Array, private readonly device: Int32Array) {}
 
   static build(engine: Engine, devices: readonly SimDevice[]): ArrivalFeed {
-    const order: { atS: number; device: SimDevice; d: number; i: number }[] = [];
-    devices.forEach((dev, d) => dev.requests.forEach((r, i) => { if (!Number.isNaN(r.arrivalS)) order.push({ atS: r.arrivalS, device: dev, d, i }); }));
-    order.sort((a, b) => a.atS - b.atS || a.d - b.d || a.i - b.i);
-    return new ArrivalFeed(engine, order);
+    let n = 0;
+    for (const dev of devices) for (const w of dev.workload) if (!Number.isNaN(w.arrivalS)) n++;
+    const t = new Float64Array(n), dv = new Int32Array(n), ix = new Int32Array(n);
+    let k = 0;
+    devices.forEach((dev, d) => dev.workload.forEach((w, i) => { if (!Number.isNaN(w.arrivalS)) { t[k] = w.arrivalS; dv[k] = d; ix[k] = i; k++; } }));
+    // (time, device, request); entries are already in (device, request) order, so a stable sort on time would do, but keep the key explicit.
+    const order = new Int32Array(n).map((_, j) => j).sort((a, b) => t[a] - t[b] || dv[a] - dv[b] || ix[a] - ix[b]);
+    const atS = new Float64Array(n), device = new Int32Array(n);
+    for (let j = 0; j < n; j++) { atS[j] = t[order[j]]; device[j] = dv[order[j]]; }
+    return new ArrivalFeed(engine, devices, atS, device);
   }
 
   begin(): void { this.scheduleNext(); }
 
   private scheduleNext(): void {
-    if (this.next < this.order.length) this.engine.schedule(this.order[this.next].atS, this, 0, Prio.arrival);
+    if (this.next < this.atS.length) this.engine.schedule(this.atS[this.next], this, 0, Prio.arrival);
   }
 
   fire(): void {
-    const dev = this.order[this.next++].device;
+    const dev = this.devices[this.device[this.next++]];
     this.scheduleNext();
     dev.arrive();
   }
@@ -239,25 +260,43 @@ class ArrivalFeed implements Handler {
 /**
  * One device during one system's simulation: its request queue and arrivals. At most
  * `concurrency` requests run at once (1: a phone's user, one request at a time; the
- * default); the rest wait on the device, in arrival order.
+ * default); the rest wait on the device, in arrival order. A request's state exists
+ * from its arrival until it finishes (then `onFinished` takes its record): memory
+ * follows the requests in flight, not the length of the run.
  */
 class SimDevice implements Handler {
   private readonly waiting: RequestState[] = [];
   private running = 0;
   private nextArrival = 0;
+  /** Closed loop: the workload index whose arrival this device has scheduled (-1: none), and its time. */
+  private scheduledIndex = -1;
+  private scheduledAtS = NaN;
   finished = 0;
 
   constructor(
     private readonly ctx: DeviceContext,
-    readonly requests: RequestState[],
+    private readonly system: SystemId,
+    private readonly device: DeviceInstance,
+    readonly workload: readonly DeviceRequest[],
+    /** Id of this device's first request (ids run device by device: the row order of requests.csv). */
+    private readonly firstId: number,
+    private readonly timelineN: number,
+    private readonly withHops: boolean,
     private readonly protocol: DeviceProtocol,
     private readonly closedLoopThinkS: number | null,
     private readonly concurrency: number,
+    private readonly onFinished: (req: RequestState) => void,
   ) {}
 
   /** The next request arrives now (from the ArrivalFeed, or the device's own closed-loop event). */
   arrive(): void {
-    this.waiting.push(this.requests[this.nextArrival++]);
+    const i = this.nextArrival++;
+    const w = this.workload[i], d = this.device;
+    const arrivalS = Number.isNaN(w.arrivalS) && this.scheduledIndex === i ? this.scheduledAtS : w.arrivalS;
+    const r = new RequestState(this.firstId + i, this.system, d.index, d.name, w.index, arrivalS, w.promptTokens, w.outputTokens);
+    if (d.index === 0 && w.index < this.timelineN) r.spans = [];
+    if (this.withHops) r.hops = [];
+    this.waiting.push(r);
     this.tryStart();
   }
 
@@ -280,11 +319,14 @@ class SimDevice implements Handler {
     if (req.execReplicas !== null) for (const c of req.execReplicas.keys()) (c as CloudCluster).releaseExec(req);
     this.running--;
     this.finished++;
-    if (this.closedLoopThinkS !== null && this.nextArrival < this.requests.length) {
-      const next = this.requests[this.nextArrival];
-      if (Number.isNaN(next.arrivalS)) { // issued when the previous request finishes
-        next.arrivalS = engine.nowS + this.closedLoopThinkS;
-        engine.schedule(next.arrivalS, this, 0, Prio.arrival);
+    this.onFinished(req);
+    const i = this.nextArrival;
+    if (this.closedLoopThinkS !== null && i < this.workload.length) {
+      // Issued when the previous request finishes (once: a later finish finds it scheduled).
+      if (Number.isNaN(this.workload[i].arrivalS) && this.scheduledIndex !== i) {
+        this.scheduledIndex = i;
+        this.scheduledAtS = engine.nowS + this.closedLoopThinkS;
+        engine.schedule(this.scheduledAtS, this, 0, Prio.arrival);
       }
     }
     this.tryStart();
@@ -487,6 +529,12 @@ export function deviceLink(tb: Testbed, d: DeviceInstance): { link: NetLinkSpec;
   return { link: c.devices[p.path].link, server: srv, batching: srv.processor as Extract<ProcessorSpec, { kind: 'batching' }> };
 }
 
+/** A hidden per-system file of the streamed requests in `dir` (removed once requests.csv is written). */
+function spillName(dir: string, system: SystemId, what: 'spill' | 'part'): string {
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `.requests.${system}.${process.pid}.${what}`);
+}
+
 /** Simulate one system on the testbed. */
 export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions = {}): SystemRun {
   const s = tb.scenario;
@@ -516,6 +564,18 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
   const closedLoop = s.workload.arrival.kind === 'closed-loop' ? s.workload.arrival.thinkTimeS : null;
   const simDevices: SimDevice[] = [];
   let nextRequestId = 0;
+  const total = tb.workload.reduce((a, w) => a + w.length, 0);
+  // Made just before the run (below), so that a set-up error leaves no spill file behind.
+  let store: RequestStore = new MemoryRequests(0);
+  let finishedCount = 0, firstArrival = Infinity, lastToken = 0;
+  const extras: { id: number; req: RequestState }[] = [];
+  const onFinished = (r: RequestState): void => {
+    finishedCount++;
+    store.add(r.id, r.toRecord());
+    if (r.arrivalS < firstArrival) firstArrival = r.arrivalS;
+    if (r.lastTokenS > lastToken) lastToken = r.lastTokenS;
+    if (r.spans !== null || r.exitStage > 0 || r.hops !== null) extras.push({ id: r.id, req: r });
+  };
   const latencyByHw = new Map<string, DeviceLatency>();
   for (const d of tb.devices) {
     let lat = latencyByHw.get(d.hardware);
@@ -554,45 +614,44 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
         ? simPredictor(devLat, cloudModel!, def.cloudWork, srv.processor.tokenBudget, network, path, s.network.headerBytes, linkSpec!.latencyMs)
         : simPredictor(devLat, tb.cloudLatency.submodel(def.cloudWork), def.cloudWork, 2048, network, -1, s.network.headerBytes, 0),
     };
-    const reqs = tb.workload[d.index].map((w) => {
-      const r = new RequestState(nextRequestId++, system, d.index, d.name, w.index, w.arrivalS, w.promptTokens, w.outputTokens);
-      if (d.index === 0 && w.index < timelineN) r.spans = [];
-      if (!deviceServer) r.hops = [];
-      return r;
-    });
-    simDevices.push(new SimDevice(ctx, reqs, def.createDevice(env), closedLoop, d.node.concurrency));
+    const work = tb.workload[d.index];
+    simDevices.push(new SimDevice(ctx, system, d, work, nextRequestId, timelineN, !deviceServer, def.createDevice(env), closedLoop, d.node.concurrency, onFinished));
+    nextRequestId += work.length;
   }
+  store = opts.spillDir === undefined
+    ? new MemoryRequests(total)
+    : new SpilledRequests(spillName(opts.spillDir, system, 'spill'), system, tb.devices.map((d) => d.name), total, opts.spillWindowRows);
   ArrivalFeed.build(engine, simDevices).begin();
-  const control = startDtoeeControl(s, system, engine, world, () => simDevices.some((d) => d.finished < d.requests.length));
-  engine.run(s.horizonS);
+  const control = startDtoeeControl(s, system, engine, world, () => simDevices.some((d) => d.finished < d.workload.length));
+  try {
+    engine.run(s.horizonS);
+  } catch (e) {
+    if (store instanceof SpilledRequests) store.abort();
+    throw e;
+  }
 
-  const records: RequestRecord[] = [];
+  // Spans, tasks and hops of the requests that have any, in request order.
+  extras.sort((a, b) => a.id - b.id);
   const spans: SpanRecord[] = [];
   const hops: HopRecord[] = [];
   const tasks: TaskRecord[] = [];
-  let unfinished = 0, firstArrival = Infinity, lastToken = 0;
-  for (const d of simDevices) {
-    for (const r of d.requests) {
-      if (!r.finished) { unfinished++; continue; }
-      records.push(r.toRecord());
-      if (r.arrivalS < firstArrival) firstArrival = r.arrivalS;
-      if (r.lastTokenS > lastToken) lastToken = r.lastTokenS;
-      if (r.spans) spans.push(...r.spans);
-      if (r.exitStage > 0) {
-        tasks.push({
-          system, device: r.deviceName, request: r.index, exit_stage: r.exitStage, correct: r.correct,
-          delay_ms: (r.lastTokenS - r.arrivalS) * 1000, nodes: r.hops ? r.hops.map((h) => topo.nodes[h.node].name).join('>') : '',
-        });
-      }
-      if (r.hops) {
-        r.hops.forEach((h, seq) => hops.push({
-          system, device: r.deviceName, request: r.index, seq, node: topo.nodes[h.node].name,
-          submit_ms: (h.submitS - r.arrivalS) * 1000, start_ms: (h.startS - r.arrivalS) * 1000, end_ms: (h.endS - r.arrivalS) * 1000,
-          queue_ms: (h.startS - h.submitS) * 1000, compute_ms: (h.endS - h.startS) * 1000,
-        }));
-      }
+  for (const { req: r } of extras) {
+    if (r.spans) for (const sp of r.spans) spans.push(sp);
+    if (r.exitStage > 0) {
+      tasks.push({
+        system, device: r.deviceName, request: r.index, exit_stage: r.exitStage, correct: r.correct,
+        delay_ms: (r.lastTokenS - r.arrivalS) * 1000, nodes: r.hops ? r.hops.map((h) => topo.nodes[h.node].name).join('>') : '',
+      });
+    }
+    if (r.hops) {
+      r.hops.forEach((h, seq) => hops.push({
+        system, device: r.deviceName, request: r.index, seq, node: topo.nodes[h.node].name,
+        submit_ms: (h.submitS - r.arrivalS) * 1000, start_ms: (h.startS - r.arrivalS) * 1000, end_ms: (h.endS - r.arrivalS) * 1000,
+        queue_ms: (h.startS - h.submitS) * 1000, compute_ms: (h.endS - h.startS) * 1000,
+      }));
     }
   }
+  const unfinished = nextRequestId - finishedCount;
   const clusters = nodes.map((n) => n.cluster).filter((c): c is CloudCluster => c !== null);
   let gpuBusyMs = 0, gpus = 0, endS = lastToken;
   for (const cloud of clusters) {
@@ -603,15 +662,23 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       if (iv.length > 0) endS = Math.max(endS, iv[iv.length - 1]);
     }
   }
-  const spanS = records.length > 0 ? lastToken - firstArrival : 0;
-  const summary = summarize(records, {
-    system, unfinished, spanS, gpuBusyMs, gpus,
-    latencySource: worstSourceOf(tb.provenance),
-  });
+  const spanS = finishedCount > 0 ? lastToken - firstArrival : 0;
+  const totals = { system, unfinished, spanS, gpuBusyMs, gpus, latencySource: worstSourceOf(tb.provenance) };
+  let records: RequestRecord[] = [];
+  let summary: SummaryRecord;
+  let requestPart: RequestPart | undefined;
+  if (store instanceof SpilledRequests) {
+    const done = store.finish(spillName(opts.spillDir!, system, 'part'), totals);
+    summary = done.summary;
+    requestPart = done.part;
+  } else {
+    records = (store as MemoryRequests).records();
+    summary = summarize(records, totals);
+  }
   const stt = network.stats;
   const sum = (a: Float64Array): number => a.reduce((x, y) => x + y, 0);
   return {
-    system, requests: records, summary, spans,
+    system, requests: records, ...(requestPart ? { requestPart } : {}), summary, spans,
     gpuUtil: gpuUtilRows(system, clusters, endS, opts.gpuUtilBins ?? 100),
     nodes: nodeRows(system, nodes, endS),
     links: linkRows(system, topo, compiled, stt.deliveredBytes, endS),
@@ -665,7 +732,14 @@ function linkRows(system: SystemId, topo: TopologySpec, compiled: ReturnType<typ
 export function runScenario(s: Scenario, opts: RunOptions = {}): RunResult {
   const t0 = performance.now();
   const tb = buildTestbed(s);
-  const systems = s.systems.map((sys) => simulateSystem(tb, sys, opts));
+  const systems: SystemRun[] = [];
+  try {
+    for (const sys of s.systems) systems.push(simulateSystem(tb, sys, opts));
+  } catch (e) {
+    // Streamed runs: drop the request files of the systems that finished (nothing half-written).
+    for (const r of systems) if (r.requestPart) rmSync(r.requestPart.file, { force: true });
+    throw e;
+  }
   return {
     scenario: s, systems,
     eventCount: systems.reduce((a, r) => a + r.eventCount, 0),
