@@ -30,7 +30,8 @@ import { getModel } from '../src/model/catalog.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url)); // dist/bench
 const REPO = resolve(HERE, '..', '..');
-const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
+/** The `hatsim` bin (the bundled CLI, scripts/bundle.mjs): what a user's process runs. */
+const CLI = join(REPO, 'dist', 'cli', 'main.js');
 const PEER_CHILD = join(HERE, 'peer-child.js');
 const RSS_HOOK = join(HERE, 'rss-hook.js');
 const SCENARIO = join(REPO, 'bench', 'peer-cloud-only.yaml');
