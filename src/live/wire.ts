@@ -29,6 +29,12 @@ export const FrameType = {
   nodeHello: 11,
   /** Node-to-node: a task moving along its route ([u32 JSON length][JSON state][payload bytes]). */
   task: 12,
+  /** FedSpine (live/fedwire.ts): a device joins a federated run (JSON: device index, token hash). */
+  fedHello: 20,
+  /** FedSpine: server to device, a round's configuration + the global LoRA slice ([u32 JSON length][JSON][tensors]). */
+  fedRound: 21,
+  /** FedSpine: device to server, the trained LoRA update ([u32 JSON length][JSON][tensors]). */
+  fedUpdate: 22,
 } as const;
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));

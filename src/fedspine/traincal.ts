@@ -1,0 +1,94 @@
+/**
+ * Training-step calibration (`hatsim-train-cal/1`): real LoRA training steps
+ * timed on one machine (`hatsim live fed-calibrate`, live/fed-calibrate.ts),
+ * stored beside the forward calibration as
+ * <calibrationDir>/<hardware>/<model>/train.json, read by cost.ts.
+ *
+ * Measured, per LoRA rank r, at one (batch, seqLen, LoRA targets) shape and
+ * with `concurrency` processes timing at once (the live run's device count,
+ * so the cores are shared as in the run):
+ *   baseForwardMs: forward + loss of the frozen base alone (no gradients);
+ *   stepMs: forward + backward + Adam of base + LoRA rank r;
+ *   roundOverheadMs: a round's training wall time - the sum of its steps
+ *     (LoRA variables, optimizer state, read-back).
+ * Fit (fitStepFactors): stepMs_j / baseForwardMs_j = a + b x_j with
+ * x_j = W_lora(r_j) / W_frozen (forward FLOPs, cost.ts forwardFlops), i.e.
+ * cost.ts's step = fwd (frozenStepFactor W_frozen + loraStepFactor W_lora) / W_full
+ * at ratio 0: a = frozenStepFactor, b = loraStepFactor, least squares,
+ * b >= 0 (b < 0 -> b = 0, a = mean). With LoRA FLOPs a few % of the frozen
+ * ones (brown-small, ranks <= 16) b is weakly identified: per-op overheads
+ * of the LoRA matmuls and the merge land in it; the file says so (bStdErr).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { InputError } from '../core/errors.js';
+
+export const TRAIN_CAL_FORMAT = 'hatsim-train-cal/1';
+export const TRAIN_CAL_FILE = 'train.json';
+
+export interface TrainCalPoint {
+  rank: number;
+  /** W_lora(r) / W_frozen at ratio 0 (the regressor). */
+  loraFlopShare: number;
+  baseForwardMs: number;
+  forwardMs: number;
+  stepMs: number;
+  samples: number;
+}
+
+export interface TrainCalibration {
+  format: typeof TRAIN_CAL_FORMAT;
+  hardwareId: string;
+  model: string;
+  batch: number;
+  seqLen: number;
+  loraTargets: string[];
+  concurrency: number;
+  points: TrainCalPoint[];
+  roundOverheadMs: number;
+  fit: { frozenStepFactor: number; loraStepFactor: number; rmse: number; bStdErr: number };
+  measured: { at: string; loadAvgBefore: number[]; loadAvgAfter: number[]; command: string; backend: string };
+}
+
+export function trainCalPath(calibrationDir: string, hardwareId: string, modelId: string): string {
+  return join(calibrationDir, hardwareId, modelId, TRAIN_CAL_FILE);
+}
+
+/** Least squares y = a + b x, b >= 0; residual RMS and b's standard error. */
+export function fitStepFactors(points: readonly { loraFlopShare: number; baseForwardMs: number; stepMs: number }[]): TrainCalibration['fit'] {
+  if (points.length === 0) throw new InputError('fitStepFactors: no points', 'points');
+  const xs = points.map((p) => p.loraFlopShare), ys = points.map((p) => p.stepMs / p.baseForwardMs);
+  const n = xs.length, mx = xs.reduce((s, x) => s + x, 0) / n, my = ys.reduce((s, y) => s + y, 0) / n;
+  let sxx = 0, sxy = 0;
+  for (let i = 0; i < n; i++) { sxx += (xs[i] - mx) ** 2; sxy += (xs[i] - mx) * (ys[i] - my); }
+  let b = sxx > 0 ? sxy / sxx : 0;
+  if (b < 0) b = 0;
+  const a = my - b * mx;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (ys[i] - a - b * xs[i]) ** 2;
+  const rmse = Math.sqrt(ss / n);
+  const bStdErr = n > 2 && sxx > 0 ? Math.sqrt(ss / (n - 2) / sxx) : NaN;
+  return { frozenStepFactor: a, loraStepFactor: b, rmse, bStdErr };
+}
+
+/** Read and check a training calibration file; null when there is none. */
+export function loadTrainCalibration(calibrationDir: string, hardwareId: string, modelId: string): TrainCalibration | null {
+  const file = trainCalPath(calibrationDir, hardwareId, modelId);
+  if (!existsSync(file)) return null;
+  let j: Partial<TrainCalibration>;
+  try { j = JSON.parse(readFileSync(file, 'utf8')) as Partial<TrainCalibration>; } catch (e) { throw new InputError(`${file}: not valid JSON (${(e as Error).message})`, 'calibration'); }
+  const bad = (field: string, want: string): never => { throw new InputError(`${file}: field "${field}" ${want}; re-measure with hatsim live fed-calibrate`, field); };
+  if (j.format !== TRAIN_CAL_FORMAT) bad('format', `must be "${TRAIN_CAL_FORMAT}"`);
+  if (j.hardwareId !== hardwareId) bad('hardwareId', `must be "${hardwareId}" (the directory)`);
+  if (j.model !== modelId) bad('model', `must be "${modelId}" (the directory)`);
+  for (const k of ['batch', 'seqLen', 'concurrency'] as const) if (!Number.isInteger(j[k]) || (j[k] as number) < 1) bad(k, 'must be an integer >= 1');
+  if (!Array.isArray(j.loraTargets)) bad('loraTargets', 'must be a list of matrices');
+  if (!Array.isArray(j.points) || j.points.length === 0) bad('points', 'must be a non-empty list');
+  j.points!.forEach((p, i) => {
+    for (const k of ['baseForwardMs', 'stepMs'] as const) if (!(typeof p[k] === 'number' && p[k] > 0)) bad(`points[${i}].${k}`, 'must be a time > 0 (ms)');
+  });
+  if (!(typeof j.roundOverheadMs === 'number' && j.roundOverheadMs >= 0)) bad('roundOverheadMs', 'must be a time >= 0 (ms)');
+  const f = j.fit;
+  if (!f || !(f.frozenStepFactor > 0) || !(f.loraStepFactor >= 0)) bad('fit', 'must hold frozenStepFactor > 0 and loraStepFactor >= 0');
+  return j as TrainCalibration;
+}
