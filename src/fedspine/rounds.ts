@@ -39,6 +39,7 @@ import { deviceImprovement, deviceProgress, lossFloor, nextLoss, type LearningPa
 import { makePolicy, type BaselineOptions, type Choice, type ConfigPolicy, type MethodId } from './policies.js';
 import { loadAvailability, type AvailabilitySpec } from './availability.js';
 import { simSeam } from './seam.js';
+import type { AggregateOptions } from './aggregate.js';
 
 export interface FedDevice {
   name: string;
@@ -95,6 +96,8 @@ export interface LiveFedOptions {
   alphaOverRank: number;
   /** Train documents per shard (default all). */
   maxShardDocs: number | null;
+  /** aggregate.ts's rule for the real tensors (default data weights, normalise over all: HetLoRA's zero padding). */
+  aggregation: AggregateOptions;
 }
 
 export type RowStatus = 'ok' | 'late' | 'dropped' | 'offline' | 'infeasible' | 'busy';

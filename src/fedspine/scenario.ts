@@ -125,6 +125,7 @@ export const FedSpineSchema = obj({
     lr: num({ gt: 0 }).default(2e-3),
     alphaOverRank: num({ gt: 0 }).default(2),
     maxShardDocs: int({ gte: 1 }).optional(),
+    aggregation: obj({ weighting: oneOf(['data', 'norm']).default('data'), normalize: oneOf(['all', 'holders']).default('all') }).prefault({}),
   }).optional(),
 });
 
@@ -255,7 +256,7 @@ export function resolveFedSpine(raw: unknown, source: string, baseDir: string, l
   if (s.live !== undefined) {
     config.live = {
       modelDir: resolvePath(s.live.modelDir), categories: s.live.categories ?? null, evalWindows: s.live.evalWindows,
-      lr: s.live.lr, alphaOverRank: s.live.alphaOverRank, maxShardDocs: s.live.maxShardDocs ?? null,
+      lr: s.live.lr, alphaOverRank: s.live.alphaOverRank, maxShardDocs: s.live.maxShardDocs ?? null, aggregation: s.live.aggregation,
     };
   }
   return { config, parsed: s, source };

@@ -5,7 +5,7 @@ import path from 'node:path';
 
 /** The scenario's `live` block, or its defaults (model folder models/brown-small beside the scenarios directory). */
 export function liveOptions(cfg: FedConfig): LiveFedOptions {
-  return cfg.live ?? { modelDir: path.resolve('models/brown-small'), categories: null, evalWindows: 8, lr: 2e-3, alphaOverRank: 2, maxShardDocs: null };
+  return cfg.live ?? { modelDir: path.resolve('models/brown-small'), categories: null, evalWindows: 8, lr: 2e-3, alphaOverRank: 2, maxShardDocs: null, aggregation: { weighting: 'data', normalize: 'all' } };
 }
 
 /** Refuse what the live runner does not do (yet), naming the field. */

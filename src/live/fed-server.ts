@@ -13,7 +13,8 @@
  * 4. the round ends when every participant delivered (or its update failed
  *    its checks or its process died: status "dropped");
  * 5. aggregation: fedspine/aggregate.ts per adapted matrix (zero-padded
- *    heterogeneous ranks, data-size weights, normalise over all);
+ *    heterogeneous ranks; scenario live.aggregation, default data-size
+ *    weights, normalise over all);
  * 6. loss: the new global model on each device's validation windows (row
  *    loss = that device's; the summary's final_loss = the data-weighted mean);
  *    a device's loss improvement = its validation loss before - after the
@@ -35,7 +36,7 @@ import WebSocket, { WebSocketServer } from 'ws';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
 import { RngStreams } from '../core/rng.js';
-import { aggregateLora, DEFAULT_AGGREGATE, type LoraUpdate } from '../fedspine/aggregate.js';
+import { aggregateLora, type LoraUpdate } from '../fedspine/aggregate.js';
 import { loraWireBytes, pruneStructure } from '../fedspine/cost.js';
 import { buildCostModels, buildPolicy, checkDevicesFit, roundRewards, ROUND_COLUMNS, type FedConfig, type RoundRow } from '../fedspine/rounds.js';
 import type { MethodId } from '../fedspine/policies.js';
@@ -247,7 +248,7 @@ export async function runFedLive(o: FedLiveOptions): Promise<FedLiveResult> {
       const a0 = performance.now();
       if (delivered.length > 0) {
         const next: GlobalLora = new Map();
-        for (const m of mats) next.set(m.name, aggregateLora(updates.get(m.name)!, R, DEFAULT_AGGREGATE, global.get(m.name)));
+        for (const m of mats) next.set(m.name, aggregateLora(updates.get(m.name)!, R, live.aggregation, global.get(m.name)));
         global = next;
       }
       const before = losses;
