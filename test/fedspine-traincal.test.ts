@@ -25,12 +25,13 @@ function calFile(dir: string, over: Partial<TrainCalibration> = {}): TrainCalibr
   const cal: TrainCalibration = {
     format: TRAIN_CAL_FORMAT, hardwareId: 'test-hw', model: 'brown-small', batch: 2, seqLen: 32, loraTargets: ['q', 'v'], concurrency: 4,
     points: [
-      { rank: 2, loraFlopShare: 0.004, baseForwardMs: 50, forwardMs: 60, stepMs: 300, samples: 5 },
-      { rank: 16, loraFlopShare: 0.032, baseForwardMs: 70, forwardMs: 80, stepMs: 420, samples: 5 },
-      { rank: 9, loraFlopShare: 0.018, baseForwardMs: 60, forwardMs: 70, stepMs: 360, samples: 5 },
+      { rank: 2, loraFlopShare: 0.004, baseForwardMs: 50, forwardMs: 60, abStepMs: 250, stepMs: 300, samples: 5 },
+      { rank: 16, loraFlopShare: 0.032, baseForwardMs: 70, forwardMs: 80, abStepMs: 350, stepMs: 420, samples: 5 },
+      { rank: 9, loraFlopShare: 0.018, baseForwardMs: 60, forwardMs: 70, abStepMs: 300, stepMs: 360, samples: 5 },
     ],
     roundOverheadMs: 12.5,
     fit: { frozenStepFactor: 5.5, loraStepFactor: 10, rmse: 0, bStdErr: 0 },
+    abFit: { frozenStepFactor: 5, loraStepFactor: 8, rmse: 0, bStdErr: 0 },
     measured: { at: 'now', loadAvgBefore: [1, 1, 1], loadAvgAfter: [1, 1, 1], command: 'test', backend: 'test' },
     ...over,
   };

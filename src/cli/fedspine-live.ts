@@ -95,9 +95,10 @@ export const fedCalibrateCmd: CommandModule<object, FedCalArgs> = {
     }
     const r = await runFedCalibrate({ cfg: config, scenarioPath: args.scenario, overrides: args.set ?? [], reps: args.reps, ranks, concurrency: args.concurrency, out: args.out });
     const c = r.calibration;
-    process.stdout.write(table(['rank', 'LoRA FLOP share', 'base fwd ms', 'fwd+LoRA ms', 'step ms', 'step / base fwd'],
-      c.points.map((p) => [p.rank, p.loraFlopShare, p.baseForwardMs, p.forwardMs, p.stepMs, p.stepMs / p.baseForwardMs]), 4) + '\n\n');
-    process.stdout.write(`fit: frozenStepFactor ${c.fit.frozenStepFactor.toFixed(3)}, loraStepFactor ${c.fit.loraStepFactor.toFixed(3)} (std err ${c.fit.bStdErr.toFixed(3)}), rmse ${c.fit.rmse.toFixed(4)}; round overhead ${c.roundOverheadMs.toFixed(1)} ms; ${c.concurrency} processes; load ${c.measured.loadAvgBefore.map((x) => x.toFixed(2)).join(' ')}\n`);
+    process.stdout.write(table(['rank', 'LoRA FLOP share', 'base fwd ms', 'fwd+LoRA ms', 'A/B step ms', 'A/B step / fwd', 'in-round step ms', 'in-round / fwd'],
+      c.points.map((p) => [p.rank, p.loraFlopShare, p.baseForwardMs, p.forwardMs, p.abStepMs, p.abStepMs / p.baseForwardMs, p.stepMs, p.stepMs / p.baseForwardMs]), 4) + '\n\n');
+    const fit = (f: typeof c.fit) => `frozenStepFactor ${f.frozenStepFactor.toFixed(3)}, loraStepFactor ${f.loraStepFactor.toFixed(3)} (std err ${f.bStdErr.toFixed(3)}), rmse ${f.rmse.toFixed(4)}`;
+    process.stdout.write(`backward factor (A/B single steps): ${fit(c.abFit)}\nin-round fit (what the cost model reads): ${fit(c.fit)}\n${c.concurrency} processes; load ${c.measured.loadAvgBefore.map((x) => x.toFixed(2)).join(' ')} -> ${c.measured.loadAvgAfter.map((x) => x.toFixed(2)).join(' ')}\n`);
     process.stdout.write(`written to ${r.file}\n`);
   },
 };

@@ -8,9 +8,12 @@
  * with `concurrency` processes timing at once (the live run's device count,
  * so the cores are shared as in the run):
  *   baseForwardMs: forward + loss of the frozen base alone (no gradients);
- *   stepMs: forward + backward + Adam of base + LoRA rank r;
- *   roundOverheadMs: a round's training wall time - the sum of its steps
- *     (LoRA variables, optimizer state, read-back).
+ *   abStepMs: forward + backward + Adam of base + LoRA rank r, one step
+ *     interleaved with the forwards (A/B: the backward factor, abFit);
+ *   stepMs: per step of real rounds of K local steps (the live devices'
+ *     code: LoRA variables, optimizer state and read-back included);
+ *   roundOverheadMs: fixed time per round beyond K x stepMs (0 when stepMs
+ *     already holds it, as fed-calibrate writes).
  * Fit (fitStepFactors): stepMs_j / baseForwardMs_j = a + b x_j with
  * x_j = W_lora(r_j) / W_frozen (forward FLOPs, cost.ts forwardFlops), i.e.
  * cost.ts's step = fwd (frozenStepFactor W_frozen + loraStepFactor W_lora) / W_full
@@ -32,6 +35,9 @@ export interface TrainCalPoint {
   loraFlopShare: number;
   baseForwardMs: number;
   forwardMs: number;
+  /** Forward + backward + Adam, one step interleaved with the two forwards (the backward factor proper). */
+  abStepMs: number;
+  /** Per step inside real rounds of K local steps (fresh LoRA variables and optimizer): what the cost model fits. */
   stepMs: number;
   samples: number;
 }
@@ -46,16 +52,20 @@ export interface TrainCalibration {
   concurrency: number;
   points: TrainCalPoint[];
   roundOverheadMs: number;
-  fit: { frozenStepFactor: number; loraStepFactor: number; rmse: number; bStdErr: number };
+  fit: StepFit;
+  /** The same fit on the interleaved single steps (abStepMs). */
+  abFit: StepFit;
   measured: { at: string; loadAvgBefore: number[]; loadAvgAfter: number[]; command: string; backend: string };
 }
+
+export interface StepFit { frozenStepFactor: number; loraStepFactor: number; rmse: number; bStdErr: number }
 
 export function trainCalPath(calibrationDir: string, hardwareId: string, modelId: string): string {
   return join(calibrationDir, hardwareId, modelId, TRAIN_CAL_FILE);
 }
 
 /** Least squares y = a + b x, b >= 0; residual RMS and b's standard error. */
-export function fitStepFactors(points: readonly { loraFlopShare: number; baseForwardMs: number; stepMs: number }[]): TrainCalibration['fit'] {
+export function fitStepFactors(points: readonly { loraFlopShare: number; baseForwardMs: number; stepMs: number }[]): StepFit {
   if (points.length === 0) throw new InputError('fitStepFactors: no points', 'points');
   const xs = points.map((p) => p.loraFlopShare), ys = points.map((p) => p.stepMs / p.baseForwardMs);
   const n = xs.length, mx = xs.reduce((s, x) => s + x, 0) / n, my = ys.reduce((s, y) => s + y, 0) / n;

@@ -7,9 +7,12 @@
  * the cores are shared as in the live run) each load the model folder and
  * a device's shard and, per rank, time interleaved (A/B/C, same load):
  * forward + loss of the frozen base, forward of base + LoRA, and the full
- * step (forward + backward + Adam); then two real rounds of K local steps
- * (fed-train.ts trainRound, the code the live devices run) for the per-round
- * overhead = round wall time - its steps. Medians over workers and
+ * step (forward + backward + Adam): the backward factor proper (abStepMs,
+ * abFit); then real rounds of K local steps (fed-train.ts trainRound, the
+ * code the live devices run: fresh LoRA variables and Adam state, its first
+ * step included), ranks interleaved: stepMs = round wall time / K, which the
+ * fit the cost model reads is made on (measured here: the in-round step is
+ * ~20 % slower than the interleaved single step). Medians over workers and
  * repetitions; the load average before and after goes into the file.
  */
 import { spawn } from 'node:child_process';
@@ -28,7 +31,10 @@ import { liveOptions } from './fed-options.js';
 
 const CLI = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
-export interface WorkerResult { ranks: { rank: number; baseForwardMs: number[]; forwardMs: number[]; stepMs: number[] }[]; overheadMs: number[] }
+export interface WorkerResult {
+  /** Per rank: A/B interleaved single passes (the backward factor) and real rounds of K steps (what the devices run). */
+  ranks: { rank: number; baseForwardMs: number[]; forwardMs: number[]; stepMs: number[]; roundStepMs: number[] }[];
+}
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -49,16 +55,16 @@ export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: rea
   const targets = cfg.training.loraTargets as readonly LoraTarget[];
   const trainer = await FedTrainer.create(folder.model, folder.values, { targets, batch: cfg.training.batch, seq: cfg.training.seqLen, lr: live.lr, alphaOverRank: live.alphaOverRank });
   const mats = loraMatrices(folder.model, targets);
-  const out: WorkerResult = { ranks: [], overheadMs: [] };
-  for (const rank of ranks) {
-    const lora = toDeviceLayout(initGlobalLora(mats, rank, cfg.seed), rank);
-    out.ranks.push({ rank, ...trainer.stepTimes(lora, rank, shard, cfg.seed + worker, reps) });
-  }
-  const rank = ranks[ranks.length - 1];
-  const lora = toDeviceLayout(initGlobalLora(mats, rank, cfg.seed), rank);
-  for (let i = 0; i < 3; i++) {
-    const r = await trainer.trainRound(lora, rank, cfg.rounds.localSteps, shard, cfg.seed + worker, i * cfg.rounds.localSteps);
-    if (i > 0) out.overheadMs.push(r.totalMs - r.stepMs.reduce((s, x) => s + x, 0));
+  const out: WorkerResult = { ranks: [] };
+  const slices = ranks.map((rank) => toDeviceLayout(initGlobalLora(mats, rank, cfg.seed), rank));
+  ranks.forEach((rank, i) => out.ranks.push({ rank, ...trainer.stepTimes(slices[i], rank, shard, cfg.seed + worker, reps), roundStepMs: [] }));
+  // Real rounds (fresh LoRA variables and optimizer each time, as a device), ranks interleaved so load drift spreads over all.
+  const K = cfg.rounds.localSteps;
+  for (let rep = 0; rep < reps; rep++) {
+    for (let i = 0; i < ranks.length; i++) {
+      const r = await trainer.trainRound(slices[i], ranks[i], K, shard, cfg.seed + worker, (rep * ranks.length + i) * K);
+      out.ranks[i].roundStepMs.push(r.totalMs / K);
+    }
   }
   trainer.dispose();
   return out;
@@ -88,15 +94,20 @@ export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibra
   const loadAvgAfter = os.loadavg();
   const full = pruneStructure(cfg.model, 0);
   const points: TrainCalPoint[] = ranks.map((rank, i) => {
-    const all = (k: 'baseForwardMs' | 'forwardMs' | 'stepMs') => results.flatMap((r) => r.ranks[i][k]);
+    const all = (k: 'baseForwardMs' | 'forwardMs' | 'stepMs' | 'roundStepMs') => results.flatMap((r) => r.ranks[i][k]);
     const f = forwardFlops(cfg.model, full, rank, cfg.training);
-    return { rank, loraFlopShare: f.lora / f.frozen, baseForwardMs: median(all('baseForwardMs')), forwardMs: median(all('forwardMs')), stepMs: median(all('stepMs')), samples: all('stepMs').length };
+    return {
+      rank, loraFlopShare: f.lora / f.frozen, baseForwardMs: median(all('baseForwardMs')), forwardMs: median(all('forwardMs')),
+      abStepMs: median(all('stepMs')), stepMs: median(all('roundStepMs')), samples: all('roundStepMs').length,
+    };
   });
+  const ab = fitStepFactors(points.map((p) => ({ ...p, stepMs: p.abStepMs })));
   const calibration: TrainCalibration = {
     format: TRAIN_CAL_FORMAT, hardwareId: hw, model: cfg.model.id, batch: cfg.training.batch, seqLen: cfg.training.seqLen,
     loraTargets: [...cfg.training.loraTargets], concurrency: conc, points,
-    roundOverheadMs: Math.max(0, median(results.flatMap((r) => r.overheadMs))),
+    roundOverheadMs: 0,
     fit: fitStepFactors(points),
+    abFit: ab,
     measured: {
       at: new Date().toISOString(), loadAvgBefore, loadAvgAfter,
       command: `hatsim live fed-calibrate ${o.scenarioPath} --reps ${o.reps} --ranks ${ranks.join(',')} --concurrency ${conc}${o.overrides.map((s) => ` --set ${s}`).join('')}`,
