@@ -42,12 +42,13 @@ function calFile(dir: string, over: Partial<TrainCalibration> = {}): TrainCalibr
 
 describe('training-step calibration', () => {
   it('the fit recovers the factors of exact data and clamps a negative LoRA factor', () => {
-    const pts = [0.004, 0.018, 0.032].map((x, i) => ({ loraFlopShare: x, baseForwardMs: 40 + 10 * i, stepMs: (40 + 10 * i) * (5.5 + 12 * x) }));
+    // the forward is the points' median (50 ms), as cost.ts multiplies it
+    const pts = [0.004, 0.018, 0.032].map((x, i) => ({ loraFlopShare: x, baseForwardMs: [40, 50, 70][i], stepMs: 50 * (5.5 + 12 * x) }));
     const f = fitStepFactors(pts);
     expect(f.frozenStepFactor).toBeCloseTo(5.5, 9);
     expect(f.loraStepFactor).toBeCloseTo(12, 7);
     expect(f.rmse).toBeLessThan(1e-9);
-    const neg = fitStepFactors([{ loraFlopShare: 0.01, baseForwardMs: 10, stepMs: 60 }, { loraFlopShare: 0.03, baseForwardMs: 10, stepMs: 50 }]);
+    const neg = fitStepFactors([{ loraFlopShare: 0.01, baseForwardMs: 10, stepMs: 60 }, { loraFlopShare: 0.03, baseForwardMs: 10, stepMs: 50 }, { loraFlopShare: 0.02, baseForwardMs: 10, stepMs: 55 }]);
     expect(neg.loraStepFactor).toBe(0);
     expect(neg.frozenStepFactor).toBeCloseTo(5.5, 9);
   });

@@ -44,7 +44,7 @@ import { makeSplitPlan } from '../model/catalog.js';
 import type { ModelSpec } from '../model/types.js';
 import { resolveLatency } from '../compute/resolve.js';
 import type { LatencySource } from '../compute/types.js';
-import { loadTrainCalibration, trainCalPath } from './traincal.js';
+import { loadTrainCalibration, medianForwardMs, trainCalPath } from './traincal.js';
 
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -245,8 +245,7 @@ export function deviceCostModel(o: DeviceCostOptions): DeviceCostModel {
   let fullForwardMs: number, latencySource: LatencySource;
   let frozenStepFactor = training.frozenStepFactor, loraStepFactor = training.loraStepFactor, roundOverheadMs = 0;
   if (tcFits) {
-    const fwd = tc.points.map((p) => p.baseForwardMs).sort((x, y) => x - y);
-    fullForwardMs = fwd[Math.floor((fwd.length - 1) / 2)];
+    fullForwardMs = medianForwardMs(tc.points);
     latencySource = 'measured';
     frozenStepFactor = tc.fit.frozenStepFactor;
     loraStepFactor = tc.fit.loraStepFactor;

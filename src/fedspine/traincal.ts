@@ -14,7 +14,8 @@
  *     code: LoRA variables, optimizer state and read-back included);
  *   roundOverheadMs: fixed time per round beyond K x stepMs (0 when stepMs
  *     already holds it, as fed-calibrate writes).
- * Fit (fitStepFactors): stepMs_j / baseForwardMs_j = a + b x_j with
+ * Fit (fitStepFactors): stepMs_j / fwd = a + b x_j (fwd = the median base
+ * forward over the points, what cost.ts multiplies) with
  * x_j = W_lora(r_j) / W_frozen (forward FLOPs, cost.ts forwardFlops), i.e.
  * cost.ts's step = fwd (frozenStepFactor W_frozen + loraStepFactor W_lora) / W_full
  * at ratio 0: a = frozenStepFactor, b = loraStepFactor, least squares,
@@ -64,10 +65,17 @@ export function trainCalPath(calibrationDir: string, hardwareId: string, modelId
   return join(calibrationDir, hardwareId, modelId, TRAIN_CAL_FILE);
 }
 
-/** Least squares y = a + b x, b >= 0; residual RMS and b's standard error. */
+/** The median of the points' base forward times: the forward the cost model multiplies (it does not depend on the rank). */
+export function medianForwardMs(points: readonly { baseForwardMs: number }[]): number {
+  const f = points.map((p) => p.baseForwardMs).sort((x, y) => x - y);
+  return f.length % 2 === 1 ? f[(f.length - 1) / 2] : (f[f.length / 2 - 1] + f[f.length / 2]) / 2;
+}
+
+/** Least squares y = a + b x (y = stepMs / the median base forward, x = LoRA FLOP share), b >= 0; residual RMS and b's standard error. */
 export function fitStepFactors(points: readonly { loraFlopShare: number; baseForwardMs: number; stepMs: number }[]): StepFit {
   if (points.length === 0) throw new InputError('fitStepFactors: no points', 'points');
-  const xs = points.map((p) => p.loraFlopShare), ys = points.map((p) => p.stepMs / p.baseForwardMs);
+  const fwd = medianForwardMs(points);
+  const xs = points.map((p) => p.loraFlopShare), ys = points.map((p) => p.stepMs / fwd);
   const n = xs.length, mx = xs.reduce((s, x) => s + x, 0) / n, my = ys.reduce((s, y) => s + y, 0) / n;
   let sxx = 0, sxy = 0;
   for (let i = 0; i < n; i++) { sxx += (xs[i] - mx) ** 2; sxy += (xs[i] - mx) * (ys[i] - my); }
