@@ -70,7 +70,11 @@ export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: rea
   return out;
 }
 
-export interface FedCalibrateOptions { cfg: FedConfig; scenarioPath: string; overrides: string[]; reps: number; ranks?: number[]; concurrency?: number; out?: string }
+export interface FedCalibrateOptions {
+  cfg: FedConfig; scenarioPath: string; overrides: string[]; reps: number; ranks?: number[]; concurrency?: number; out?: string;
+  /** Bracketing: measure, run this (e.g. the live run), measure again, and pool both measurements (load drift during it averages out). */
+  around?: () => Promise<void>;
+}
 
 export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibration: TrainCalibration; file: string }> {
   const { cfg } = o;
@@ -81,7 +85,7 @@ export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibra
   if (!(Number.isInteger(conc) && conc >= 1)) throw new InputError('--concurrency: give an integer >= 1', 'concurrency');
   const loadAvgBefore = os.loadavg();
   const args = (w: number) => ['live', 'fed-calibrate', o.scenarioPath, '--worker', String(w), '--reps', String(o.reps), '--ranks', ranks.join(','), ...o.overrides.flatMap((s) => ['--set', s])];
-  const results = await Promise.all(Array.from({ length: conc }, (_, w) => new Promise<WorkerResult>((resolve, reject) => {
+  const measure = (): Promise<WorkerResult[]> => Promise.all(Array.from({ length: conc }, (_, w) => new Promise<WorkerResult>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args(w)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';
     child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
@@ -91,6 +95,11 @@ export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibra
       try { resolve(JSON.parse(out.trim().split('\n').pop() ?? '') as WorkerResult); } catch { reject(new Error(`calibration worker ${w} printed no result: ${err.trim()}`)); }
     });
   })));
+  const results = await measure();
+  if (o.around) {
+    await o.around();
+    results.push(...(await measure()));
+  }
   const loadAvgAfter = os.loadavg();
   const full = pruneStructure(cfg.model, 0);
   const points: TrainCalPoint[] = ranks.map((rank, i) => {
@@ -110,7 +119,7 @@ export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibra
     abFit: ab,
     measured: {
       at: new Date().toISOString(), loadAvgBefore, loadAvgAfter,
-      command: `hatsim live fed-calibrate ${o.scenarioPath} --reps ${o.reps} --ranks ${ranks.join(',')} --concurrency ${conc}${o.overrides.map((s) => ` --set ${s}`).join('')}`,
+      command: `hatsim ${o.around ? 'validate --calibrate (before and after the live run)' : 'live fed-calibrate'} ${o.scenarioPath} --reps ${o.reps} --ranks ${ranks.join(',')} --concurrency ${conc}${o.overrides.map((s) => ` --set ${s}`).join('')}`,
       backend: 'tfjs wasm, 1 thread per process',
     },
   };

@@ -8,15 +8,15 @@
  *   wait_s: mean over delivered updates; its error is taken relative to the
  *   live mean round time (waits are differences of near-equal times, so a
  *   ratio of waits says little).
+ * With `calibrate`, this machine's training steps are timed just before AND
+ * just after the live run (fed-calibrate.ts, pooled, into <out>/calibration;
+ * load drift during the run averages out) and the simulator uses that file.
  * Pass: |error| <= maxErrorPct on the GATED metrics: round_s (the
  * acceptance: round time), download_s and upload_s (the link model); and no
  * dropped update. compute_s and wait_s are reported with the same rule but
  * do not gate: real training steps on this shared 2-core machine move by
  * 10-40 % with the other developers' load between the calibration and the
- * run (docs/LIVE.md, "Federated runs"). With `calibrate`, this machine's
- * training steps are timed first (fed-calibrate.ts, into <out>/calibration)
- * and the simulator uses that file: compute time from calibrated numbers
- * measured minutes before, under the same sharing of the cores.
+ * run (docs/LIVE.md, "Federated runs").
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -102,18 +102,21 @@ export async function runFedValidation(o: FedValidationOptions): Promise<FedVali
   const overrides = o.overrides ?? [];
   const loaded = loadFedSpineScenario(o.scenarioPath, overrides);
   const simSet = [...(o.simOverrides ?? [])];
-  if (o.calibrate) {
-    const file = join(o.outDir, 'calibration', loaded.config.devices[0].hardwareId, loaded.config.model.id, 'train.json');
-    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 5, out: file });
-    log(`validate: calibrated training steps (frozenStepFactor ${r.calibration.fit.frozenStepFactor.toFixed(2)}, base forward ${r.calibration.points.map((p) => p.baseForwardMs.toFixed(0)).join('/')} ms) into ${file}`);
-    simSet.unshift(`calibrationDir=${resolve(o.outDir, 'calibration')}`);
-  }
   let liveDir = o.liveDir;
-  if (liveDir === undefined) {
+  const runLive = async (): Promise<void> => {
     liveDir = join(o.outDir, 'live');
     const method = o.method ?? loaded.config.methods[0];
     await runFedLive({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, method, outDir: liveDir, resolved: loaded.parsed, log });
+  };
+  if (o.calibrate) {
+    // Training steps timed just before and just after the live run (pooled), under the same sharing of the cores.
+    const file = join(o.outDir, 'calibration', loaded.config.devices[0].hardwareId, loaded.config.model.id, 'train.json');
+    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 3, out: file, around: liveDir === undefined ? runLive : undefined });
+    log(`validate: calibrated training steps (in-round step ${r.calibration.points.map((p) => p.stepMs.toFixed(0)).join('/')} ms) into ${file}`);
+    simSet.unshift(`calibrationDir=${resolve(o.outDir, 'calibration')}`);
   }
+  if (liveDir === undefined) await runLive();
+  if (liveDir === undefined) throw new Error('no live run');
   const live = readLiveRows(liveDir);
   const sim = loadFedSpineScenario(o.scenarioPath, [...overrides, ...simSet]).config;
   if (sim.devices.length !== loaded.config.devices.length) throw new InputError('--sim-set must not change the number of devices', 'sim-set');
