@@ -12,7 +12,7 @@ import { table } from './table.js';
 
 interface FedLiveArgs { scenario: string; set?: string[]; method?: string; out?: string; token?: string; 'timeout-s': number; 'round-timeout-s': number }
 interface FedDeviceArgs { scenario: string; set?: string[]; server: string; device: number; token?: string }
-interface FedCalArgs { scenario: string; set?: string[]; reps: number; ranks?: string; concurrency?: number; out?: string; worker?: number }
+interface FedCalArgs { 'ab-reps'?: number; scenario: string; set?: string[]; reps: number; ranks?: string; concurrency?: number; out?: string; worker?: number }
 
 function pickMethod(m: string | undefined, methods: readonly MethodId[]): MethodId {
   const id = (m ?? methods[0]) as MethodId;
@@ -78,7 +78,8 @@ export const fedCalibrateCmd: CommandModule<object, FedCalArgs> = {
   builder: (y) => y
     .positional('scenario', { type: 'string', demandOption: true, describe: 'FedSpine scenario YAML (its model, batch, seqLen, LoRA targets, live.modelDir; the hardware of its first device)' })
     .option('set', { type: 'string', array: true, describe: 'override a scenario field: --set path=value' })
-    .option('reps', { type: 'number', default: 6, describe: 'timed repetitions per rank and process' })
+    .option('reps', { type: 'number', default: 6, describe: 'timed rounds per rank and process' })
+    .option('ab-reps', { type: 'number', describe: 'timed single steps (forward vs forward + backward, interleaved) per rank and process (default --reps)' })
     .option('ranks', { type: 'string', describe: 'comma-separated ranks (default rankMin, the middle, rankMax)' })
     .option('concurrency', { type: 'number', describe: "processes timing at once (default the scenario's device count: the cores are shared as in the live run)" })
     .option('out', { type: 'string', describe: 'write here instead of <calibrationDir>/<hardware>/<model>/train.json' })
@@ -89,11 +90,12 @@ export const fedCalibrateCmd: CommandModule<object, FedCalArgs> = {
     const ranks = args.ranks?.split(',').map((x) => Number(x.trim()));
     if (ranks?.some((r) => !Number.isInteger(r) || r < 1)) throw new InputError(`--ranks ${args.ranks}: give integers >= 1`, 'ranks');
     if (!(Number.isInteger(args.reps) && args.reps >= 1)) throw new InputError('--reps: give an integer >= 1', 'reps');
+    if (args['ab-reps'] !== undefined && !(Number.isInteger(args['ab-reps']) && args['ab-reps'] >= 1)) throw new InputError('--ab-reps: give an integer >= 1', 'ab-reps');
     if (args.worker !== undefined) {
-      process.stdout.write(JSON.stringify(await calibrateWorker(config, args.worker, ranks ?? defaultRanks(config), args.reps)) + '\n');
+      process.stdout.write(JSON.stringify(await calibrateWorker(config, args.worker, ranks ?? defaultRanks(config), args.reps, args['ab-reps'] ?? args.reps)) + '\n');
       return;
     }
-    const r = await runFedCalibrate({ cfg: config, scenarioPath: args.scenario, overrides: args.set ?? [], reps: args.reps, ranks, concurrency: args.concurrency, out: args.out });
+    const r = await runFedCalibrate({ cfg: config, scenarioPath: args.scenario, overrides: args.set ?? [], reps: args.reps, abReps: args['ab-reps'], ranks, concurrency: args.concurrency, out: args.out });
     const c = r.calibration;
     process.stdout.write(table(['rank', 'LoRA FLOP share', 'base fwd ms', 'fwd+LoRA ms', 'A/B step ms', 'A/B step / fwd', 'in-round step ms', 'in-round / fwd'],
       c.points.map((p) => [p.rank, p.loraFlopShare, p.baseForwardMs, p.forwardMs, p.abStepMs, p.abStepMs / p.baseForwardMs, p.stepMs, p.stepMs / p.baseForwardMs]), 4) + '\n\n');

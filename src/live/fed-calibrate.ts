@@ -47,7 +47,7 @@ export function defaultRanks(cfg: FedConfig): number[] {
 }
 
 /** One worker: the timings of this process (device `worker`'s shard). */
-export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: readonly number[], reps: number): Promise<WorkerResult> {
+export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: readonly number[], reps: number, abReps = reps): Promise<WorkerResult> {
   const live = liveOptions(cfg);
   const folder = loadModelFolder(live.modelDir);
   const category = deviceCategories(Math.max(cfg.devices.length, worker + 1), live.categories && worker < live.categories.length ? live.categories : null)[worker];
@@ -57,7 +57,7 @@ export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: rea
   const mats = loraMatrices(folder.model, targets);
   const out: WorkerResult = { ranks: [] };
   const slices = ranks.map((rank) => toDeviceLayout(initGlobalLora(mats, rank, cfg.seed), rank));
-  ranks.forEach((rank, i) => out.ranks.push({ rank, ...trainer.stepTimes(slices[i], rank, shard, cfg.seed + worker, reps), roundStepMs: [] }));
+  ranks.forEach((rank, i) => out.ranks.push({ rank, ...trainer.stepTimes(slices[i], rank, shard, cfg.seed + worker, abReps), roundStepMs: [] }));
   // Real rounds (fresh LoRA variables and optimizer each time, as a device), ranks interleaved so load drift spreads over all.
   const K = cfg.rounds.localSteps;
   for (let rep = 0; rep < reps; rep++) {
@@ -72,6 +72,8 @@ export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: rea
 
 export interface FedCalibrateOptions {
   cfg: FedConfig; scenarioPath: string; overrides: string[]; reps: number; ranks?: number[]; concurrency?: number; out?: string;
+  /** Repetitions of the A/B single-step timing (default reps). */
+  abReps?: number;
   /** Bracketing: measure, run this (e.g. the live run), measure again, and pool both measurements (load drift during it averages out). */
   around?: () => Promise<void>;
 }
@@ -84,7 +86,7 @@ export async function runFedCalibrate(o: FedCalibrateOptions): Promise<{ calibra
   const conc = o.concurrency ?? cfg.devices.length;
   if (!(Number.isInteger(conc) && conc >= 1)) throw new InputError('--concurrency: give an integer >= 1', 'concurrency');
   const loadAvgBefore = os.loadavg();
-  const args = (w: number) => ['live', 'fed-calibrate', o.scenarioPath, '--worker', String(w), '--reps', String(o.reps), '--ranks', ranks.join(','), ...o.overrides.flatMap((s) => ['--set', s])];
+  const args = (w: number) => ['live', 'fed-calibrate', o.scenarioPath, '--worker', String(w), '--reps', String(o.reps), '--ab-reps', String(o.abReps ?? o.reps), '--ranks', ranks.join(','), ...o.overrides.flatMap((s) => ['--set', s])];
   const measure = (): Promise<WorkerResult[]> => Promise.all(Array.from({ length: conc }, (_, w) => new Promise<WorkerResult>((resolve, reject) => {
     const child = spawn(process.execPath, [CLI, ...args(w)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '', err = '';

@@ -111,7 +111,7 @@ export async function runFedValidation(o: FedValidationOptions): Promise<FedVali
   if (o.calibrate) {
     // Training steps timed just before and just after the live run (pooled), under the same sharing of the cores.
     const file = join(o.outDir, 'calibration', loaded.config.devices[0].hardwareId, loaded.config.model.id, 'train.json');
-    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 3, out: file, around: liveDir === undefined ? runLive : undefined });
+    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 3, abReps: 1, out: file, around: liveDir === undefined ? runLive : undefined });
     log(`validate: calibrated training steps (in-round step ${r.calibration.points.map((p) => p.stepMs.toFixed(0)).join('/')} ms) into ${file}`);
     simSet.unshift(`calibrationDir=${resolve(o.outDir, 'calibration')}`);
   }
