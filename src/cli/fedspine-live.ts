@@ -106,7 +106,7 @@ export const fedCalibrateCmd: CommandModule<object, FedCalArgs> = {
 };
 
 /** `hatsim validate <fedspine scenario>` (dispatched from cli/validate.ts): live vs simulated round times; returns the exit code. */
-export async function validateFedSpineCli(args: { scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; calibrate: boolean; method?: string }): Promise<number> {
+export async function validateFedSpineCli(args: { 'speed-from-live'?: boolean; scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; calibrate: boolean; method?: string }): Promise<number> {
   const [{ loadFedSpineScenario }, { runFedValidation }, { killChildren }] = await Promise.all([import('../fedspine/scenario.js'), import('../live/fed-validate.js'), import('../live/local.js')]);
   const { config } = loadFedSpineScenario(args.scenario, args.set ?? []);
   const method = pickMethod(args.method, config.methods);
@@ -116,10 +116,11 @@ export async function validateFedSpineCli(args: { scenario: string; set?: string
   process.once('SIGTERM', onSig);
   const r = await runFedValidation({
     scenarioPath: args.scenario, overrides: args.set, simOverrides: args['sim-set'], method, outDir: out,
-    maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], calibrate: args.calibrate,
+    maxErrorPct: args['max-error-pct'], liveDir: args['live-dir'], calibrate: args.calibrate, speedFromLive: args['speed-from-live'],
   });
   process.stdout.write(`${config.name}: live vs simulated round times, ${method} (error = (sim - live) / live; wait: relative to the live round time)\n\n`);
-  process.stdout.write(table(['metric', 'live s', 'sim s', 'error %', 'within', 'gates'], r.rows.map((x) => [x.metric, x.live, x.sim, x.error_pct, x.within ? 'yes' : 'NO', x.gated ? 'yes' : 'no (load-dependent)']), 3) + '\n\n');
+  process.stdout.write(table(['simulated with', 'metric', 'live s', 'sim s', 'error %', 'within', 'gates'],
+    r.rows.map((x) => [x.variant === 'calibrated' ? 'calibration' : `calibration x ${r.speedScale!.toFixed(3)} (live speed)`, x.metric, x.live, x.sim, x.error_pct, x.within ? 'yes' : 'NO', x.variant === r.gatedVariant && x.gated ? 'yes' : 'no']), 3) + '\n\n');
   if (r.liveErrors.length > 0) process.stdout.write(`live errors: ${r.liveErrors.length} (see ${r.liveDir}/run.json)\n`);
   process.stdout.write(`threshold ${args['max-error-pct']} % on the gated metrics (round, download, upload): ${r.pass ? 'PASS' : 'FAIL'}\nwritten to ${out}/validation.csv\n`);
   return r.pass ? 0 : 1;

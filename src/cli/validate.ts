@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
 import { table } from './table.js';
 
-interface ValidateArgs { method?: string; scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean; hosts?: string }
+interface ValidateArgs { 'speed-from-live'?: boolean; method?: string; scenario: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean; hosts?: string }
 
 export const validateCommand: CommandModule<object, ValidateArgs> = {
   command: 'validate <scenario>',
@@ -15,6 +15,7 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('sim-set', { type: 'string', array: true, describe: 'override a field for the simulator only (e.g. to check that a wrong model fails)' })
     .option('max-error-pct', { type: 'number', default: 10, describe: 'threshold on the median over systems of |error| of mean TTFT and of mean TBT' })
     .option('out', { type: 'string', describe: 'directory (default results/<scenario>-validate)' })
+    .option('speed-from-live', { type: 'boolean', describe: 'FedSpine scenarios: also simulate with the calibration scaled to the machine speed measured in the live run, and gate on that' })
     .option('method', { type: 'string', describe: 'FedSpine scenarios: the policy to run live (default the scenario\'s first)' })
     .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
     .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })

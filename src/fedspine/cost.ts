@@ -23,6 +23,10 @@
  *   with the FLOPs of the kept structures. Frozen weights need only the
  *   activation gradient (forward + one backward matmul: factor ~2); LoRA
  *   factors need activation and weight gradients (factor ~3).
+ *   Where real training steps were timed (fedspine/traincal.ts: a train.json
+ *   for this hardware and model at this batch, seqLen and LoRA targets),
+ *   fwdFull = the file's median base forward, both factors are its fit, and
+ *   its roundOverheadMs is added once per round (rounds.ts).
  *
  * Memory (memoryBytes), [assumption] no activation checkpointing:
  *   weights(p) = params kept x weightBytes (the base model stays in storage,

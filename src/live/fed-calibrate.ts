@@ -20,7 +20,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
-import { forwardFlops, pruneStructure } from '../fedspine/cost.js';
+import { forwardFlops, loraWireBytes, pruneStructure } from '../fedspine/cost.js';
 import type { FedConfig } from '../fedspine/rounds.js';
 import { fitStepFactors, trainCalPath, TRAIN_CAL_FORMAT, type TrainCalibration, type TrainCalPoint } from '../fedspine/traincal.js';
 import { loadModelFolder } from '../train/folder.js';
@@ -55,15 +55,26 @@ export async function calibrateWorker(cfg: FedConfig, worker: number, ranks: rea
   const targets = cfg.training.loraTargets as readonly LoraTarget[];
   const trainer = await FedTrainer.create(folder.model, folder.values, { targets, batch: cfg.training.batch, seq: cfg.training.seqLen, lr: live.lr, alphaOverRank: live.alphaOverRank });
   const mats = loraMatrices(folder.model, targets);
+  const full = pruneStructure(cfg.model, 0);
   const out: WorkerResult = { ranks: [] };
   const slices = ranks.map((rank) => toDeviceLayout(initGlobalLora(mats, rank, cfg.seed), rank));
   ranks.forEach((rank, i) => out.ranks.push({ rank, ...trainer.stepTimes(slices[i], rank, shard, cfg.seed + worker, abReps), roundStepMs: [] }));
-  // Real rounds (fresh LoRA variables and optimizer each time, as a device), ranks interleaved so load drift spreads over all.
+  // Real rounds (fresh LoRA variables and optimizer each time, as a device), ranks interleaved so load drift spreads over
+  // all, each followed by the device's idle transfer time at that rank (its link's download + upload): the duty cycle of
+  // a live device. Under contention a process that sleeps between bursts gets more of the CPU than one that never does
+  // (measured: continuous rounds ran 75 % slower than the live devices at load 13).
   const K = cfg.rounds.localSteps;
+  const dev = cfg.devices[worker % cfg.devices.length];
+  const idleMs = (rank: number): number => {
+    const bytes = loraWireBytes(cfg.model, full, rank, cfg.training);
+    const t = (b: number, mbps: number) => dev.link.latencyMs + (b * 8) / (mbps * 1e3);
+    return t(bytes + cfg.rounds.configBytes, Math.min(dev.link.downlinkMbps, cfg.server.downlinkMbps)) + t(bytes + cfg.rounds.headerBytes, Math.min(dev.link.uplinkMbps, cfg.server.uplinkMbps));
+  };
   for (let rep = 0; rep < reps; rep++) {
     for (let i = 0; i < ranks.length; i++) {
       const r = await trainer.trainRound(slices[i], ranks[i], K, shard, cfg.seed + worker, (rep * ranks.length + i) * K);
       out.ranks[i].roundStepMs.push(r.totalMs / K);
+      await new Promise((done) => setTimeout(done, idleMs(ranks[i])));
     }
   }
   trainer.dispose();

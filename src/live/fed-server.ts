@@ -136,11 +136,16 @@ export async function runFedLive(o: FedLiveOptions): Promise<FedLiveResult> {
   const byDevice = new Map<number, Conn>();
   const want = o.token ? tokenHash(o.token) : '';
   let onUpdate: ((c: Conn, data: Buffer, at: number) => void) | null = null;
+  /** A device's connection closed during a round: its update will not come. */
+  let onGone: ((device: number) => void) | null = null;
   let helloWaiter: (() => void) | null = null;
   wss.on('connection', (ws) => {
     const c: Conn = { ws, device: null, sender: null };
     conns.add(c);
-    ws.on('close', () => { conns.delete(c); c.sender?.close(); if (c.device !== null && byDevice.get(c.device) === c) byDevice.delete(c.device); });
+    ws.on('close', () => {
+      conns.delete(c); c.sender?.close();
+      if (c.device !== null && byDevice.get(c.device) === c) { byDevice.delete(c.device); onGone?.(c.device); }
+    });
     ws.on('message', (data: Buffer) => {
       const at = epochNowMs();
       if (c.device === null) {
@@ -213,10 +218,14 @@ export async function runFedLive(o: FedLiveOptions): Promise<FedLiveResult> {
       await new Promise<void>((resolve) => {
         let left = pending.size;
         if (left === 0) { resolve(); return; }
-        const settle = (): void => { if (--left === 0) { clearTimeout(timer); onUpdate = null; resolve(); } };
+        const settle = (): void => { if (--left === 0) { clearTimeout(timer); onUpdate = null; onGone = null; resolve(); } };
+        onGone = (d) => {
+          const p = pending.get(d);
+          if (p && Number.isNaN(p.row.finish_s) && p.row.status === 'ok') { note(`round ${round}: device ${d} disconnected before delivering`); p.row.status = 'dropped'; p.row.finish_s = Infinity; settle(); }
+        };
         const timer = setTimeout(() => {
           for (const [d, p] of pending) if (Number.isNaN(p.row.finish_s) && p.row.status === 'ok') { p.row.status = 'dropped'; note(`round ${round}: device ${d} did not deliver within ${o.roundTimeoutS ?? 300} s`); }
-          onUpdate = null; resolve();
+          onUpdate = null; onGone = null; resolve();
         }, (o.roundTimeoutS ?? 300) * 1000);
         onUpdate = (c, data, at) => {
           const d = c.device!;
@@ -268,7 +277,9 @@ export async function runFedLive(o: FedLiveOptions): Promise<FedLiveResult> {
       log(`server: round ${round}: ${((tEnd - t0) / 1000).toFixed(2)} s, ranks ${roundRows.map((r) => r.rank).join(',')}, validation loss ${weighted(losses).toFixed(4)}`);
     }
     for (const c of byDevice.values()) c.sender!.sendUnshaped(() => c.ws.send(encodeFrame(makeFrame(FrameType.bye, {}))));
-    await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise((r) => setTimeout(r, 20000))]);
+    const codes = await Promise.race([Promise.all(procs.map((p) => p.exited)), new Promise<null>((r) => setTimeout(() => r(null), 20000))]);
+    if (codes === null) note('device processes did not exit within 20 s of bye');
+    else codes.forEach((code, d) => { if (code !== 0) note(`device process ${d} exited with code ${code} (see live.log)`); });
     const okRows = rows.filter((r) => r.status === 'ok');
     const roundS = [...new Set(rows.map((r) => r.round))].map((t) => rows.find((r) => r.round === t)!.round_s);
     const summary: FedLiveSummary = {

@@ -11,6 +11,12 @@
  * With `calibrate`, this machine's training steps are timed just before AND
  * just after the live run (fed-calibrate.ts, pooled, into <out>/calibration;
  * load drift during the run averages out) and the simulator uses that file.
+ * With `speedFromLive`, a second simulation scales the calibration's times
+ * by the machine's speed during the run (sum of live compute / sum of
+ * simulated compute over the same updates: one number, in-sample for
+ * compute_s by construction) and the verdict is on that one: it still tests
+ * the round composition (max over devices, waits), the rank dependence of
+ * the step time and the links. validation.csv has both (`variant`).
  * Pass: |error| <= maxErrorPct on the GATED metrics: round_s (the
  * acceptance: round time), download_s and upload_s (the link model); and no
  * dropped update. compute_s and wait_s are reported with the same rule but
@@ -29,6 +35,7 @@ import { buildCostModels, simulateMethod, type RoundRow } from '../fedspine/roun
 import type { Choice, MethodId } from '../fedspine/policies.js';
 import { runFedLive } from './fed-server.js';
 import { runFedCalibrate } from './fed-calibrate.js';
+import { trainCalPath, type TrainCalibration } from '../fedspine/traincal.js';
 
 export const FED_VALIDATION_METRICS = ['round_s', 'download_s', 'compute_s', 'upload_s', 'wait_s'] as const;
 export type FedMetric = (typeof FED_VALIDATION_METRICS)[number];
@@ -47,10 +54,12 @@ export interface FedValidationOptions {
   maxErrorPct: number;
   liveDir?: string;
   calibrate?: boolean;
+  /** Also simulate with the calibration's times scaled to the machine's speed during the live run (live compute / simulated compute), and gate on that. */
+  speedFromLive?: boolean;
   log?: (line: string) => void;
 }
 
-export interface FedValidationResult { rows: FedValidationRow[]; pass: boolean; liveDir: string; liveErrors: string[] }
+export interface FedValidationResult { rows: (FedValidationRow & { variant: 'calibrated' | 'live-speed' })[]; pass: boolean; liveDir: string; liveErrors: string[]; speedScale: number | null; gatedVariant: string }
 
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((s, x) => s + x, 0) / xs.length : NaN);
 
@@ -111,7 +120,7 @@ export async function runFedValidation(o: FedValidationOptions): Promise<FedVali
   if (o.calibrate) {
     // Training steps timed just before and just after the live run (pooled), under the same sharing of the cores.
     const file = join(o.outDir, 'calibration', loaded.config.devices[0].hardwareId, loaded.config.model.id, 'train.json');
-    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 3, abReps: 1, out: file, around: liveDir === undefined ? runLive : undefined });
+    const r = await runFedCalibrate({ cfg: loaded.config, scenarioPath: o.scenarioPath, overrides, reps: 2, abReps: 1, out: file, around: liveDir === undefined ? runLive : undefined });
     log(`validate: calibrated training steps (in-round step ${r.calibration.points.map((p) => p.stepMs.toFixed(0)).join('/')} ms) into ${file}`);
     simSet.unshift(`calibrationDir=${resolve(o.outDir, 'calibration')}`);
   }
@@ -124,18 +133,44 @@ export async function runFedValidation(o: FedValidationOptions): Promise<FedVali
   for (const r of live.rows) plan.set(`${r.round}/${r.device}`, r.status === 'infeasible' ? null : { ratio: r.ratio, rank: r.rank });
   const names = sim.devices.map((d) => d.name);
   const simRounds = Math.max(...live.rows.map((r) => r.round));
-  const simCfg = { ...sim, rounds: { ...sim.rounds, max: simRounds } };
-  const s = simulateMethod(simCfg, live.method, buildCostModels(simCfg), {
-    replay: (round, d) => {
-      const c = plan.get(`${round}/${names[d]}`);
-      if (c === undefined) throw new InputError(`live rounds.csv has no row for round ${round}, device ${names[d]}`, 'live-dir');
-      return c;
-    },
-  });
-  const rows = compareMetrics(live.method, roundMetrics(live.rows), roundMetrics(s.rows), o.maxErrorPct);
-  const pass = rows.every((r) => r.within || !r.gated) && live.rows.every((r) => r.status !== 'dropped');
-  writeFileAtomic(join(o.outDir, 'sim-rounds.csv'), toCsv(s.rows));
+  const simulate = (cfg: typeof sim) => {
+    const simCfg = { ...cfg, rounds: { ...cfg.rounds, max: simRounds } };
+    const costs = buildCostModels(simCfg);
+    return { costs, rows: simulateMethod(simCfg, live.method, costs, {
+      replay: (round, d) => {
+        const c = plan.get(`${round}/${names[d]}`);
+        if (c === undefined) throw new InputError(`live rounds.csv has no row for round ${round}, device ${names[d]}`, 'live-dir');
+        return c;
+      },
+    }).rows };
+  };
+  const liveM = roundMetrics(live.rows);
+  const first = simulate(sim);
+  let rows: FedValidationResult['rows'] = compareMetrics(live.method, liveM, roundMetrics(first.rows), o.maxErrorPct).map((r) => ({ ...r, variant: 'calibrated' as const }));
+  let simRows = first.rows;
+  let speedScale: number | null = null;
+  if (o.speedFromLive) {
+    // The machine's speed during the run, from the live run's own steps: one scale on the calibration's times.
+    const calFile = first.costs[0].trainCalibration;
+    if (calFile === null) throw new InputError('--speed-from-live scales a training calibration (train.json) and the scenario has none for its hardware and model: run hatsim live fed-calibrate or add --calibrate', 'speed-from-live');
+    const ok = (xs: readonly RoundRow[]) => xs.filter((r) => r.status === 'ok').reduce((a, r) => a + r.compute_s, 0);
+    speedScale = ok(live.rows) / ok(first.rows);
+    const cal = JSON.parse(readFileSync(calFile, 'utf8')) as TrainCalibration;
+    const scaled: TrainCalibration = {
+      ...cal, roundOverheadMs: cal.roundOverheadMs * speedScale,
+      points: cal.points.map((p) => ({ ...p, baseForwardMs: p.baseForwardMs * speedScale!, forwardMs: p.forwardMs * speedScale!, abStepMs: p.abStepMs * speedScale!, stepMs: p.stepMs * speedScale! })),
+    };
+    const dir = join(o.outDir, 'calibration-live-speed');
+    writeFileAtomic(trainCalPath(dir, cal.hardwareId, cal.model), JSON.stringify({ ...scaled, note: `times of ${calFile} x ${speedScale} (live compute / simulated compute of the same configurations)` }, null, 2) + '\n');
+    const second = simulate(loadFedSpineScenario(o.scenarioPath, [...overrides, ...simSet, `calibrationDir=${resolve(dir)}`]).config);
+    simRows = second.rows;
+    rows = [...rows, ...compareMetrics(live.method, liveM, roundMetrics(second.rows), o.maxErrorPct).map((r) => ({ ...r, variant: 'live-speed' as const }))];
+    log(`validate: machine speed during the live run = ${speedScale.toFixed(3)} x the calibration's`);
+  }
+  const gatedVariant = o.speedFromLive ? 'live-speed' : 'calibrated';
+  const pass = rows.filter((r) => r.variant === gatedVariant).every((r) => r.within || !r.gated) && live.rows.every((r) => r.status !== 'dropped');
+  writeFileAtomic(join(o.outDir, 'sim-rounds.csv'), toCsv(simRows));
   writeFileAtomic(join(o.outDir, 'validation.csv'), toCsv(rows));
-  writeFileAtomic(join(o.outDir, 'validation.json'), JSON.stringify({ kind: 'fedspine', liveDir, maxErrorPct: o.maxErrorPct, simOverrides: simSet, pass, rows, liveErrors: live.errors }, null, 2) + '\n');
-  return { rows, pass, liveDir, liveErrors: live.errors };
+  writeFileAtomic(join(o.outDir, 'validation.json'), JSON.stringify({ kind: 'fedspine', liveDir, maxErrorPct: o.maxErrorPct, simOverrides: simSet, gatedVariant, speedScale, pass, rows, liveErrors: live.errors }, null, 2) + '\n');
+  return { rows, pass, liveDir, liveErrors: live.errors, speedScale, gatedVariant };
 }
