@@ -92,7 +92,19 @@ export const fedCalibrateCmd: CommandModule<object, FedCalArgs> = {
     if (!(Number.isInteger(args.reps) && args.reps >= 1)) throw new InputError('--reps: give an integer >= 1', 'reps');
     if (args['ab-reps'] !== undefined && !(Number.isInteger(args['ab-reps']) && args['ab-reps'] >= 1)) throw new InputError('--ab-reps: give an integer >= 1', 'ab-reps');
     if (args.worker !== undefined) {
-      process.stdout.write(JSON.stringify(await calibrateWorker(config, args.worker, ranks ?? defaultRanks(config), args.reps, args['ab-reps'] ?? args.reps)) + '\n');
+      // Lock-step with the parent: "ready" out, "go" in, per round; the result last.
+      const { createInterface } = await import('node:readline');
+      const rl = createInterface({ input: process.stdin });
+      const pending: string[] = [];
+      let wake: (() => void) | null = null;
+      rl.on('line', (l) => { pending.push(l); wake?.(); });
+      const barrier = async (): Promise<void> => {
+        process.stdout.write('ready\n');
+        while (pending.shift() !== 'go') await new Promise<void>((r) => { wake = r; });
+      };
+      const res = await calibrateWorker(config, args.worker, ranks ?? defaultRanks(config), args.reps, args['ab-reps'] ?? args.reps, barrier);
+      process.stdout.write(`result ${JSON.stringify(res)}\n`);
+      rl.close();
       return;
     }
     const r = await runFedCalibrate({ cfg: config, scenarioPath: args.scenario, overrides: args.set ?? [], reps: args.reps, abReps: args['ab-reps'], ranks, concurrency: args.concurrency, out: args.out });
