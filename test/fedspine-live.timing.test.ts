@@ -57,3 +57,41 @@ describe('live FedSpine run vs the simulator', () => {
     expect(Number(row(w.rows, 'round_s').error_pct)).toBeGreaterThan(10);
   }, 360_000);
 });
+
+describe('live FedSpine server under hostile frames', () => {
+  it('drops every bad frame with a logged reason and completes its rounds', async () => {
+    const { spawn } = await import('node:child_process');
+    const WebSocket = (await import('ws')).default;
+    const { encodeFrame, makeFrame, FrameType, Dtype, jsonPayload } = await import('../src/live/wire.js');
+    const out = join(tmp, 'hostile');
+    const child = spawn(process.execPath, [CLI, 'live', 'fedspine', SCEN, '--out', out, '--set', 'rounds.max=2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no port: ${log}`)), 120_000);
+      child.stderr.on('data', (c: Buffer) => {
+        log += c.toString();
+        const m = /listening on 127\.0\.0\.1:(\d+)/.exec(log);
+        if (m) { clearTimeout(t); resolve(Number(m[1])); }
+      });
+    });
+    const attack = async (frames: Uint8Array[]): Promise<void> => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+      await new Promise<void>((r, j) => { ws.once('open', () => r()); ws.once('error', j); });
+      for (const f of frames) ws.send(f);
+      await new Promise((r) => setTimeout(r, 300));
+      ws.terminate();
+    };
+    await attack([new Uint8Array([1, 2, 3])]); // not a frame
+    await attack([encodeFrame(makeFrame(FrameType.fedUpdate, { dtype: Dtype.fp32 }))]); // an update before hello
+    await attack([encodeFrame(makeFrame(FrameType.fedHello, { dtype: Dtype.utf8, payload: jsonPayload({ device: 9 }) }))]); // no such device
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code, log).toBe(0);
+    const info = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { errors: string[] };
+    expect(info.errors.length).toBe(3);
+    expect(info.errors.join('\n')).toMatch(/too-short/);
+    expect(info.errors.join('\n')).toMatch(/expected fedHello first/);
+    expect(info.errors.join('\n')).toMatch(/device 9 is not 0\.\.3/);
+    const rows = parse(readFileSync(join(out, 'rounds.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
+    expect(rows.filter((r) => r.status === 'ok').length).toBe(8);
+  }, 240_000);
+});

@@ -132,6 +132,7 @@ export async function runFedLive(o: FedLiveOptions): Promise<FedLiveResult> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: DEFAULT_MAX_FRAME_BYTES });
   await new Promise<void>((r) => wss.once('listening', () => r()));
   const port = (wss.address() as { port: number }).port;
+  log(`server: listening on 127.0.0.1:${port}`);
   const conns = new Set<Conn>();
   const byDevice = new Map<number, Conn>();
   const want = o.token ? tokenHash(o.token) : '';
