@@ -6,6 +6,7 @@ import { writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
 import { summaryTable } from './run.js';
+import { fedCalibrateCmd, fedDeviceCmd, fedLiveCmd } from './fedspine-live.js';
 
 interface CommonArgs { set?: string[]; emulate?: string; token?: string; 'max-frame-mb'?: number }
 
@@ -204,6 +205,9 @@ export const liveCommand: CommandModule<object, object> = {
     .command(deviceCmd as unknown as CommandModule<object, never>)
     .command(localCmd as unknown as CommandModule<object, never>)
     .command(nodeCmd as unknown as CommandModule<object, never>)
-    .demandCommand(1, 'give a live command: cloud, device, node, local'),
+    .command(fedLiveCmd as unknown as CommandModule<object, never>)
+    .command(fedDeviceCmd as unknown as CommandModule<object, never>)
+    .command(fedCalibrateCmd as unknown as CommandModule<object, never>)
+    .demandCommand(1, 'give a live command: cloud, device, node, local, fedspine, fed-device, fed-calibrate'),
   handler: () => undefined,
 };

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { InputError } from '../core/errors.js';
 import { table } from './table.js';
 
-interface ValidateArgs { scenario?: string; suite?: string; 'fit-half'?: string; reuse?: string; only?: string[]; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean; hosts?: string }
+interface ValidateArgs { scenario?: string; suite?: string; 'fit-half'?: string; reuse?: string; only?: string[]; 'speed-from-live'?: boolean; method?: string; set?: string[]; 'sim-set'?: string[]; 'max-error-pct': number; out?: string; 'live-dir'?: string; emulate?: string; calibrate: boolean; hosts?: string }
 
 export const validateCommand: CommandModule<object, ValidateArgs> = {
   command: 'validate [scenario]',
@@ -19,15 +19,23 @@ export const validateCommand: CommandModule<object, ValidateArgs> = {
     .option('sim-set', { type: 'string', array: true, describe: 'override a field for the simulator only (e.g. to check that a wrong model fails)' })
     .option('max-error-pct', { type: 'number', default: 10, describe: 'threshold on the median over systems of |error| of mean TTFT and of mean TBT' })
     .option('out', { type: 'string', describe: 'directory (default results/<scenario>-validate)' })
+    .option('speed-from-live', { type: 'boolean', describe: 'FedSpine scenarios: also simulate with the calibration scaled to the machine speed measured in the live run, and gate on that' })
+    .option('method', { type: 'string', describe: 'FedSpine scenarios: the policy to run live (default the scenario\'s first)' })
     .option('live-dir', { type: 'string', describe: 'reuse a live results directory instead of running live' })
     .option('emulate', { type: 'string', describe: 'live compute padded to this hardware id' })
     .option('calibrate', { type: 'boolean', default: false, describe: 'calibrate this machine first (quick) and simulate with that instead of the shipped calibration' })
     .option('hosts', { type: 'string', describe: 'a hatsim-host-fit/1 file (hatsim calibrate --from-live): simulate every node on that host (its cores, dispatch and message costs); default <calibrationDir>/<hardware>/host-fit.json when every node has that one hardware id and the scenario declares no hosts; "none": no host model' }) as never,
   handler: async (args) => {
+    if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
+    const { isFedSpineFile } = await import('../fedspine/scenario.js');
+    if (args.scenario !== undefined && args.suite === undefined && isFedSpineFile(args.scenario)) {
+      const { validateFedSpineCli } = await import('./fedspine-live.js');
+      process.exitCode = await validateFedSpineCli({ ...args, scenario: args.scenario });
+      return;
+    }
     // The live runner loads only here (issue 15).
     const [{ loadScenario }, { killChildren }, { runValidation, VALIDATION_METRICS }] = await Promise.all([
       import('../scenario/load.js'), import('../live/local.js'), import('../live/validate.js')]);
-    if (!(args['max-error-pct'] > 0)) throw new InputError('--max-error-pct: give a positive number', 'max-error-pct');
     if (args.suite !== undefined) { await runSuiteCommand(args); return; }
     if (args.scenario === undefined) throw new InputError('hatsim validate: give a scenario file, or --suite [DIR]', 'scenario');
     if (args['fit-half'] !== undefined || args.reuse !== undefined || args.only !== undefined) throw new InputError('--fit-half, --reuse and --only go with --suite', 'suite');

@@ -23,6 +23,10 @@
  *   with the FLOPs of the kept structures. Frozen weights need only the
  *   activation gradient (forward + one backward matmul: factor ~2); LoRA
  *   factors need activation and weight gradients (factor ~3).
+ *   Where real training steps were timed (fedspine/traincal.ts: a train.json
+ *   for this hardware and model at this batch, seqLen and LoRA targets),
+ *   fwdFull = the file's median base forward, both factors are its fit, and
+ *   its roundOverheadMs is added once per round (rounds.ts).
  *
  * Memory (memoryBytes), [assumption] no activation checkpointing:
  *   weights(p) = params kept x weightBytes (the base model stays in storage,
@@ -44,6 +48,7 @@ import { makeSplitPlan } from '../model/catalog.js';
 import type { ModelSpec } from '../model/types.js';
 import { resolveLatency } from '../compute/resolve.js';
 import type { LatencySource } from '../compute/types.js';
+import { loadTrainCalibration, medianForwardMs, trainCalPath } from './traincal.js';
 
 export const LORA_TARGETS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
 export type LoraTarget = (typeof LORA_TARGETS)[number];
@@ -216,6 +221,10 @@ export interface DeviceCostModel {
   /** Forward of the unpruned model over one step's batch (ms). */
   readonly fullForwardMs: number;
   readonly latencySource: LatencySource;
+  /** The training calibration file used (fullForwardMs, step factors, round overhead), or null (forward calibration/roofline + training options). */
+  readonly trainCalibration: string | null;
+  /** Fixed training time per round beyond its steps (ms): 0 unless a training calibration measured it. */
+  readonly roundOverheadMs: number;
   cost(ratio: number, rank: number): ConfigCost;
 }
 
@@ -233,13 +242,27 @@ function checkRank(rank: number): void {
 
 export function deviceCostModel(o: DeviceCostOptions): DeviceCostModel {
   const { model, training } = o;
-  const plan = makeSplitPlan(model, 1, 1, 'attention-block');
-  const lat = resolveLatency({ hardwareId: o.hardwareId, model, plan, calibrationDir: o.calibrationDir, required: ['embedding', 'decoderLayer', 'lmHead'] });
-  const full = lat.submodel('full');
   const b = training.batch, L = training.seqLen;
-  // b sequences of L new tokens, no past context: the causal L x L attention is the tokSq/2 term.
-  const shape = { seqs: b, tokens: b * L, tokCtx: 0, ctx: 0, tokSq: b * L * L };
-  const fullForwardMs = full.batchMs(shape, b * logitPositions(training));
+  // A training calibration of this shape (real timed steps, traincal.ts) replaces the forward model and the [assumption] factors.
+  const tc = loadTrainCalibration(o.calibrationDir, o.hardwareId, model.id);
+  const tcFits = tc !== null && tc.batch === b && tc.seqLen === L && [...tc.loraTargets].sort().join(',') === [...training.loraTargets].sort().join(',');
+  let fullForwardMs: number, latencySource: LatencySource;
+  let frozenStepFactor = training.frozenStepFactor, loraStepFactor = training.loraStepFactor, roundOverheadMs = 0;
+  if (tcFits) {
+    fullForwardMs = medianForwardMs(tc.points);
+    latencySource = 'measured';
+    frozenStepFactor = tc.fit.frozenStepFactor;
+    loraStepFactor = tc.fit.loraStepFactor;
+    roundOverheadMs = tc.roundOverheadMs;
+  } else {
+    const plan = makeSplitPlan(model, 1, 1, 'attention-block');
+    const lat = resolveLatency({ hardwareId: o.hardwareId, model, plan, calibrationDir: o.calibrationDir, required: ['embedding', 'decoderLayer', 'lmHead'] });
+    const full = lat.submodel('full');
+    // b sequences of L new tokens, no past context: the causal L x L attention is the tokSq/2 term.
+    const shape = { seqs: b, tokens: b * L, tokCtx: 0, ctx: 0, tokSq: b * L * L };
+    fullForwardMs = full.batchMs(shape, b * logitPositions(training));
+    latencySource = full.source;
+  }
   const fullStructure = pruneStructure(model, 0);
   const f0 = forwardFlops(model, fullStructure, 1, training).frozen;
   const cache = new Map<string, ConfigCost>();
@@ -247,7 +270,9 @@ export function deviceCostModel(o: DeviceCostOptions): DeviceCostModel {
     hardwareId: o.hardwareId,
     memoryCapacityBytes: o.memoryCapacityBytes,
     fullForwardMs,
-    latencySource: full.source,
+    latencySource,
+    trainCalibration: tcFits ? trainCalPath(o.calibrationDir, o.hardwareId, model.id) : null,
+    roundOverheadMs,
     cost(ratio: number, rank: number): ConfigCost {
       checkRatio(ratio, 'ratio');
       checkRank(rank);
@@ -256,7 +281,7 @@ export function deviceCostModel(o: DeviceCostOptions): DeviceCostModel {
       if (hit !== undefined) return hit;
       const s = pruneStructure(model, ratio);
       const w = forwardFlops(model, s, rank, training);
-      const stepMs = fullForwardMs * (training.frozenStepFactor * w.frozen + training.loraStepFactor * w.lora) / f0;
+      const stepMs = fullForwardMs * (frozenStepFactor * w.frozen + loraStepFactor * w.lora) / f0;
       const memory = memoryBytes(model, s, rank, training);
       const c: ConfigCost = { ratio, rank, stepMs, memory, feasible: memory.totalBytes <= o.memoryCapacityBytes, loraWireBytes: loraWireBytes(model, s, rank, training) };
       if (cache.size < 4096) cache.set(key, c);

@@ -36,9 +36,10 @@ import type { NetLinkSpec } from '../network/network.js';
 import { deviceCostModel, loraWireBytes, pruneStructure, type DeviceCostModel, type TrainingOptions } from './cost.js';
 import { fedspineReward, updateImportance, type ConfigSpace, type RewardWeights, type SucbOptions } from './bandit.js';
 import { deviceImprovement, deviceProgress, lossFloor, nextLoss, type LearningParams, type Participant } from './learning.js';
-import { makePolicy, type BaselineOptions, type Choice, type MethodId } from './policies.js';
+import { makePolicy, type BaselineOptions, type Choice, type ConfigPolicy, type MethodId } from './policies.js';
 import { loadAvailability, type AvailabilitySpec } from './availability.js';
 import { simSeam } from './seam.js';
+import type { AggregateOptions } from './aggregate.js';
 
 export interface FedDevice {
   name: string;
@@ -79,6 +80,24 @@ export interface FedConfig {
   heterogeneity: number;
   availability: AvailabilitySpec;
   methods: MethodId[];
+  /** The live runner's options (scenario `live`); the simulator ignores them. */
+  live?: LiveFedOptions;
+}
+
+/** Scenario `live` block (live/fed-server.ts, live/fed-device.ts). */
+export interface LiveFedOptions {
+  /** Trained model folder (weights, tokenizer) the devices fine-tune. */
+  modelDir: string;
+  /** Brown category of each device's shard, in device order (default: the categories with validation documents, sorted, round-robin). */
+  categories: string[] | null;
+  /** Validation windows per device for the loss. */
+  evalWindows: number;
+  lr: number;
+  alphaOverRank: number;
+  /** Train documents per shard (default all). */
+  maxShardDocs: number | null;
+  /** aggregate.ts's rule for the real tensors (default data weights, normalise over all: HetLoRA's zero padding). */
+  aggregation: AggregateOptions;
 }
 
 export type RowStatus = 'ok' | 'late' | 'dropped' | 'offline' | 'infeasible' | 'busy';
@@ -199,20 +218,17 @@ function percentile(sorted: readonly number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly DeviceCostModel[]): { rows: RoundRow[]; summary: MethodSummary } {
-  const streams = new RngStreams(cfg.seed);
-  const n = cfg.devices.length;
-  const { clock, transport } = simSeam({ devices: cfg.devices.map((d) => d.link), server: cfg.server }, streams);
-  const avail = loadAvailability(cfg.availability, cfg.devices.map((d) => d.name), streams);
-  const totalData = cfg.devices.reduce((s, d) => s + d.dataSize, 0);
-  const share = cfg.devices.map((d) => d.dataSize / totalData);
+/** The method's policy over the scenario's devices (the same object kind in the simulator and the live runner). */
+export function buildPolicy(cfg: FedConfig, method: MethodId, costs: readonly DeviceCostModel[], streams: RngStreams): ConfigPolicy {
   const R = cfg.rounds, K = R.localSteps;
   const cond = { localSteps: K, heterogeneity: cfg.heterogeneity };
   const L = cfg.learning;
+  const totalData = cfg.devices.reduce((s, d) => s + d.dataSize, 0);
+  const share = cfg.devices.map((d) => d.dataSize / totalData);
   const wire = (ratio: number, rank: number) => loraWireBytes(cfg.model, pruneStructure(cfg.model, ratio), rank, cfg.training);
   const feasibleOf = (d: number) => (p: number, r: number) => costs[d].cost(p, r).feasible;
-  const policy = makePolicy(method, {
-    devices: n,
+  return makePolicy(method, {
+    devices: cfg.devices.length,
     space: cfg.space,
     sucb: cfg.sucb,
     baselines: cfg.baselines,
@@ -235,6 +251,42 @@ export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly
       return Math.max(1, Math.ceil(Math.log((L.lossInit - f) / (R.targetLoss - f)) / g));
     },
   }, { feasibleOf });
+}
+
+/** One delivered update of a round, for the reward. */
+export interface DeliveredUpdate { lossImprovement: number; ratioAfter: number; rank: number; timeS: number }
+
+/** The FedSpine reward of each delivered update of a round (bandit.ts), relative to the round's others. */
+export function roundRewards(cfg: FedConfig, ups: readonly DeliveredUpdate[]): number[] {
+  const maxImpr = Math.max(0, ...ups.map((u) => u.lossImprovement));
+  const times = ups.map((u) => u.timeS);
+  const minT = Math.min(...times), maxT = Math.max(...times);
+  return ups.map((u) => fedspineReward({
+    lossImprovement: u.lossImprovement, maxLossImprovement: maxImpr,
+    pruningProgress: cfg.reward.targetRatio > 0 ? u.ratioAfter / cfg.reward.targetRatio : 1,
+    importance: updateImportance(u.ratioAfter, u.rank, cfg.space.rankMax, cfg.reward.importanceExponent),
+    timeS: u.timeS, minTimeS: minT, maxTimeS: maxT,
+  }, cfg.reward));
+}
+
+export interface SimulateOptions {
+  /** Replay these configurations instead of the policy's (validation of a live run): (round, device) -> choice; null = the device sat out. */
+  replay?: (round: number, device: number) => Choice | null;
+}
+
+export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly DeviceCostModel[], opts: SimulateOptions = {}): { rows: RoundRow[]; summary: MethodSummary } {
+  const streams = new RngStreams(cfg.seed);
+  const n = cfg.devices.length;
+  const { clock, transport } = simSeam({ devices: cfg.devices.map((d) => d.link), server: cfg.server }, streams);
+  const avail = loadAvailability(cfg.availability, cfg.devices.map((d) => d.name), streams);
+  const totalData = cfg.devices.reduce((s, d) => s + d.dataSize, 0);
+  const share = cfg.devices.map((d) => d.dataSize / totalData);
+  const R = cfg.rounds, K = R.localSteps;
+  const cond = { localSteps: K, heterogeneity: cfg.heterogeneity };
+  const L = cfg.learning;
+  const wire = (ratio: number, rank: number) => loraWireBytes(cfg.model, pruneStructure(cfg.model, ratio), rank, cfg.training);
+  const feasibleOf = (d: number) => (p: number, r: number) => costs[d].cost(p, r).feasible;
+  const policy = buildPolicy(cfg, method, costs, streams);
   const noise: Rng[] = cfg.devices.map((_, d) => streams.get(`fedspine/loss-noise/${d}`));
   const state: DevState[] = cfg.devices.map(() => ({ ratioNow: 0, iter: 0, busyUntilS: 0 }));
   const rows: RoundRow[] = [];
@@ -263,7 +315,7 @@ export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly
     const live = new Map<number, Live>();
     for (let d = 0; d < n; d++) {
       if (!online.includes(d)) { roundRows.push(blank(d, avail.onlineAt(d, t0) ? 'busy' : 'offline', t0)); continue; }
-      const choice = policy.choose(d, feasibleOf(d));
+      const choice = opts.replay ? opts.replay(round, d) : policy.choose(d, feasibleOf(d));
       if (choice === null) { roundRows.push(blank(d, 'infeasible', t0)); continue; }
       const row = blank(d, 'ok', t0);
       row.ratio = choice.ratio; row.rank = choice.rank;
@@ -286,16 +338,9 @@ export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly
       const lossBefore = loss;
       loss = nextLoss(L, cond, lossBefore, ok.map(([d, v]) => ({ share: share[d], ratio: v.row.ratio_after, rank: v.choice.rank })));
       const impr = ok.map(([d, v]) => deviceImprovement(L, cond, lossBefore, v.row.ratio_after, v.choice.rank) + L.noiseStd * noise[d].normal());
-      const maxImpr = Math.max(0, ...impr);
-      const times = ok.map(([, v]) => v.timeS);
-      const minT = Math.min(...times), maxT = Math.max(...times);
+      const rewards = roundRewards(cfg, ok.map(([, v], k) => ({ lossImprovement: impr[k], ratioAfter: v.row.ratio_after, rank: v.choice.rank, timeS: v.timeS })));
       ok.forEach(([d, v], k) => {
-        const reward = fedspineReward({
-          lossImprovement: impr[k], maxLossImprovement: maxImpr,
-          pruningProgress: cfg.reward.targetRatio > 0 ? v.row.ratio_after / cfg.reward.targetRatio : 1,
-          importance: updateImportance(v.row.ratio_after, v.choice.rank, cfg.space.rankMax, cfg.reward.importanceExponent),
-          timeS: v.timeS, minTimeS: minT, maxTimeS: maxT,
-        }, cfg.reward);
+        const reward = rewards[k];
         v.row.loss_improvement = impr[k];
         v.row.reward = reward;
         v.row.wait_s = tEnd - v.row.finish_s;
@@ -339,6 +384,7 @@ export function simulateMethod(cfg: FedConfig, method: MethodId, costs: readonly
         computeMs += costs[d].cost(st.ratioNow, rank).stepMs;
         st.iter++;
       }
+      if (costs[d].roundOverheadMs > 0) computeMs += costs[d].roundOverheadMs;
       const upBytes = wire(st.ratioNow, rank) + R.headerBytes;
       v.row.ratio_after = st.ratioNow;
       v.row.bytes_down = downBytes;

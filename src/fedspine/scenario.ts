@@ -117,6 +117,16 @@ export const FedSpineSchema = obj({
   availability: AvailabilitySchema.default({ kind: 'always' }),
   server: obj({ uplinkMbps: num({ gt: 0 }), downlinkMbps: num({ gt: 0 }) }),
   devices: list(DeviceSchema).min(1, { error: 'must list at least one device group' }),
+  /** The live runner's options (`hatsim live fedspine`); absent: defaults below. */
+  live: obj({
+    modelDir: str().default('../models/brown-small'),
+    categories: list(str()).min(1).optional(),
+    evalWindows: int({ gte: 1 }).default(8),
+    lr: num({ gt: 0 }).default(2e-3),
+    alphaOverRank: num({ gt: 0 }).default(2),
+    maxShardDocs: int({ gte: 1 }).optional(),
+    aggregation: obj({ weighting: oneOf(['data', 'norm']).default('data'), normalize: oneOf(['all', 'holders']).default('all') }).prefault({}),
+  }).optional(),
 });
 
 export type FedSpineParsed = z.output<typeof FedSpineSchema>;
@@ -243,5 +253,11 @@ export function resolveFedSpine(raw: unknown, source: string, baseDir: string, l
     availability,
     methods: s.methods,
   };
+  if (s.live !== undefined) {
+    config.live = {
+      modelDir: resolvePath(s.live.modelDir), categories: s.live.categories ?? null, evalWindows: s.live.evalWindows,
+      lr: s.live.lr, alphaOverRank: s.live.alphaOverRank, maxShardDocs: s.live.maxShardDocs ?? null, aggregation: s.live.aggregation,
+    };
+  }
   return { config, parsed: s, source };
 }

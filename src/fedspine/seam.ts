@@ -1,13 +1,20 @@
 /**
  * The seam between FedSpine's round logic and the simulator core: a clock
- * and a transport. rounds.ts only sees these two interfaces; today they are
- * backed by core/engine.ts and network/network.ts (per-device access links +
- * a shared server NIC, max-min fair). When the core moves to a topology of
- * nodes and links, only this file needs re-pointing.
+ * and a transport. rounds.ts only sees these two interfaces. They are backed
+ * by core/engine.ts and the topology (topology/): a star of nodes and links
+ * (starTopology: device nodes, the server node, a switch `sw:server-nic`;
+ * one access link per device to the server, the server NIC as a link
+ * switch - server with `sharing: always`, crossed by every device's route:
+ * a max-min fair shared bottleneck), compiled into network paths
+ * (topology/paths.ts compileNetwork, device i <-> server, random streams
+ * `net/<i>/...`), driven by network/network.ts.
  */
 import { Engine, Prio, type Handler } from '../core/engine.js';
 import type { RngStreams } from '../core/rng.js';
 import { Network, type NetLinkSpec } from '../network/network.js';
+import { compileNetwork } from '../topology/paths.js';
+import { Routes } from '../topology/routes.js';
+import type { TopoLink, TopoNode, TopologySpec } from '../topology/types.js';
 
 export interface FedClock {
   readonly nowS: number;
@@ -36,15 +43,32 @@ export interface StarNetworkSpec {
   server: { uplinkMbps: number; downlinkMbps: number };
 }
 
-/** A clock and a transport over the current engine and network: devices' access links + the server NIC. */
+export const SERVER_NIC = 'server-nic';
+
+/** The FedSpine star as a topology: device nodes 0..N-1, the server node N, switch N+1; access link i = device i <-> server; the NIC link switch <-> server. */
+export function starTopology(spec: StarNetworkSpec): TopologySpec {
+  const n = spec.devices.length, server = n, sw = n + 1;
+  const node = (index: number, name: string, kind: string): TopoNode => ({
+    index, name, kind, hardware: null, memoryBytes: null, processor: { kind: 'single' }, host: name, group: name, server: kind === 'device' ? 'server' : null, stage: null, concurrency: 1,
+  });
+  const nodes: TopoNode[] = spec.devices.map((_, i) => node(i, `device-${i}`, 'device'));
+  nodes.push(node(server, 'server', 'server'), node(sw, `sw:${SERVER_NIC}`, 'switch'));
+  const links: TopoLink[] = spec.devices.map((l, i) => ({
+    index: i, name: `device-${i}`, a: i, b: server, aToBMbps: l.uplinkMbps, bToAMbps: l.downlinkMbps, latencyMs: l.latencyMs, jitterMs: l.jitterMs, sharing: 'auto',
+    ...(l.trace ? { trace: l.trace } : {}),
+  }));
+  links.push({ index: n, name: SERVER_NIC, a: sw, b: server, aToBMbps: spec.server.uplinkMbps, bToAMbps: spec.server.downlinkMbps, latencyMs: 0, jitterMs: 0, sharing: 'always' });
+  // Each device's route: its access link and the NIC (the legacy constraint form, as scenario/topology.ts legacyTopology).
+  return { nodes, links, routes: [], legacyVia: new Map(spec.devices.map((_, i) => [i, [SERVER_NIC]])) };
+}
+
+/** A clock and a transport over the engine and the star topology's compiled network. */
 export function simSeam(spec: StarNetworkSpec, streams: RngStreams): { clock: FedClock; transport: FedTransport } {
   const engine = new Engine();
-  const network = new Network(
-    engine,
-    spec.devices.map((link) => ({ link, via: ['server-nic'] })),
-    [{ name: 'server-nic', uplinkMbps: spec.server.uplinkMbps, downlinkMbps: spec.server.downlinkMbps }],
-    (name) => streams.get(name),
-  );
+  const topo = starTopology(spec);
+  const server = spec.devices.length;
+  const compiled = compileNetwork(topo, new Routes(topo), spec.devices.map((_, i) => ({ from: i, to: server, streamName: String(i) })));
+  const network = new Network(engine, compiled.devices, compiled.shared, (name) => streams.get(name));
   const clock: FedClock = {
     get nowS() { return engine.nowS; },
     get eventCount() { return engine.eventCount; },

@@ -31,6 +31,12 @@ export const FrameType = {
   task: 12,
   /** Node-to-node: one message of DTO-EE's distributed algorithm (JSON, format hatsim-dtoee/1; live/dtoee-live.ts). */
   dtoee: 13,
+  /** FedSpine (live/fedwire.ts): a device joins a federated run (JSON: device index, token hash). */
+  fedHello: 20,
+  /** FedSpine: server to device, a round's configuration + the global LoRA slice ([u32 JSON length][JSON][tensors]). */
+  fedRound: 21,
+  /** FedSpine: device to server, the trained LoRA update ([u32 JSON length][JSON][tensors]). */
+  fedUpdate: 22,
 } as const;
 export type FrameTypeId = (typeof FrameType)[keyof typeof FrameType];
 const TYPE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(FrameType).map(([k, v]) => [v, k]));
