@@ -81,13 +81,18 @@ export function verdict(rows: readonly ValidationRow[], maxErrorPct: number): Ve
   return { medianAbsErrorPct: med, maxErrorPct, pass };
 }
 
-export function readSummaryCsv(path: string): SummaryRecord[] {
+/** A results CSV as records: the text columns as read, every other column a number ('' = NaN). */
+function readNumericCsv<T>(path: string, textColumns: readonly string[]): T[] {
   const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
   return rows.map((r) => {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(r)) out[k] = k === 'system' || k === 'latency_source' ? v : v === '' ? NaN : Number(v);
-    return out as unknown as SummaryRecord;
+    for (const [k, v] of Object.entries(r)) out[k] = textColumns.includes(k) ? v : v === '' ? NaN : Number(v);
+    return out as T;
   });
+}
+
+export function readSummaryCsv(path: string): SummaryRecord[] {
+  return readNumericCsv<SummaryRecord>(path, ['system', 'latency_source']);
 }
 
 export interface ValidateOptions {
@@ -129,12 +134,7 @@ export interface ValidationResult {
 
 /** requests.csv of a run as numbers (system and device as text). */
 export function readRequestsCsv(path: string): LiveRequest[] {
-  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
-  return rows.map((r) => {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(r)) out[k] = k === 'system' || k === 'device' ? v : v === '' ? NaN : Number(v);
-    return out as unknown as LiveRequest;
-  });
+  return readNumericCsv<LiveRequest>(path, ['system', 'device']);
 }
 
 export async function runValidation(opts: ValidateOptions): Promise<ValidationResult> {
