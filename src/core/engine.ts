@@ -52,6 +52,9 @@ export class Engine {
 
   get pending(): number { return this.size; }
 
+  /** Time (s) of the next event, or Infinity when none is queued (a realtime driver's timer target). */
+  get nextS(): number { return this.size > 0 ? this.times[0] : Infinity; }
+
   /** Schedule `handler.fire(engine, tag)` at absolute time `atS` (>= now). */
   schedule(atS: number, handler: Handler, tag = 0, prio: number = Prio.completion): void {
     if (!(atS >= this.nowS)) {

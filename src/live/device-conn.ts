@@ -37,6 +37,7 @@ export class DeviceConnection implements CloudLink {
   private ws: WebSocket | null = null;
   private sender: ShapedSender = new ShapedSender(null);
   private uplink: LinkModel | null = null;
+  private serverShaped = false;
   private readonly replies = new Map<string, Frame>();
   private readonly waiters = new Map<string, Waiter>();
   private loadWaiters: Waiter[] = [];
@@ -224,10 +225,21 @@ export class DeviceConnection implements CloudLink {
     this.sender = new ShapedSender(model, undefined, this.transitMs);
   }
 
+  /**
+   * Shared-bottleneck mode (live/shared-net.ts): the server shapes this device's uplink jointly
+   * with the others'. Requests are then written unshaped, their modelled bytes in the header's u1,
+   * and their uplink time comes back in the reply's f2.
+   */
+  setServerShaped(): void {
+    this.serverShaped = true;
+    this.setUplink(null);
+  }
+
   sendRequest(frame: Partial<Frame>, modelledBytes: number): number {
     if (!this.connected) throw new ConnectionLost('not connected');
     const f = makeFrame(FrameType.request, { ...frame, deviceId: this.opts.deviceId });
-    if (modelledBytes <= 0) { const h = performance.now(); this.sender.sendUnshaped(() => this.write(f, h)); return 0; }
+    if (this.serverShaped) f.u1 = Math.max(0, modelledBytes);
+    if (modelledBytes <= 0 || this.serverShaped) { const h = performance.now(); this.sender.sendUnshaped(() => this.write(f, h)); return 0; }
     const t = this.sender.send(modelledBytes, (tt) => this.write(f, tt.handedMs));
     return t.deliverMs - t.handedMs;
   }

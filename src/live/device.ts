@@ -26,6 +26,7 @@ import { DeviceConnection } from './device-conn.js';
 import { Family, LiveProc, type LiveDeviceContext } from './driver.js';
 import { LiveProcessor } from './processor.js';
 import { LinkModel } from './shaper.js';
+import { shapesAtServer } from './shared-net.js';
 import { StepLog } from './steps.js';
 import { frameTypeName } from './wire.js';
 import { checkLiveModels } from './models.js';
@@ -86,6 +87,9 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
   const d = tb.devices[opts.deviceIndex];
   if (!d) throw new Error(`--device ${opts.deviceIndex}: the scenario has ${tb.devices.length} devices (0..${tb.devices.length - 1})`);
   const { link, batching } = deviceLink(tb, d);
+  // Shared bottlenecks: the server shapes both directions of every device jointly (live/shared-net.ts).
+  const serverShaped = shapesAtServer(tb);
+  if (serverShaped) log(`device ${d.index}: the scenario has shared bottlenecks; the server shapes this device's uplink and downlink jointly with the others'`);
   if (link.trace) log(`device ${d.index}: bandwidth traces are not replayed live; shaping with the fixed rates ${link.uplinkMbps}/${link.downlinkMbps} Mbit/s`);
   mkdirSync(opts.outDir, { recursive: true });
   const recordsPath = join(opts.outDir, `device-${d.index}.jsonl`);
@@ -165,7 +169,8 @@ export async function runDevice(opts: DeviceRunOptions): Promise<{ finished: num
     const startInMs = await conn.hello(k, system);
     t0 = performance.now() + startInMs;
     const streams = new RngStreams(s.seed);
-    conn.setUplink(new LinkModel({ mbps: link.uplinkMbps, latencyMs: link.latencyMs, jitterMs: link.jitterMs }, link.jitterMs > 0 ? streams.get(`net/${d.index}/jitter/up`) : null));
+    if (serverShaped) conn.setServerShaped();
+    else conn.setUplink(new LinkModel({ mbps: link.uplinkMbps, latencyMs: link.latencyMs, jitterMs: link.jitterMs }, link.jitterMs > 0 ? streams.get(`net/${d.index}/jitter/up`) : null));
     const cloudModel = tb.cloudLatency.submodel(def.cloudWork);
     const env: ProtocolEnv = {
       hiddenBytesPerToken: hb,

@@ -26,11 +26,12 @@ import { composeStep, type StepWork } from '../policy/batching.js';
 import { makeRouter, type Router } from '../policy/router.js';
 import { SYSTEMS } from '../protocol/registry.js';
 import type { Scenario } from '../scenario/types.js';
-import { buildTestbed, deviceLink, type Testbed } from '../sim/run.js';
+import { buildTestbed, deviceLink, deviceNetwork, type Testbed } from '../sim/run.js';
 import { sleepUntil } from './clock.js';
 import { HybridCompute, smallModel } from './compute-client.js';
 import type { PassRequest } from './compute.js';
 import { LinkModel, ShapedSender } from './shaper.js';
+import { LiveSharedNetwork, OrderedRelease, shapesAtServer } from './shared-net.js';
 import { StepLog } from './steps.js';
 import { checkLiveModels } from './models.js';
 import {
@@ -69,6 +70,10 @@ interface Conn {
   systemIndex: number;
   sender: ShapedSender;
   closed: boolean;
+  /** Shared-bottleneck mode (live/shared-net.ts): the device's network path, and frames in order per direction. */
+  path: number;
+  ingress: OrderedRelease | null;
+  egress: OrderedRelease | null;
 }
 
 interface Job extends StepWork {
@@ -88,6 +93,8 @@ interface Job extends StepWork {
   queueMs: number;
   computeMs: number;
   taken: number;
+  /** Shared-bottleneck mode: the request frame's shaped uplink ms (added to the reply's f2). */
+  upMs: number;
 }
 
 interface ReqEntry {
@@ -133,6 +140,10 @@ export class CloudServer {
   readonly busyMsBySystem = new Map<string, number>();
   /** The server node's batching settings (the legacy form's cloud section). */
   private readonly batching: { gpus: number; tokenBudget: number; maxBatchSeqs: number; router: 'least-loaded' | 'round-robin' };
+  /** The scenario has shared bottlenecks: both directions are shaped here, jointly (live/shared-net.ts). */
+  private readonly sharedMode: boolean;
+  /** The current system run's network (shared-bottleneck mode only). */
+  private sharedNet: LiveSharedNetwork | null = null;
 
   constructor(private readonly opts: CloudServerOptions) {
     checkLiveModels(opts.scenario);
@@ -140,6 +151,7 @@ export class CloudServer {
     const s = opts.scenario;
     const batching = deviceLink(this.tb, this.tb.devices[0]).batching;
     this.batching = batching;
+    this.sharedMode = shapesAtServer(this.tb);
     this.replicas = Array.from({ length: batching.gpus }, (_, i) => new LiveReplica(i));
     this.router = makeRouter(batching.router);
     this.log = opts.log ?? ((l) => process.stderr.write(`${l}\n`));
@@ -182,7 +194,7 @@ export class CloudServer {
   }
 
   private onConnection(ws: WebSocket, req: IncomingMessage): void {
-    const conn: Conn = { ws, id: this.nextConnId++, deviceId: -1, hello: false, systemIndex: -1, sender: new ShapedSender(null), closed: false };
+    const conn: Conn = { ws, id: this.nextConnId++, deviceId: -1, hello: false, systemIndex: -1, sender: new ShapedSender(null), closed: false, path: -1, ingress: null, egress: null };
     this.conns.add(conn);
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(conn, data, isBinary));
     ws.on('close', (code) => {
@@ -208,11 +220,21 @@ export class CloudServer {
       if (!isBinary) throw new WireError('bad-type', 'text messages are not part of the protocol; send binary frames');
       f = decodeFrame(data, this.maxFrame);
       checkShape(f, this.tb.model.hiddenSize);
-      this.handle(conn, f);
     } catch (e) {
-      if (e instanceof WireError) this.reject(conn, `connection ${conn.id} device ${conn.deviceId}: ${e.message}`, e.code);
-      else this.reject(conn, `connection ${conn.id} device ${conn.deviceId}: ${e instanceof Error ? e.message : String(e)}`, 'internal');
+      this.failed(conn, e);
+      return;
     }
+    this.guarded(conn, () => this.handle(conn, f));
+  }
+
+  /** Run `fn`; a protocol error it throws rejects the connection (as a bad frame does). */
+  private guarded(conn: Conn, fn: () => void): void {
+    try { fn(); } catch (e) { this.failed(conn, e); }
+  }
+
+  private failed(conn: Conn, e: unknown): void {
+    if (e instanceof WireError) this.reject(conn, `connection ${conn.id} device ${conn.deviceId}: ${e.message}`, e.code);
+    else this.reject(conn, `connection ${conn.id} device ${conn.deviceId}: ${e instanceof Error ? e.message : String(e)}`, 'internal');
   }
 
   private handle(conn: Conn, f: Frame): void {
@@ -220,13 +242,35 @@ export class CloudServer {
     if (f.type === FrameType.ping) { this.write(conn, makeFrame(FrameType.pong, { deviceId: f.deviceId, seq: f.seq })); return; }
     if (!conn.hello) throw new WireError('bad-state', `${frameTypeName(f.type)} before hello`);
     if (f.deviceId !== conn.deviceId) throw new WireError('bad-state', `frame for device ${f.deviceId} on device ${conn.deviceId}'s connection`);
+    const net = this.sharedNet, ingress = conn.ingress;
+    if (net && ingress) {
+      // Shared-bottleneck mode: the device wrote its frame unshaped with its modelled uplink bytes
+      // in u1; it is processed when the network delivers it, in the connection's frame order.
+      const upBytes = f.type === FrameType.request && (f.flags & Flag.chained) === 0 ? f.u1 : 0;
+      if (upBytes > 2 * this.maxFrame) throw new WireError('bad-shape', `request says ${upBytes} modelled uplink bytes (u1), more than 2 x the frame limit ${this.maxFrame}`);
+      const run = (): void => this.guarded(conn, () => this.dispatch(conn, f));
+      if (upBytes > 0) {
+        const ready = ingress.hold(run);
+        net.send(conn.path, 'up', upBytes, (ms) => { f.f2 = ms; ready(); });
+      } else {
+        f.f2 = 0;
+        ingress.now(run);
+      }
+      return;
+    }
+    this.dispatch(conn, f);
+  }
+
+  /** A frame of a connection that said hello, when it is due (at once, or at its shared-network delivery). */
+  private dispatch(conn: Conn, f: Frame): void {
+    if (conn.closed) return;
     switch (f.type) {
       case FrameType.request: this.onRequest(conn, f); break;
       case FrameType.loadQuery: {
         const key = `${conn.deviceId}:${f.requestId}`;
         const e = this.entry(key);
         const r = this.replicas[e.replica];
-        conn.sender.sendUnshaped(() => this.write(conn, makeFrame(FrameType.loadReply, { deviceId: conn.deviceId, requestId: f.requestId, u0: r.index, u1: r.queuedTokens, f0: r.activeRequests })));
+        this.sendControl(conn, () => this.write(conn, makeFrame(FrameType.loadReply, { deviceId: conn.deviceId, requestId: f.requestId, u0: r.index, u1: r.queuedTokens, f0: r.activeRequests })));
         break;
       }
       case FrameType.bye:
@@ -255,16 +299,18 @@ export class CloudServer {
     conn.deviceId = f.deviceId;
     conn.systemIndex = idx;
     const d = this.tb.devices[f.deviceId];
-    const link = deviceLink(this.tb, d).link;
+    const dl = deviceLink(this.tb, d), link = dl.link;
     const streams = new RngStreams(this.opts.scenario.seed);
-    const model = new LinkModel({ mbps: link.downlinkMbps, latencyMs: link.latencyMs, jitterMs: link.jitterMs }, link.jitterMs > 0 ? streams.get(`net/${d.index}/jitter/down`) : null);
+    // Shared-bottleneck mode: the system's LiveSharedNetwork shapes both directions; the sender only keeps order.
+    const model = this.sharedMode ? null : new LinkModel({ mbps: link.downlinkMbps, latencyMs: link.latencyMs, jitterMs: link.jitterMs }, link.jitterMs > 0 ? streams.get(`net/${d.index}/jitter/down`) : null);
+    if (this.sharedMode) { conn.path = dl.path; conn.ingress = new OrderedRelease(); conn.egress = new OrderedRelease(); }
     // The device measured the real one-way transit; the downlink writes that much early (docs/LIVE.md).
     const leadMs = typeof j.transitMs === 'number' && j.transitMs >= 0 && j.transitMs < 50 ? j.transitMs : 0;
     if (f.flags & Flag.rejoin) {
       // After a reconnect: no barrier; the system is already running.
       conn.sender = new ShapedSender(model, undefined, leadMs);
       this.write(conn, makeFrame(FrameType.helloAck, { deviceId: conn.deviceId, payload: jsonPayload({ startInMs: 0 }) }));
-      if (this.currentSystem !== system) { this.currentSystem = system; this.systemT0 = performance.now(); }
+      if (this.currentSystem !== system) { this.currentSystem = system; this.systemT0 = performance.now(); this.startSharedNet(); }
       return;
     }
     conn.sender = new ShapedSender(model, undefined, leadMs);
@@ -277,9 +323,23 @@ export class CloudServer {
       const delay = this.opts.startDelayMs ?? 300;
       this.currentSystem = system;
       this.systemT0 = performance.now() + delay;
+      this.startSharedNet();
       for (const c of live) this.write(c, makeFrame(FrameType.helloAck, { deviceId: c.deviceId, payload: jsonPayload({ startInMs: delay }) }));
       this.log(`cloud: system ${system} starts (${live.length} devices)`);
     }
+  }
+
+  /** Shared-bottleneck mode: a fresh network (and jitter streams) for the system run starting at systemT0. */
+  private startSharedNet(): void {
+    if (!this.sharedMode) return;
+    this.sharedNet?.close();
+    this.sharedNet = new LiveSharedNetwork(deviceNetwork(this.tb), this.opts.scenario.seed, this.systemT0);
+  }
+
+  /** A control frame to the device: unshaped, never ahead of the replies queued before it. */
+  private sendControl(conn: Conn, write: () => void): void {
+    if (conn.egress) conn.egress.now(write);
+    else conn.sender.sendUnshaped(write);
   }
 
   private entry(key: string): ReqEntry {
@@ -311,7 +371,7 @@ export class CloudServer {
     const job: Job = {
       request: e, conn, key, devRequest: f.requestId, seq: f.seq, work: f.work === Work.middle ? 'middle' : 'full',
       tokens: f.tokens, done: 0, ctx: f.ctx, logits: f.logits, replyBytes: f.u0, enqueuedMs: performance.now(), started: false,
-      queueMs: 0, computeMs: 0, taken: 0,
+      queueMs: 0, computeMs: 0, taken: 0, upMs: this.sharedNet ? f.f2 : 0,
     };
     if (job.replyBytes > this.maxFrame) throw new WireError('too-large', `requested reply of ${job.replyBytes} bytes exceeds the limit`);
     if ((f.flags & Flag.chained) && e.outstanding > 0) { e.outstanding++; e.chained.push(job); return; }
@@ -424,7 +484,15 @@ export class CloudServer {
       f0: job.queueMs, f1: job.computeMs, u0: this.requests.get(job.key)?.replica ?? 0, u1: this.replicas[this.requests.get(job.key)?.replica ?? 0]?.activeRequests ?? 0,
       payload,
     });
-    conn.sender.send(job.replyBytes + s.network.headerBytes, (t) => { frame.f2 = t.deliverMs - t.handedMs; this.write(conn, frame); });
+    const bytes = job.replyBytes + s.network.headerBytes;
+    const net = this.sharedNet, egress = conn.egress;
+    if (net && egress) {
+      // f2 = the shaped network ms of the exchange: this reply's downlink + its request's uplink (the device sent it unshaped).
+      const ready = egress.hold(() => this.write(conn, frame));
+      net.send(conn.path, 'down', bytes, (ms) => { frame.f2 = job.upMs + ms; ready(); });
+      return;
+    }
+    conn.sender.send(bytes, (t) => { frame.f2 = t.deliverMs - t.handedMs; this.write(conn, frame); });
   }
 
   private write(conn: Conn, f: Frame): void {
@@ -436,6 +504,8 @@ export class CloudServer {
     if (conn.closed) return;
     conn.closed = true;
     conn.sender.close();
+    conn.ingress?.close();
+    conn.egress?.close();
     this.conns.delete(conn);
     if (conn.deviceId < 0 || !conn.hello) return;
     // Free the device's state: queued jobs (not running) dropped, replicas released.
@@ -475,6 +545,8 @@ export class CloudServer {
         wss.close(() => { clearTimeout(t); resolve(); });
       });
     }
+    this.sharedNet?.close();
+    this.sharedNet = null;
     this.steps?.close();
     this.steps = null;
     if (this.compute) await this.compute.close();

@@ -518,15 +518,27 @@ const deviceLinks = new WeakMap<Testbed, ReturnType<typeof compileNetwork>>();
  * A device's path to its server as the network sees it (rates, latency, jitter: the
  * first-hop view the live runner shapes with), and the server's batching settings.
  */
-export function deviceLink(tb: Testbed, d: DeviceInstance): { link: NetLinkSpec; server: TopoNode; batching: Extract<ProcessorSpec, { kind: 'batching' }> } {
+export function deviceLink(tb: Testbed, d: DeviceInstance): { link: NetLinkSpec; server: TopoNode; batching: Extract<ProcessorSpec, { kind: 'batching' }>; path: number; shared: boolean } {
   const srv = serverOf(tb, d, 'hat');
+  const c = deviceNetwork(tb);
+  const p = c.lookup(d.node.index, srv.index)!;
+  const dev = c.devices[p.path];
+  const shared = dev.via.length > 0 || (dev.viaDirected !== undefined && (dev.viaDirected.up.length > 0 || dev.viaDirected.down.length > 0));
+  return { link: dev.link, server: srv, batching: srv.processor as Extract<ProcessorSpec, { kind: 'batching' }>, path: p.path, shared };
+}
+
+/**
+ * Every device's path to its server, compiled as the simulator's device-server systems compile
+ * them but without host costs (the live runner pays those for real): what the live cloud server
+ * shapes shared bottlenecks over (live/shared-net.ts). Path index = deviceLink(...).path.
+ */
+export function deviceNetwork(tb: Testbed): ReturnType<typeof compileNetwork> {
   let c = deviceLinks.get(tb);
   if (!c) {
     c = compileNetwork(tb.topology, tb.routes, tb.devices.map((x) => ({ from: x.node.index, to: serverOf(tb, x, 'hat').index, streamName: String(x.index) })));
     deviceLinks.set(tb, c);
   }
-  const p = c.lookup(d.node.index, srv.index)!;
-  return { link: c.devices[p.path].link, server: srv, batching: srv.processor as Extract<ProcessorSpec, { kind: 'batching' }> };
+  return c;
 }
 
 /** A hidden per-system file of the streamed requests in `dir` (removed once requests.csv is written). */
