@@ -15,7 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { quantileSorted } from 'simple-statistics';
 import { InputError } from '../core/errors.js';
 import type { Scenario } from '../scenario/types.js';
@@ -37,12 +37,7 @@ export interface HostFit {
 type Row = Record<string, string>;
 
 function readCsv(path: string, what: string): Row[] {
-  if (!existsSync(path)) throw new InputError(`--from-live: ${path} not found: expected a hatsim validate output folder with ${what}`, 'from-live');
-  try {
-    return parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Row[];
-  } catch (e) {
-    throw new InputError(`--from-live: ${path} is not a CSV (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`, 'from-live');
-  }
+  return readCsvRecords(path, { prefix: '--from-live: ', expected: `a hatsim validate output folder with ${what}`, field: 'from-live' });
 }
 
 function num(r: Row, col: string, file: string): number {

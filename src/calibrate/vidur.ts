@@ -19,9 +19,9 @@
  *   (attention FLOPs at the compute efficiency, plus KV-cache reads at the
  *   memory efficiency, added), and are marked as such in meta.notes.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { InputError } from '../core/errors.js';
 import { Rng } from '../core/rng.js';
 import { componentSize, getModel } from '../model/catalog.js';
@@ -84,8 +84,8 @@ type Row = Record<string, string>;
 
 function readVidur(path: string): Row[] {
   if (!existsSync(path)) throw new InputError(`Vidur profile not found: ${path} (expected <vidur-dir>/<gpu>/<model>/mlp.csv)`, 'gpu');
-  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Row[];
-  if (rows.length === 0 || !('num_tokens' in rows[0])) throw new InputError(`${path}: no num_tokens column; not a Vidur mlp.csv`);
+  const rows = readCsvRecords(path, { needed: ['num_tokens'], expected: 'a Vidur mlp.csv' }) as Row[];
+  if (rows.length === 0) throw new InputError(`${path}: no rows; not a Vidur mlp.csv`);
   return rows;
 }
 

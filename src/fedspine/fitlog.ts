@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { InputError } from '../core/errors.js';
 import type { LearningRow } from './learning.js';
 
@@ -25,10 +25,8 @@ interface RunInfo {
 
 export function learningRowsFromResults(dir: string, method?: string): LearningRow[] {
   let info: RunInfo;
-  let csv: string;
   try {
     info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as RunInfo;
-    csv = readFileSync(join(dir, 'rounds.csv'), 'utf8');
   } catch (e) {
     throw new InputError(`${dir}: need rounds.csv and run.json of a FedSpine run (${(e as Error).message})`, 'results');
   }
@@ -37,7 +35,7 @@ export function learningRowsFromResults(dir: string, method?: string): LearningR
   if (K === undefined || h === undefined || l0 === undefined) throw new InputError(`${dir}/run.json lacks scenario.rounds.localSteps, scenario.heterogeneity or learning.lossInit`, 'results');
   const size = new Map(info.devices.map((d) => [d.name, d.dataSize]));
   const total = info.devices.reduce((s, d) => s + d.dataSize, 0);
-  const records = parse(csv, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  const records = readCsvRecords(join(dir, 'rounds.csv'), { expected: 'the rounds.csv of a FedSpine run', field: 'results' });
   const byRound = new Map<string, { method: string; round: number; loss: number; parts: LearningRow['participants'] }>();
   records.forEach((r, i) => {
     if (method !== undefined && r.method !== method) return;

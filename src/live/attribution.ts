@@ -17,9 +17,9 @@
  * request before its arrival or after its end, from clock offsets between processes or a
  * wrong log; near 0 on one machine).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 
 export const PARTS = ['compute', 'queueing', 'wire', 'host'] as const;
 export type Part = (typeof PARTS)[number];
@@ -93,8 +93,8 @@ export function sweep(intervals: readonly Interval[], lo: number, hi: number): {
 export function attributeLive(liveDir: string, downLink?: DownLink): { rows: AttributionRow[]; summary: AttributionSummary[] } | null {
   const reqPath = join(liveDir, 'requests.csv'), stepsPath = join(liveDir, 'steps.csv');
   if (!existsSync(reqPath) || !existsSync(stepsPath)) return null;
-  const reqs = parse(readFileSync(reqPath, 'utf8'), { columns: true, skip_empty_lines: true }) as Row[];
-  const steps = parse(readFileSync(stepsPath, 'utf8'), { columns: true, skip_empty_lines: true }) as Row[];
+  const reqs = readCsvRecords(reqPath) as Row[];
+  const steps = readCsvRecords(stepsPath) as Row[];
   // Intervals per (system, device index, request).
   const ivs = new Map<string, Interval[]>();
   const replies = new Map<string, number[]>();

@@ -26,7 +26,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { InputError } from '../core/errors.js';
 import { toCsv } from '../results/csv.js';
@@ -88,15 +88,13 @@ export function compareMetrics(method: string, live: Record<FedMetric, number>, 
 
 function readLiveRows(dir: string): { method: MethodId; rows: RoundRow[]; errors: string[] } {
   let info: { kind?: string; mode?: string; method?: MethodId; errors?: string[] };
-  let csv: string;
   try {
     info = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as typeof info;
-    csv = readFileSync(join(dir, 'rounds.csv'), 'utf8');
   } catch (e) {
     throw new InputError(`--live-dir ${dir}: need rounds.csv and run.json of a live FedSpine run (${(e as Error).message})`, 'live-dir');
   }
   if (info.kind !== 'fedspine' || info.mode !== 'live' || !info.method) throw new InputError(`--live-dir ${dir}: run.json is not from a live FedSpine run (kind fedspine, mode live)`, 'live-dir');
-  const recs = parse(csv, { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  const recs = readCsvRecords(join(dir, 'rounds.csv'), { prefix: '--live-dir: ', expected: 'the rounds.csv of a live FedSpine run', field: 'live-dir' });
   const rows = recs.map((r) => {
     const o: Record<string, unknown> = { ...r };
     for (const k of ['round', 'ratio', 'rank', 'ratio_after', 'start_s', 'download_s', 'compute_s', 'upload_s', 'finish_s', 'wait_s', 'round_s', 'bytes_down', 'bytes_up', 'loss', 'loss_improvement', 'reward']) o[k] = r[k] === '' ? NaN : Number(r[k]);

@@ -9,7 +9,7 @@
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { toCsv } from '../results/csv.js';
 import type { SummaryRecord } from '../results/types.js';
@@ -83,8 +83,7 @@ export function verdict(rows: readonly ValidationRow[], maxErrorPct: number): Ve
 
 /** A results CSV as records: the text columns as read, every other column a number ('' = NaN). */
 function readNumericCsv<T>(path: string, textColumns: readonly string[]): T[] {
-  const rows = parse(readFileSync(path, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
-  return rows.map((r) => {
+  return readCsvRecords(path).map((r) => {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r)) out[k] = textColumns.includes(k) ? v : v === '' ? NaN : Number(v);
     return out as T;

@@ -11,8 +11,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { InputError } from '../core/errors.js';
+import { readCsvRecords } from '../core/csv.js';
 import type { VlSpec } from './figures.js';
 import { BASE_CONFIG } from './style.js';
 
@@ -22,14 +21,7 @@ const W = 640, H = 300;
 type Add = (id: string, title: string, description: string, spec: VlSpec, systems: string[]) => void;
 
 function readRows(file: string, needed: readonly string[]): Record<string, string>[] {
-  let recs: Record<string, string>[];
-  try {
-    recs = parse(readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
-  } catch (e) {
-    throw new InputError(`${file}: not a readable CSV (${(e as Error).message})`);
-  }
-  for (const c of needed) if (recs.length > 0 && !(c in recs[0])) throw new InputError(`${file}: missing column ${c} (docs/OUTPUTS.md, dtoee_nodes.csv / dtoee_rounds.csv)`);
-  return recs;
+  return readCsvRecords(file, { needed, expected: 'the columns of docs/OUTPUTS.md, dtoee_nodes.csv / dtoee_rounds.csv' });
 }
 
 const num = (s: string | undefined): number | null => (s === undefined || s === '' ? null : Number(s));

@@ -6,9 +6,9 @@
  * - a convergence.csv (`hatsim dtoee-convergence`): the distributed algorithm's objective per
  *   iteration against the centralised optimum, and the gap in percent.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { readCsvRecords } from '../core/csv.js';
 import { InputError } from '../core/errors.js';
 import type { VlSpec } from './figures.js';
 import type { FigurePlan } from './plan.js';
@@ -62,11 +62,7 @@ export interface DtoeeSweep {
 const POLICY_PATH = 'policies.dtoee.policy';
 
 function csvRecords(file: string): Record<string, string>[] {
-  try {
-    return parse(readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
-  } catch (e) {
-    throw new InputError(`${file}: not a readable CSV (${(e as Error).message})`);
-  }
+  return readCsvRecords(file);
 }
 
 /** Does this sweep directory hold dtoee points (task_summary.csv with a policy column)? */

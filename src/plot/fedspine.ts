@@ -5,10 +5,9 @@
  * bandit, or the first method present); waiting-time distributions; bytes
  * per round.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
-import { InputError } from '../core/errors.js';
+import { readCsvRecords } from '../core/csv.js';
 import type { VlSpec } from './figures.js';
 import type { Figure, FigurePlan } from './plan.js';
 import { readRunJson } from './read.js';
@@ -26,15 +25,10 @@ interface Row { method: string; round: number; device: string; hardware: string;
 
 function readRounds(dir: string): Row[] {
   const file = join(dir, 'rounds.csv');
-  let recs: Record<string, string>[];
-  try {
-    recs = parse(readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
-  } catch (e) {
-    throw new InputError(`${file}: not a readable CSV (${(e as Error).message})`);
-  }
-  for (const c of ['method', 'round', 'device', 'status', 'ratio_after', 'rank', 'start_s', 'round_s', 'wait_s', 'bytes_down', 'bytes_up', 'loss']) {
-    if (recs.length > 0 && !(c in recs[0])) throw new InputError(`${file}: missing column ${c} (see docs/OUTPUTS.md, FedSpine runs)`);
-  }
+  const recs = readCsvRecords(file, {
+    needed: ['method', 'round', 'device', 'status', 'ratio_after', 'rank', 'start_s', 'round_s', 'wait_s', 'bytes_down', 'bytes_up', 'loss'],
+    expected: 'the rounds.csv of a FedSpine run (docs/OUTPUTS.md, FedSpine runs)',
+  });
   const n = (s: string | undefined) => (s === undefined || s === '' ? NaN : Number(s));
   return recs.map((r) => ({
     method: r.method, round: n(r.round), device: r.device, hardware: r.hardware, status: r.status, ratio_after: n(r.ratio_after), rank: n(r.rank),
@@ -90,7 +84,7 @@ export function planFedSpine(dir: string): FigurePlan {
         ] }), [who]);
   }
   if (existsSync(join(dir, 'summary.csv'))) {
-    const recs = parse(readFileSync(join(dir, 'summary.csv'), 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+    const recs = readCsvRecords(join(dir, 'summary.csv'));
     const cols = ['method', 'rounds', 'time_to_target_s', 'final_loss', 'mean_round_s', 'mean_wait_s', 'total_bytes', 'mean_ratio', 'mean_rank'].filter((c) => recs.length === 0 || c in recs[0]);
     plan.tables.push({ id: 'summary', title: 'Summary per method (summary.csv)', columns: cols, rows: recs.map((r) => cols.map((c) => (c === 'method' ? r[c] : r[c] === '' ? '' : Number(r[c])))) });
   }

@@ -5,48 +5,12 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'csv-parse/sync';
 import { evalPieces } from '../compute/calibration.js';
+import { readCsvTable as readCsv, requireColumns, type CsvTable } from '../core/csv.js';
 import { InputError } from '../core/errors.js';
 import type { RequestRecord, SpanRecord, SummaryRecord } from '../results/types.js';
 
-/** A parsed CSV: header in file order plus rows keyed by column name (raw strings). */
-export interface CsvTable {
-  file: string;
-  columns: string[];
-  rows: Record<string, string>[];
-}
-
-export function readCsv(file: string): CsvTable {
-  if (!existsSync(file)) throw new InputError(`${file}: file not found`);
-  let records: string[][];
-  try {
-    records = parse(readFileSync(file, 'utf8'), { skip_empty_lines: true, relax_column_count: false }) as string[][];
-  } catch (err) {
-    throw new InputError(`${file}: not a valid CSV file (${(err as Error).message})`);
-  }
-  if (records.length === 0) throw new InputError(`${file}: empty file, expected a header row`);
-  const columns = records[0].map((c) => c.trim());
-  const rows = records.slice(1).map((rec) => {
-    const row: Record<string, string> = {};
-    columns.forEach((c, i) => (row[c] = rec[i] ?? ''));
-    return row;
-  });
-  return { file, columns, rows };
-}
-
-/** Throws an InputError naming the file and every missing column. */
-export function requireColumns(table: CsvTable, needed: readonly string[]): void {
-  const have = new Set(table.columns);
-  const missing = needed.filter((c) => !have.has(c));
-  if (missing.length > 0) {
-    throw new InputError(
-      `${table.file}: missing column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} ` +
-        `(found: ${table.columns.join(', ')})`,
-      missing[0],
-    );
-  }
-}
+export { readCsvTable as readCsv, requireColumns, type CsvTable } from '../core/csv.js';
 
 function num(table: CsvTable, row: Record<string, string>, col: string, line: number): number {
   const raw = row[col];
