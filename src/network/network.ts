@@ -102,14 +102,21 @@ const KIND_FIXED = 0, KIND_TRACED = 1, KIND_SHARED = 2;
 /** Nudge (s) when reading a trace at an event time, so float rounding lands past a change point. */
 const TRACE_NUDGE_S = 1e-9;
 
-/** FIFO of messages as parallel ring buffers (no object per message). */
+/** Capacity-0 buffers every queue starts with (never written: the first push grows the queue). */
+const EMPTY_F64 = new Float64Array(0), EMPTY_I32 = new Int32Array(0);
+
+/**
+ * FIFO of messages as parallel ring buffers (no object per message). A queue allocates its
+ * buffers at its first message: a network of 10,000 devices has 40,000 queues, most of
+ * them used by few messages or none (ten typed arrays per pipe were most of its set-up time).
+ */
 class MsgQueue {
-  bytes = new Float64Array(8);
-  atS = new Float64Array(8);
-  tags = new Int32Array(8);
+  bytes: Float64Array = EMPTY_F64;
+  atS: Float64Array = EMPTY_F64;
+  tags: Int32Array = EMPTY_I32;
   /** In-flight queues: the id the delivery event carries (a rescheduled message gets a new one). */
-  ids = new Int32Array(8);
-  handlers: (Handler | undefined)[] = new Array<Handler | undefined>(8);
+  ids: Int32Array = EMPTY_I32;
+  handlers: (Handler | undefined)[] = [];
   head = 0;
   size = 0;
 
@@ -146,7 +153,7 @@ class MsgQueue {
   }
 
   private grow(): void {
-    const cap = this.bytes.length, n = cap * 2;
+    const cap = this.bytes.length, n = cap === 0 ? 8 : cap * 2;
     const b = new Float64Array(n), a = new Float64Array(n), t = new Int32Array(n), id = new Int32Array(n);
     const h = new Array<Handler | undefined>(n);
     for (let k = 0; k < this.size; k++) {
