@@ -15,6 +15,47 @@ export interface DeviceLatency {
   passMs(work: DeviceWork, tokens: number, ctx: number, logits: number): number;
 }
 
+/** Memo limits (see PassMemo): rows for tokens and logits below MEMO_TOKENS, contexts below MEMO_CTX. */
+const MEMO_TOKENS = 4096, MEMO_CTX = 1 << 20;
+
+/**
+ * Values of a pure latency function of (kind, tokens, logits, ctx), kept per context
+ * length: a row (Float64Array, NaN = not computed yet) per (kind, tokens, logits), found by
+ * a small-integer key, indexed by ctx. The simulator asks for the same few passes over
+ * and over (a draft step, a verification's output pass at every context length), so a
+ * latency is computed once per shape instead of once per op; the value is the one the
+ * model returns, so results do not change.
+ */
+export class PassMemo {
+  private readonly rows = new Map<number, Float64Array>();
+
+  /** The row for these arguments with room for `ctx`, or null when they are outside the memo's range (compute directly). */
+  row(kind: number, tokens: number, logits: number, ctx: number): Float64Array | null {
+    if (!(tokens >= 0 && tokens < MEMO_TOKENS && logits >= 0 && logits < MEMO_TOKENS && ctx >= 0 && ctx < MEMO_CTX)) return null;
+    if ((tokens | 0) !== tokens || (logits | 0) !== logits || (ctx | 0) !== ctx) return null;
+    const key = (kind * MEMO_TOKENS + logits) * MEMO_TOKENS + tokens;
+    const row = this.rows.get(key);
+    if (row !== undefined && ctx < row.length) return row;
+    let n = row === undefined ? 1024 : row.length;
+    while (n <= ctx) n *= 2;
+    const grown = new Float64Array(Math.min(n, MEMO_CTX)).fill(NaN);
+    if (row !== undefined) grown.set(row);
+    this.rows.set(key, grown);
+    return grown;
+  }
+}
+
+/** PassMemo's kind of a device work. */
+function workKind(work: DeviceWork): number {
+  switch (work) {
+    case 'input': return 0;
+    case 'adapter': return 1;
+    case 'output': return 2;
+    case 'slm': return 3;
+    case 'drafter': return 4;
+  }
+}
+
 /** Device latency from the target model's submodels and, for sd, the drafter model's. */
 export function deviceLatency(target: ResolvedLatency | null, drafter: ResolvedLatency | null): DeviceLatency {
   // Resolved lazily (a device that never drafts needs no drafter model), then kept in fields.
@@ -27,12 +68,19 @@ export function deviceLatency(target: ResolvedLatency | null, drafter: ResolvedL
     return (models[work] = source.submodel(work));
   };
   const shape: BatchShape = { seqs: 1, tokens: 0, tokCtx: 0, ctx: 0, tokSq: 0 };
-  const passMs = (work: DeviceWork, tokens: number, ctx: number, logits: number): number => {
+  const modelMs = (work: DeviceWork, tokens: number, ctx: number, logits: number): number => {
     shape.tokens = tokens; shape.tokCtx = tokens * ctx; shape.ctx = ctx; shape.tokSq = tokens * tokens;
     if (work === 'slm') {
       return need('input').batchMs(shape, 0) + need('adapter').batchMs(shape, 0) + need('output').batchMs(shape, logits);
     }
     return need(work).batchMs(shape, logits);
+  };
+  const memo = new PassMemo();
+  const passMs = (work: DeviceWork, tokens: number, ctx: number, logits: number): number => {
+    const row = memo.row(workKind(work), tokens, logits, ctx);
+    if (row === null) return modelMs(work, tokens, ctx, logits);
+    const known = row[ctx];
+    return known === known ? known : (row[ctx] = modelMs(work, tokens, ctx, logits));
   };
   return {
     passMs,
@@ -60,10 +108,19 @@ export function simPredictor(
   headerBytes: number,
   latencyMs: number,
 ): Predictor {
+  // Predictions without a load snapshot depend on the shape only (PassMemo).
+  const idle = new PassMemo();
   return {
     deviceMs: (work, tokens, ctx, logits) => dev.passMs(work, tokens, ctx, logits),
     cloudMs(work: CloudWork, tokens: number, ctx: number, logits: number, load: CloudLoad | null): number {
       if (work !== cloudWork) throw new Error(`predictor asked for cloud work ${work}, cloud hosts ${cloudWork}`);
+      if (load === null) {
+        const row = idle.row(0, tokens, logits, ctx);
+        if (row !== null) {
+          const known = row[ctx];
+          return known === known ? known : (row[ctx] = cloudModel.batchMs(singleShape(tokens, ctx), logits));
+        }
+      }
       const s = singleShape(tokens, ctx);
       if (load) {
         const others = Math.max(0, load.activeRequests - 1);
