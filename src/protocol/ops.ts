@@ -169,9 +169,10 @@ export function cloud(work: CloudWork, tokens: number, ctx: number, logits: numb
   return { op: 'cloud', work, tokens, ctx, logits, label };
 }
 export function emit(tokens: number): EmitOp {
-  return tokens === 1 ? EMIT_ONE : { op: 'emit', tokens };
+  return tokens >= 0 && tokens < EMITS.length && (tokens | 0) === tokens ? EMITS[tokens] : { op: 'emit', tokens };
 }
-const EMIT_ONE: EmitOp = { op: 'emit', tokens: 1 };
+/** emit ops of up to 64 tokens, shared (a verification round emits a few tokens). */
+const EMITS: readonly EmitOp[] = Array.from({ length: 65 }, (_, tokens) => ({ op: 'emit', tokens }));
 export function join(handles: number[]): JoinOp {
   return { op: 'join', handles };
 }
@@ -211,6 +212,29 @@ class SequenceFork extends OpSequence implements ForkOp {
 export function forkSequence(ops: readonly Op[]): ForkOp {
   return new SequenceFork(ops);
 }
+/** Context lengths and keys an OpCache keeps (beyond them it builds the op each time). */
+const OP_CACHE_MAX_CTX = 1 << 16, OP_CACHE_MAX_KEY = 1 << 10;
+
+/**
+ * Ops by (a small key, a context length), built once and then shared: ops are immutable,
+ * and a protocol's hot loop yields the same few ops at every context length (one per
+ * draft length and position), so a cached op saves an object per op on the simulator's
+ * hot path. `make` must depend on its two arguments only (labels and sizes fixed when
+ * the cache is made).
+ */
+export class OpCache<T extends Op> {
+  private readonly rows: (T | undefined)[][] = [];
+  constructor(private readonly make: (key: number, ctx: number) => T) {}
+  get(key: number, ctx: number): T {
+    if (!(key >= 0 && key < OP_CACHE_MAX_KEY && ctx >= 0 && ctx < OP_CACHE_MAX_CTX) || (key | 0) !== key || (ctx | 0) !== ctx) return this.make(key, ctx);
+    const rows = this.rows;
+    while (rows.length <= key) rows.push([]);
+    const row = rows[key];
+    while (row.length <= ctx) row.push(undefined);
+    return row[ctx] ??= this.make(key, ctx);
+  }
+}
+
 /** Resumes with the number of draft tokens accepted: read it with `count`. */
 export function accept(drafted: number, rate: number, rates: readonly number[] | null = null): AcceptOp {
   return { op: 'accept', drafted, rate, rates };

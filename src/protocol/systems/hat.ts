@@ -25,14 +25,31 @@
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { ChunkPolicySpec, SystemId } from '../../scenario/types.js';
 import type { ProtocolEnv, SystemDef } from '../context.js';
-import { accept, cloud, compute, count, down, emit, fork, join, now, up, type Op, type Resume } from '../ops.js';
+import { accept, cloud, compute, count, down, emit, fork, join, now, OpCache, up, type AcceptOp, type DownOp, type Op, type Resume, type UpOp } from '../ops.js';
 import { splitPrefill } from './split-prefill.js';
 
-function* verifyRoundTrip(env: ProtocolEnv, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
-  const bytes = positions * env.hiddenBytesPerToken;
-  yield up(bytes, 0, 'hidden verify');
-  yield cloud('middle', positions, pos, 0, 'middle verify');
-  yield down(bytes, 0, 'hidden verify');
+// A verification round's ops by (draft length or tokens, context), shared by every device and
+// request (ops are immutable): no op object per round on the hot path.
+const DRAFT = new OpCache((fresh, ctx) => compute('slm', 1, ctx, 1, 'draft', fresh));
+const INPUT_LAST = new OpCache((_, ctx) => compute('input', 1, ctx, 0, 'input last draft'));
+const MIDDLE_VERIFY = new OpCache((positions, ctx) => cloud('middle', positions, ctx, 0, 'middle verify'));
+const OUTPUT_VERIFY = new OpCache((positions, ctx) => compute('output', positions, ctx, positions, 'output verify'));
+
+/** The hidden-state messages of a round by its positions (per device: the sizes depend on the model). */
+interface VerifyMessages { up: UpOp[]; down: DownOp[] }
+
+function verifyUp(m: VerifyMessages, positions: number, hb: number): UpOp {
+  return m.up[positions] ??= up(positions * hb, 0, 'hidden verify');
+}
+function verifyDown(m: VerifyMessages, positions: number, hb: number): DownOp {
+  return m.down[positions] ??= down(positions * hb, 0, 'hidden verify');
+}
+
+function* verifyRoundTrip(env: ProtocolEnv, m: VerifyMessages, positions: number, pos: number, state: { arrived: boolean }): Generator<Op, void, Resume> {
+  const hb = env.hiddenBytesPerToken;
+  yield verifyUp(m, positions, hb);
+  yield MIDDLE_VERIFY.get(positions, pos);
+  yield verifyDown(m, positions, hb);
   state.arrived = true;
 }
 
@@ -56,6 +73,9 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
       const verifyRoundTripMs = (positions: number): number =>
         p.txMs('up', positions * hb) + p.latencyMs('up') + p.cloudMs('middle', positions, ctxHint, 0, null)
         + p.txMs('down', positions * hb) + p.latencyMs('down');
+      const messages: VerifyMessages = { up: [], down: [] };
+      /** accept ops by draft length (the acceptance spec is this device's). */
+      const acceptOps: AcceptOp[] = [];
 
       return function* hatRequest(req) {
         const O = req.outputTokens;
@@ -69,9 +89,9 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
           let g = policy.next(remaining);
           if (carried > 0) g = Math.min(Math.max(g, carried), remaining - 1);
           const fresh = Math.max(0, g - carried);
-          if (fresh > 0) yield compute('slm', 1, pos + (g - fresh), 1, 'draft', fresh);
+          if (fresh > 0) yield DRAFT.get(fresh, pos + (g - fresh));
           carried = 0;
-          yield compute('input', 1, pos + g, 0, 'input last draft');
+          yield INPUT_LAST.get(0, pos + g);
           let pre = 0;
           if (spec.parallelDrafting) {
             const state = { arrived: false };
@@ -81,7 +101,7 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
             const startMs = count(yield now());
             const replyAtMs = startMs + verifyRoundTripMs(g + 1);
             const stepMs = p.deviceMs('slm', 1, pos + g + 1, 1);
-            const h = count(yield fork(verifyRoundTrip(env, g + 1, pos, state)));
+            const h = count(yield fork(verifyRoundTrip(env, messages, g + 1, pos, state)));
             while (!state.arrived && pre < maxPreDraft && count(yield now()) + stepMs <= replyAtMs) {
               yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
               pre++;
@@ -89,13 +109,13 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
             yield join([h]);
           } else {
             // verifyRoundTrip inline: no generator per round on the common path.
-            yield up((g + 1) * hb, 0, 'hidden verify');
-            yield cloud('middle', g + 1, pos, 0, 'middle verify');
-            yield down((g + 1) * hb, 0, 'hidden verify');
+            yield verifyUp(messages, g + 1, hb);
+            yield MIDDLE_VERIFY.get(g + 1, pos);
+            yield verifyDown(messages, g + 1, hb);
           }
-          yield compute('output', g + 1, pos, g + 1, 'output verify');
+          yield OUTPUT_VERIFY.get(g + 1, pos);
           const rates = spec.acceptanceRates;
-          const k = count(yield accept(g, spec.acceptance, rates));
+          const k = count(yield (acceptOps[g] ??= accept(g, spec.acceptance, rates)));
           // The first extra draft is draft position g + 1 of the round.
           if (pre > 0 && k === g && count(yield accept(1, spec.acceptance, rates === null ? null : rates.slice(Math.min(g, rates.length - 1)))) === 1) carried = pre - 1;
           const n = Math.min(k + 1, remaining);

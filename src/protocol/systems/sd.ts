@@ -9,7 +9,11 @@
  */
 import { makeDraftPolicy } from '../../policy/draft.js';
 import type { SystemDef } from '../context.js';
-import { accept, cloud, compute, count, down, emit, fork, join, only, up } from '../ops.js';
+import { accept, cloud, compute, count, down, emit, fork, join, OpCache, only, up, type AcceptOp, type UpOp } from '../ops.js';
+
+// A round's ops by (draft length, context), shared by every device and request (ops are immutable).
+const DRAFT = new OpCache((g, ctx) => compute('drafter', 1, ctx, 1, 'draft', g));
+const VERIFY = new OpCache((positions, ctx) => cloud('full', positions, ctx, positions, 'verify'));
 
 export const sd: SystemDef = {
   id: 'sd',
@@ -23,6 +27,9 @@ export const sd: SystemDef = {
       g * p.deviceMs('drafter', 1, ctxHint, 1) + p.txMs('up', g * tb) + p.latencyMs('up')
       + p.cloudMs('full', g + 1, ctxHint, g + 1, null) + p.txMs('down', 2 * tb) + p.latencyMs('down');
     const policy = makeDraftPolicy(spec.draft, spec.acceptance, roundCostMs);
+    // Per device, by draft length: the draft-token messages and accept ops; the verdict's message.
+    const draftUps: UpOp[] = [], acceptOps: AcceptOp[] = [];
+    const verdict = down(0, 2 * tb, 'verdict');
     return function* sdRequest(req) {
       const P = req.promptTokens, O = req.outputTokens;
       const drafterPrefill = count(yield fork(only(compute('drafter', P, 0, 0, 'drafter prefill'))));
@@ -35,12 +42,12 @@ export const sd: SystemDef = {
       while (emitted < O) {
         ctxHint = pos;
         const g = policy.next(O - emitted);
-        if (g > 0) yield compute('drafter', 1, pos, 1, 'draft', g);
-        yield up(0, g * tb, 'draft tokens');
-        yield cloud('full', g + 1, pos, g + 1, 'verify');
-        const k = count(yield accept(g, spec.acceptance, spec.acceptanceRates));
+        if (g > 0) yield DRAFT.get(g, pos);
+        yield (draftUps[g] ??= up(0, g * tb, 'draft tokens'));
+        yield VERIFY.get(g + 1, pos);
+        const k = count(yield (acceptOps[g] ??= accept(g, spec.acceptance, spec.acceptanceRates)));
         // Accepted count + the verifier's own next token.
-        yield down(0, 2 * tb, 'verdict');
+        yield verdict;
         const n = Math.min(k + 1, O - emitted);
         yield emit(n);
         policy.observe(g, k);

@@ -4,8 +4,13 @@
  * per generated token. Only hidden states cross the network.
  */
 import type { SystemDef } from '../context.js';
-import { cloud, compute, down, emit, up } from '../ops.js';
+import { cloud, compute, down, emit, OpCache, up } from '../ops.js';
 import { splitPrefill } from './split-prefill.js';
+
+// A token's ops by context, shared by every device and request (ops are immutable).
+const INPUT = new OpCache((_, ctx) => compute('input', 1, ctx, 0, 'input'));
+const MIDDLE = new OpCache((_, ctx) => cloud('middle', 1, ctx, 0, 'middle'));
+const OUTPUT = new OpCache((_, ctx) => compute('output', 1, ctx, 1, 'output'));
 
 export const ushape: SystemDef = {
   id: 'ushape',
@@ -21,11 +26,11 @@ export const ushape: SystemDef = {
       let pos = req.promptTokens;
       const upHidden = up(hb, 0, 'hidden'), downHidden = down(hb, 0, 'hidden'); // loop-invariant ops
       for (let i = 1; i < req.outputTokens; i++) {
-        yield compute('input', 1, pos, 0, 'input');
+        yield INPUT.get(0, pos);
         yield upHidden;
-        yield cloud('middle', 1, pos, 0, 'middle');
+        yield MIDDLE.get(0, pos);
         yield downHidden;
-        yield compute('output', 1, pos, 1, 'output');
+        yield OUTPUT.get(0, pos);
         yield emit(1);
         pos++;
       }
