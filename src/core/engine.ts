@@ -1,5 +1,6 @@
 /**
- * The discrete-event engine: a simulated clock and a binary heap of events.
+ * The discrete-event engine: a simulated clock and a heap of events (4-ary: half the
+ * levels of a binary heap, so fewer moves per pop).
  *
  * An event is (timeS, prio, seq, handler, tag). Events fire in order of time,
  * then priority (lower first), then insertion order (seq), so two runs of the
@@ -59,16 +60,17 @@ export class Engine {
     }
     if (this.size === this.times.length) this.grow();
     const key = prio * 17592186044416 + this.seq++;
-    // sift up
+    const times = this.times, keys = this.keys, handlers = this.handlers, tags = this.tags;
+    // sift up (4-ary heap: parent of i is (i - 1) >> 2)
     let i = this.size++;
     while (i > 0) {
-      const p = (i - 1) >> 1;
-      const pt = this.times[p];
-      if (pt < atS || (pt === atS && this.keys[p] < key)) break;
-      this.times[i] = pt; this.keys[i] = this.keys[p]; this.handlers[i] = this.handlers[p]; this.tags[i] = this.tags[p];
+      const p = (i - 1) >> 2;
+      const pt = times[p];
+      if (pt < atS || (pt === atS && keys[p] < key)) break;
+      times[i] = pt; keys[i] = keys[p]; handlers[i] = handlers[p]; tags[i] = tags[p];
       i = p;
     }
-    this.times[i] = atS; this.keys[i] = key; this.handlers[i] = handler; this.tags[i] = tag;
+    times[i] = atS; keys[i] = key; handlers[i] = handler; tags[i] = tag;
   }
 
   /** Schedule after a delay in seconds. */
@@ -98,22 +100,26 @@ export class Engine {
 
   private popTop(): void {
     const n = --this.size;
-    const t = this.times[n], k = this.keys[n], h = this.handlers[n], g = this.tags[n];
-    this.handlers[n] = undefined;
+    const times = this.times, keys = this.keys, handlers = this.handlers, tags = this.tags;
+    const t = times[n], k = keys[n], h = handlers[n], g = tags[n];
+    handlers[n] = undefined;
     if (n === 0) return;
+    // sift down: the earliest of up to four children (children of i: 4i+1 .. 4i+4)
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
+      const l = 4 * i + 1;
       if (l >= n) break;
-      const r = l + 1;
-      let c = l;
-      if (r < n && (this.times[r] < this.times[l] || (this.times[r] === this.times[l] && this.keys[r] < this.keys[l]))) c = r;
-      const ct = this.times[c];
-      if (t < ct || (t === ct && k < this.keys[c])) break;
-      this.times[i] = ct; this.keys[i] = this.keys[c]; this.handlers[i] = this.handlers[c]; this.tags[i] = this.tags[c];
+      let c = l, ct = times[l], ck = keys[l];
+      const end = l + 4 < n ? l + 4 : n;
+      for (let j = l + 1; j < end; j++) {
+        const tj = times[j];
+        if (tj < ct || (tj === ct && keys[j] < ck)) { c = j; ct = tj; ck = keys[j]; }
+      }
+      if (t < ct || (t === ct && k < ck)) break;
+      times[i] = ct; keys[i] = ck; handlers[i] = handlers[c]; tags[i] = tags[c];
       i = c;
     }
-    this.times[i] = t; this.keys[i] = k; this.handlers[i] = h; this.tags[i] = g;
+    times[i] = t; keys[i] = k; handlers[i] = h; tags[i] = g;
   }
 
   private grow(): void {
