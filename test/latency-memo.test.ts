@@ -23,7 +23,7 @@ describe('device pass latency memo', () => {
     const lat = deviceLatency(target, drafter);
     const shapes: [DeviceWork, number, number, number][] = [];
     for (const work of ['input', 'adapter', 'output', 'slm', 'drafter'] as const) {
-      for (const [tokens, logits] of [[1, 0], [1, 1], [5, 5], [512, 0], [5000, 1]]) {
+      for (const [tokens, logits] of [[1, 0], [1, 1], [5, 5], [63, 63], [64, 0], [512, 0], [5000, 1]]) {
         for (const ctx of [0, 1, 511, 1023, 1024, 4097, 2_000_000]) shapes.push([work, tokens, ctx, logits]);
       }
     }
@@ -38,9 +38,20 @@ describe('device pass latency memo', () => {
 
   it('computeMs of a repeated pass sums the passes in order', () => {
     const lat = deviceLatency(target, drafter);
-    let want = 0;
-    for (let i = 0; i < 4; i++) want += direct('slm', 1, 300 + i, 1);
-    expect(lat.computeMs({ op: 'compute', work: 'slm', tokens: 1, ctx: 300, logits: 1, repeat: 4, background: false, label: 'draft' })).toBe(want);
+    const op = (repeat: number, ctx: number, work: DeviceWork = 'slm') => ({ op: 'compute', work, tokens: 1, ctx, logits: 1, repeat, background: false, label: 'draft' }) as const;
+    const want = (repeat: number, ctx: number, work: DeviceWork = 'slm'): number => {
+      let total = 0;
+      for (let i = 0; i < repeat; i++) total += direct(work, 1, ctx + i, 1);
+      return total;
+    };
+    // Asked twice (the second from the memo), with other draft lengths and works in between.
+    for (let pass = 0; pass < 2; pass++) {
+      for (const r of [4, 1, 3, 63, 64]) for (const ctx of [300, 301, 2000]) {
+        expect(lat.computeMs(op(r, ctx))).toBe(want(r, ctx));
+        expect(lat.computeMs(op(r, ctx, 'drafter'))).toBe(want(r, ctx, 'drafter'));
+      }
+    }
+    expect(lat.computeMs(op(4, 300))).not.toBe(lat.computeMs(op(3, 300)));
   });
 
   it('PassMemo gives a row with room for the context and none outside its range', () => {
@@ -55,5 +66,6 @@ describe('device pass latency memo', () => {
     expect(memo.row(0, -1, 0, 0)).toBeNull();
     expect(memo.row(0, 1, 0, 1 << 21)).toBeNull();
     expect(memo.row(0, 1.5, 0, 0)).toBeNull();
+    expect(memo.row(0, 64, 0, 0)).toBeNull(); // a prefill-sized pass: computed directly
   });
 });

@@ -226,6 +226,8 @@ export class OpCache<T extends Op> {
   private readonly rows: (T | undefined)[][] = [];
   constructor(private readonly make: (key: number, ctx: number) => T) {}
   get(key: number, ctx: number): T {
+    const known = this.rows[key]?.[ctx]; // the common case: built before
+    if (known !== undefined) return known;
     if (!(key >= 0 && key < OP_CACHE_MAX_KEY && ctx >= 0 && ctx < OP_CACHE_MAX_CTX) || (key | 0) !== key || (ctx | 0) !== ctx) return this.make(key, ctx);
     const rows = this.rows;
     while (rows.length <= key) rows.push([]);
