@@ -174,11 +174,10 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
         return (req) => new HatRequest(hatPrefill(req, env, chunkSpec), device, req.outputTokens, req.promptTokens);
       }
 
+      // With parallel drafting: a generator (fork, now and join per round).
       return function* hatRequest(req) {
         const O = req.outputTokens;
-        const side = yield* splitPrefill(req, env, chunkSpec, true);
-        yield emit(1);
-        yield join(side);
+        yield* hatPrefill(req, env, chunkSpec);
         let pos = req.promptTokens, emitted = 1, carried = 0;
         while (emitted < O) {
           hint.ctx = pos;
@@ -189,27 +188,21 @@ function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
           if (fresh > 0) yield DRAFT.get(fresh, pos + (g - fresh));
           carried = 0;
           yield INPUT_LAST.get(0, pos + g);
+          // Parallel drafting (this generator runs only with it on; HatRequest otherwise).
           let pre = 0;
-          if (spec.parallelDrafting) {
-            const state = { arrived: false };
-            // Draft ahead while the verification is in flight, but start a draft pass only if it is
-            // predicted to end before the verification comes back: a pass in progress would delay
-            // the output pass, which is on the critical path.
-            const startMs = count(yield now());
-            const replyAtMs = startMs + verifyRoundTripMs(g + 1);
-            const stepMs = p.deviceMs('slm', 1, pos + g + 1, 1);
-            const h = count(yield fork(verifyRoundTrip(env, messages, g + 1, pos, state)));
-            while (!state.arrived && pre < maxPreDraft && count(yield now()) + stepMs <= replyAtMs) {
-              yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
-              pre++;
-            }
-            yield join([h]);
-          } else {
-            // verifyRoundTrip inline: no generator per round on the common path.
-            yield verifyUp(messages, g + 1, hb);
-            yield MIDDLE_VERIFY.get(g + 1, pos);
-            yield verifyDown(messages, g + 1, hb);
+          const state = { arrived: false };
+          // Draft ahead while the verification is in flight, but start a draft pass only if it is
+          // predicted to end before the verification comes back: a pass in progress would delay
+          // the output pass, which is on the critical path.
+          const startMs = count(yield now());
+          const replyAtMs = startMs + verifyRoundTripMs(g + 1);
+          const stepMs = p.deviceMs('slm', 1, pos + g + 1, 1);
+          const h = count(yield fork(verifyRoundTrip(env, messages, g + 1, pos, state)));
+          while (!state.arrived && pre < maxPreDraft && count(yield now()) + stepMs <= replyAtMs) {
+            yield compute('slm', 1, pos + g + 1 + pre, 1, 'parallel draft');
+            pre++;
           }
+          yield join([h]);
           yield OUTPUT_VERIFY.get(g + 1, pos);
           const rates = spec.acceptanceRates;
           const k = count(yield (acceptOps[g] ??= accept(g, spec.acceptance, rates)));
