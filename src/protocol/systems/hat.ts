@@ -70,6 +70,9 @@ function* hatPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: ChunkPolicyS
   yield join(side);
 }
 
+/** HatRequest's result before its first op. */
+const EMIT_PLACEHOLDER = emit(0);
+
 // HatRequest's states: the op it yields next (after the prefill).
 const S_PREFILL = 0, S_INPUT = 1, S_UP = 2, S_MIDDLE = 3, S_DOWN = 4, S_OUTPUT = 5, S_ACCEPT = 6, S_EMIT = 7, S_OBSERVE = 8, S_DONE = 9;
 
@@ -78,10 +81,12 @@ const S_PREFILL = 0, S_INPUT = 1, S_UP = 2, S_MIDDLE = 3, S_DOWN = 4, S_OUTPUT =
  * like a generator function's, see OpSequence): the prefill generator's ops, then the decode
  * loop of `hatRequest` below with `parallelDrafting` off, the same ops in the same order, as a
  * state machine. It spares each op of the decode loop a generator resume (about 400 per
- * request), the largest single cost left in the simulator's profile of hat at scale.
+ * request), the largest single cost left in the simulator's profile of hat at scale. Its
+ * result object is reused (read it before the next call, as both drivers do).
  */
 class HatRequest implements Generator<Op, void, Resume> {
   private state = S_PREFILL;
+  private readonly res: { done: false; value: Op } = { done: false, value: EMIT_PLACEHOLDER };
   private pos: number;
   private emitted = 1;
   private g = 0;
@@ -101,20 +106,20 @@ class HatRequest implements Generator<Op, void, Resume> {
         return this.roundHead();
       }
       case S_INPUT: return this.input();
-      case S_UP: this.state = S_MIDDLE; return { done: false, value: verifyUp(this.d.messages, this.g + 1, this.d.hb) };
-      case S_MIDDLE: this.state = S_DOWN; return { done: false, value: MIDDLE_VERIFY.get(this.g + 1, this.pos) };
-      case S_DOWN: this.state = S_OUTPUT; return { done: false, value: verifyDown(this.d.messages, this.g + 1, this.d.hb) };
-      case S_OUTPUT: this.state = S_ACCEPT; return { done: false, value: OUTPUT_VERIFY.get(this.g + 1, this.pos) };
+      case S_UP: this.state = S_MIDDLE; return this.give(verifyUp(this.d.messages, this.g + 1, this.d.hb));
+      case S_MIDDLE: this.state = S_DOWN; return this.give(MIDDLE_VERIFY.get(this.g + 1, this.pos));
+      case S_DOWN: this.state = S_OUTPUT; return this.give(verifyDown(this.d.messages, this.g + 1, this.d.hb));
+      case S_OUTPUT: this.state = S_ACCEPT; return this.give(OUTPUT_VERIFY.get(this.g + 1, this.pos));
       case S_ACCEPT: {
         this.state = S_EMIT;
         const g = this.g, spec = this.d.spec;
-        return { done: false, value: this.d.acceptOps[g] ??= accept(g, spec.acceptance, spec.acceptanceRates) };
+        return this.give(this.d.acceptOps[g] ??= accept(g, spec.acceptance, spec.acceptanceRates));
       }
       case S_EMIT: {
         this.k = count(value);
         this.n = Math.min(this.k + 1, this.remaining);
         this.state = S_OBSERVE;
-        return { done: false, value: emit(this.n) };
+        return this.give(emit(this.n));
       }
       case S_OBSERVE:
         this.d.policy.observe(this.g, this.k);
@@ -131,13 +136,18 @@ class HatRequest implements Generator<Op, void, Resume> {
     this.d.hint.ctx = this.pos;
     this.remaining = this.outputTokens - this.emitted;
     const g = this.g = this.d.policy.next(this.remaining);
-    if (g > 0) { this.state = S_INPUT; return { done: false, value: DRAFT.get(g, this.pos) }; }
+    if (g > 0) { this.state = S_INPUT; return this.give(DRAFT.get(g, this.pos)); }
     return this.input();
+  }
+
+  private give(op: Op): IteratorResult<Op, void> {
+    this.res.value = op;
+    return this.res;
   }
 
   private input(): IteratorResult<Op, void> {
     this.state = S_UP;
-    return { done: false, value: INPUT_LAST.get(0, this.pos + this.g) };
+    return this.give(INPUT_LAST.get(0, this.pos + this.g));
   }
 
   return(): IteratorResult<Op, void> { this.state = S_DONE; this.prefill.return(); return { done: true, value: undefined }; }
