@@ -199,6 +199,40 @@ export class OpSequence implements Generator<Op, void, Resume> {
   throw(e: unknown): IteratorResult<Op, void> { this.i = this.ops.length; throw e; }
   [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
 }
+/**
+ * A request's protocol as a hand-written generator (any driver runs it like a generator
+ * function's, see OpSequence): the ops of a prefill generator, then those of `decode`, a
+ * state machine written by the subclass (protocol/systems/hat.ts, sd.ts, ushape.ts). It
+ * spares each op of a decode loop a generator resume, the largest per-op cost in the
+ * simulator's profile. The result object is reused: read it before the next call (as both
+ * drivers do).
+ */
+export abstract class PrefillThenLoop implements Generator<Op, void, Resume> {
+  private inPrefill = true;
+  private over = false;
+  private readonly res: { done: false; value: Op } = { done: false, value: NOW };
+  constructor(private readonly prefill: Generator<Op, void, Resume>) {}
+
+  /** The loop's next op, given what its previous op resumed with (undefined for the first); null: the request is done. */
+  protected abstract decode(value: Resume): Op | null;
+
+  next(value?: Resume): IteratorResult<Op, void> {
+    if (this.inPrefill) {
+      const r = this.prefill.next(value);
+      if (!r.done) return r;
+      this.inPrefill = false;
+      value = undefined;
+    }
+    const op = this.over ? null : this.decode(value);
+    if (op === null) { this.over = true; return { done: true, value: undefined }; }
+    this.res.value = op;
+    return this.res;
+  }
+  return(): IteratorResult<Op, void> { this.inPrefill = false; this.over = true; this.prefill.return(); return { done: true, value: undefined }; }
+  throw(e: unknown): IteratorResult<Op, void> { this.return(); throw e; }
+  [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
+}
+
 /** A branch of fixed ops (see OpSequence); `ops` is not copied (build it once, reuse it). */
 export function sequence(ops: readonly Op[]): OpSequence {
   return new OpSequence(ops);

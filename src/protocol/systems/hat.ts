@@ -22,10 +22,11 @@
  * extra draft equals the bonus token, the remaining extra drafts are reused by
  * the next round.
  */
-import { makeDraftPolicy, type DraftPolicy } from '../../policy/draft.js';
+import { makeDraftPolicy } from '../../policy/draft.js';
 import type { ChunkPolicySpec, PolicySpec, SystemId } from '../../scenario/types.js';
 import type { ProtocolEnv, RequestInfo, SystemDef } from '../context.js';
 import { accept, cloud, compute, count, down, emit, fork, join, now, OpCache, up, type AcceptOp, type DownOp, type Op, type Resume, type UpOp } from '../ops.js';
+import { DraftRounds, type DraftDevice } from './draft-rounds.js';
 import { splitPrefill } from './split-prefill.js';
 
 // A verification round's ops by (draft length or tokens, context), shared by every device and
@@ -54,9 +55,7 @@ function* verifyRoundTrip(env: ProtocolEnv, m: VerifyMessages, positions: number
 }
 
 /** What a device's requests share: the draft policy, the context hint its cost model reads, cached ops. */
-interface HatDevice {
-  readonly policy: DraftPolicy;
-  readonly hint: { ctx: number };
+interface HatDevice extends DraftDevice {
   readonly spec: PolicySpec['hat'];
   readonly hb: number;
   readonly messages: VerifyMessages;
@@ -70,89 +69,34 @@ function* hatPrefill(req: RequestInfo, env: ProtocolEnv, chunkSpec: ChunkPolicyS
   yield join(side);
 }
 
-/** HatRequest's result before its first op. */
-const EMIT_PLACEHOLDER = emit(0);
-
-// HatRequest's states: the op it yields next (after the prefill).
-const S_PREFILL = 0, S_INPUT = 1, S_UP = 2, S_MIDDLE = 3, S_DOWN = 4, S_OUTPUT = 5, S_ACCEPT = 6, S_EMIT = 7, S_OBSERVE = 8, S_DONE = 9;
+// HatRequest's states (after its draft): the op it yields next.
+const S_INPUT = 1, S_UP = 2, S_MIDDLE = 3, S_DOWN = 4, S_OUTPUT = 5, S_ACCEPT = 6, S_EMIT = 7, S_END = 8;
 
 /**
- * One hat request without parallel drafting, as a hand-written generator (any driver runs it
- * like a generator function's, see OpSequence): the prefill generator's ops, then the decode
- * loop of `hatRequest` below with `parallelDrafting` off, the same ops in the same order, as a
- * state machine. It spares each op of the decode loop a generator resume (about 400 per
- * request), the largest single cost left in the simulator's profile of hat at scale. Its
- * result object is reused (read it before the next call, as both drivers do).
+ * One hat request without parallel drafting (DraftRounds): the prefill generator's ops, then
+ * the decode loop of `hatRequest` below with `parallelDrafting` off, the same ops in the same
+ * order, as a state machine (about 400 ops per request, no generator resume each).
  */
-class HatRequest implements Generator<Op, void, Resume> {
-  private state = S_PREFILL;
-  private readonly res: { done: false; value: Op } = { done: false, value: EMIT_PLACEHOLDER };
-  private pos: number;
-  private emitted = 1;
-  private g = 0;
-  private k = 0;
-  private n = 0;
-  private remaining = 0;
-
-  constructor(private readonly prefill: Generator<Op, void, Resume>, private readonly d: HatDevice, private readonly outputTokens: number, promptTokens: number) {
-    this.pos = promptTokens;
-  }
-
-  next(value?: Resume): IteratorResult<Op, void> {
+class HatRequest extends DraftRounds<HatDevice> {
+  protected decode(value: Resume): Op | null {
+    const d = this.d;
     switch (this.state) {
-      case S_PREFILL: {
-        const r = this.prefill.next(value);
-        if (!r.done) return r;
-        return this.roundHead();
-      }
-      case S_INPUT: return this.input();
-      case S_UP: this.state = S_MIDDLE; return this.give(verifyUp(this.d.messages, this.g + 1, this.d.hb));
-      case S_MIDDLE: this.state = S_DOWN; return this.give(MIDDLE_VERIFY.get(this.g + 1, this.pos));
-      case S_DOWN: this.state = S_OUTPUT; return this.give(verifyDown(this.d.messages, this.g + 1, this.d.hb));
-      case S_OUTPUT: this.state = S_ACCEPT; return this.give(OUTPUT_VERIFY.get(this.g + 1, this.pos));
-      case S_ACCEPT: {
-        this.state = S_EMIT;
-        const g = this.g, spec = this.d.spec;
-        return this.give(this.d.acceptOps[g] ??= accept(g, spec.acceptance, spec.acceptanceRates));
-      }
-      case S_EMIT: {
-        this.k = count(value);
-        this.n = Math.min(this.k + 1, this.remaining);
-        this.state = S_OBSERVE;
-        return this.give(emit(this.n));
-      }
-      case S_OBSERVE:
-        this.d.policy.observe(this.g, this.k);
-        this.emitted += this.n;
-        this.pos += this.k + 1;
-        return this.roundHead();
-      default: return { done: true, value: undefined };
+      case S_INPUT: return this.afterDraft();
+      case S_UP: this.state = S_MIDDLE; return verifyUp(d.messages, this.g + 1, d.hb);
+      case S_MIDDLE: this.state = S_DOWN; return MIDDLE_VERIFY.get(this.g + 1, this.pos);
+      case S_DOWN: this.state = S_OUTPUT; return verifyDown(d.messages, this.g + 1, d.hb);
+      case S_OUTPUT: this.state = S_ACCEPT; return OUTPUT_VERIFY.get(this.g + 1, this.pos);
+      case S_ACCEPT: this.state = S_EMIT; return d.acceptOps[this.g] ??= accept(this.g, d.spec.acceptance, d.spec.acceptanceRates);
+      case S_EMIT: this.k = count(value); this.state = S_END; return emit(this.roundTokens);
+      case S_END: return this.endRound();
+      default: return this.roundHead();
     }
   }
 
-  /** The loop's head: done, or the round's draft (none when g = 0) or input pass. */
-  private roundHead(): IteratorResult<Op, void> {
-    if (this.emitted >= this.outputTokens) { this.state = S_DONE; return { done: true, value: undefined }; }
-    this.d.hint.ctx = this.pos;
-    this.remaining = this.outputTokens - this.emitted;
-    const g = this.g = this.d.policy.next(this.remaining);
-    if (g > 0) { this.state = S_INPUT; return this.give(DRAFT.get(g, this.pos)); }
-    return this.input();
-  }
+  protected draft(g: number): Op { this.state = S_INPUT; return DRAFT.get(g, this.pos); }
 
-  private give(op: Op): IteratorResult<Op, void> {
-    this.res.value = op;
-    return this.res;
-  }
-
-  private input(): IteratorResult<Op, void> {
-    this.state = S_UP;
-    return this.give(INPUT_LAST.get(0, this.pos + this.g));
-  }
-
-  return(): IteratorResult<Op, void> { this.state = S_DONE; this.prefill.return(); return { done: true, value: undefined }; }
-  throw(e: unknown): IteratorResult<Op, void> { this.state = S_DONE; throw e; }
-  [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
+  /** The input pass over the last draft. */
+  protected afterDraft(): Op { this.state = S_UP; return INPUT_LAST.get(0, this.pos + this.g); }
 }
 
 function makeHat(id: Extract<SystemId, 'hat' | 'hat-nochunk'>): SystemDef {
