@@ -36,6 +36,25 @@ describe('engine', () => {
     expect(e.pending).toBe(50000 - expected.length);
   });
 
+  it('fires ties by priority, then insertion order, with events scheduled while it runs (vs a sorted reference)', () => {
+    const rng = new Rng(2, 'engine-ties');
+    const e = new Engine(4);
+    const all: { t: number; prio: number; seq: number }[] = [];
+    const fired: number[] = [];
+    const add = (t: number): void => {
+      const ev = { t, prio: Math.floor(rng.uniform() * 4), seq: all.length };
+      all.push(ev);
+      e.schedule(t, h, ev.seq, ev.prio);
+    };
+    // Integer times (many ties at every time and priority); each event schedules 0-2 more, later than now,
+    // so the fired order must be the sort of all events by (time, priority, insertion).
+    const h: Handler = { fire: (eng, tag) => { fired.push(tag); if (all.length < 20000) for (let k = Math.floor(rng.uniform() * 3); k > 0; k--) add(eng.nowS + 1 + Math.floor(rng.uniform() * 5)); } };
+    for (let i = 0; i < 300; i++) add(Math.floor(rng.uniform() * 10));
+    e.run();
+    expect(all.length).toBeGreaterThan(5000);
+    expect(fired).toEqual([...all].sort((a, b) => a.t - b.t || a.prio - b.prio || a.seq - b.seq).map((x) => x.seq));
+  });
+
   it('tags let a handler drop stale events (generation counter)', () => {
     const e = new Engine();
     let gen = 0;

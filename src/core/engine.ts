@@ -1,5 +1,6 @@
 /**
- * The discrete-event engine: a simulated clock and a binary heap of events.
+ * The discrete-event engine: a simulated clock and a heap of events (4-ary: half the
+ * levels of a binary heap, so fewer moves per pop).
  *
  * An event is (timeS, prio, seq, handler, tag). Events fire in order of time,
  * then priority (lower first), then insertion order (seq), so two runs of the
@@ -34,20 +35,32 @@ export class Engine {
   eventCount = 0;
   /** The `untilS` of the current `run` (events after it never fire): Infinity outside a run. */
   untilS = Infinity;
-  // Heap stored as parallel arrays: fewer allocations than one object per event.
+  // Heap stored as parallel arrays: fewer allocations than one object per event. The heap
+  // moves (time, key, slot) only; an event's handler and tag sit in its slot, written once
+  // when it is scheduled (a handler is usually a young object: storing it into the heap at
+  // every level would hit the garbage collector's write barrier each time).
   private times: Float64Array;
   private keys: Float64Array; // prio * 2^44 + seq: one comparison for the tie-break
+  private slots: Int32Array;
   private handlers: (Handler | undefined)[];
   private tags: Int32Array;
+  /** Free slots, a stack: `free[0..nFree)`. */
+  private free: Int32Array;
+  private nFree: number;
   private size = 0;
   private seq = 0;
   private stopped = false;
 
   constructor(initialCapacity = 1024) {
-    this.times = new Float64Array(initialCapacity);
-    this.keys = new Float64Array(initialCapacity);
-    this.handlers = new Array(initialCapacity);
-    this.tags = new Int32Array(initialCapacity);
+    const cap = Math.max(1, initialCapacity);
+    this.times = new Float64Array(cap);
+    this.keys = new Float64Array(cap);
+    this.slots = new Int32Array(cap);
+    this.handlers = new Array<Handler | undefined>(cap).fill(undefined);
+    this.tags = new Int32Array(cap);
+    this.free = new Int32Array(cap);
+    for (let k = 0; k < cap; k++) this.free[k] = cap - 1 - k;
+    this.nFree = cap;
   }
 
   get pending(): number { return this.size; }
@@ -62,16 +75,19 @@ export class Engine {
     }
     if (this.size === this.times.length) this.grow();
     const key = prio * 17592186044416 + this.seq++;
-    // sift up
+    const slot = this.free[--this.nFree];
+    this.handlers[slot] = handler; this.tags[slot] = tag;
+    const times = this.times, keys = this.keys, slots = this.slots;
+    // sift up (4-ary heap: parent of i is (i - 1) >> 2)
     let i = this.size++;
     while (i > 0) {
-      const p = (i - 1) >> 1;
-      const pt = this.times[p];
-      if (pt < atS || (pt === atS && this.keys[p] < key)) break;
-      this.times[i] = pt; this.keys[i] = this.keys[p]; this.handlers[i] = this.handlers[p]; this.tags[i] = this.tags[p];
+      const p = (i - 1) >> 2;
+      const pt = times[p];
+      if (pt < atS || (pt === atS && keys[p] < key)) break;
+      times[i] = pt; keys[i] = keys[p]; slots[i] = slots[p];
       i = p;
     }
-    this.times[i] = atS; this.keys[i] = key; this.handlers[i] = handler; this.tags[i] = tag;
+    times[i] = atS; keys[i] = key; slots[i] = slot;
   }
 
   /** Schedule after a delay in seconds. */
@@ -89,8 +105,11 @@ export class Engine {
     while (this.size > 0 && !this.stopped) {
       const t = this.times[0];
       if (t > untilS) break;
-      const h = this.handlers[0]!;
-      const tag = this.tags[0];
+      const slot = this.slots[0];
+      const h = this.handlers[slot]!;
+      const tag = this.tags[slot];
+      this.handlers[slot] = undefined;
+      this.free[this.nFree++] = slot;
       this.popTop();
       this.nowS = t;
       this.eventCount++;
@@ -99,31 +118,40 @@ export class Engine {
     this.untilS = Infinity;
   }
 
+  /** Remove the heap's root (its slot already freed by the caller). */
   private popTop(): void {
     const n = --this.size;
-    const t = this.times[n], k = this.keys[n], h = this.handlers[n], g = this.tags[n];
-    this.handlers[n] = undefined;
+    const times = this.times, keys = this.keys, slots = this.slots;
+    const t = times[n], k = keys[n], s = slots[n];
     if (n === 0) return;
+    // sift down: the earliest of up to four children (children of i: 4i+1 .. 4i+4)
     let i = 0;
     for (;;) {
-      const l = 2 * i + 1;
+      const l = 4 * i + 1;
       if (l >= n) break;
-      const r = l + 1;
-      let c = l;
-      if (r < n && (this.times[r] < this.times[l] || (this.times[r] === this.times[l] && this.keys[r] < this.keys[l]))) c = r;
-      const ct = this.times[c];
-      if (t < ct || (t === ct && k < this.keys[c])) break;
-      this.times[i] = ct; this.keys[i] = this.keys[c]; this.handlers[i] = this.handlers[c]; this.tags[i] = this.tags[c];
+      let c = l, ct = times[l], ck = keys[l];
+      const end = l + 4 < n ? l + 4 : n;
+      for (let j = l + 1; j < end; j++) {
+        const tj = times[j];
+        if (tj < ct || (tj === ct && keys[j] < ck)) { c = j; ct = tj; ck = keys[j]; }
+      }
+      if (t < ct || (t === ct && k < ck)) break;
+      times[i] = ct; keys[i] = ck; slots[i] = slots[c];
       i = c;
     }
-    this.times[i] = t; this.keys[i] = k; this.handlers[i] = h; this.tags[i] = g;
+    times[i] = t; keys[i] = k; slots[i] = s;
   }
 
   private grow(): void {
-    const cap = this.times.length * 2;
+    const old = this.times.length, cap = old * 2;
     const t = new Float64Array(cap); t.set(this.times); this.times = t;
     const k = new Float64Array(cap); k.set(this.keys); this.keys = k;
+    const sl = new Int32Array(cap); sl.set(this.slots); this.slots = sl;
     const g = new Int32Array(cap); g.set(this.tags); this.tags = g;
-    this.handlers.length = cap;
+    for (let x = old; x < cap; x++) this.handlers.push(undefined);
+    // Every slot is in use when the heap is full: the new ones are the free ones.
+    const f = new Int32Array(cap);
+    for (let x = cap - 1; x >= old; x--) f[this.nFree++] = x;
+    this.free = f;
   }
 }

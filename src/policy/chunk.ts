@@ -58,12 +58,15 @@ function pipelineMs(chunks: readonly number[] | null, K: number, size: number, p
   if (scratch.length < 3 * K) scratch = new Float64Array(6 * K);
   const arrivals = scratch, sideOff = K, outOff = 2 * K;
   let inputEnd = 0, upTxEnd = 0, cloudEnd = 0, downTxEnd = 0, ctx = 0;
+  // Transfer times depend on the chunk's size only: asked once per size (chunks of one size in a row).
+  let txN = -1, upTx = 0, downTx = 0;
   for (let k = 0; k < K; k++) {
     const n = chunks !== null ? chunks[k] : Math.min(size, promptTokens - ctx);
+    if (n !== txN) { txN = n; upTx = st.upTxMs(n); downTx = st.downTxMs(n); }
     inputEnd += st.deviceInputMs(n, ctx);
-    upTxEnd = Math.max(upTxEnd, inputEnd) + st.upTxMs(n);
+    upTxEnd = Math.max(upTxEnd, inputEnd) + upTx;
     cloudEnd = Math.max(cloudEnd, upTxEnd + st.upLatencyMs) + st.cloudMs(n, ctx);
-    downTxEnd = Math.max(downTxEnd, cloudEnd) + st.downTxMs(n);
+    downTxEnd = Math.max(downTxEnd, cloudEnd) + downTx;
     arrivals[k] = downTxEnd + st.downLatencyMs;
     scratch[sideOff + k] = st.deviceSideMs(n, ctx);
     scratch[outOff + k] = st.deviceOutputMs(n, ctx, k === K - 1);

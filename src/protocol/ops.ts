@@ -169,9 +169,10 @@ export function cloud(work: CloudWork, tokens: number, ctx: number, logits: numb
   return { op: 'cloud', work, tokens, ctx, logits, label };
 }
 export function emit(tokens: number): EmitOp {
-  return tokens === 1 ? EMIT_ONE : { op: 'emit', tokens };
+  return tokens >= 0 && tokens < EMITS.length && (tokens | 0) === tokens ? EMITS[tokens] : { op: 'emit', tokens };
 }
-const EMIT_ONE: EmitOp = { op: 'emit', tokens: 1 };
+/** emit ops of up to 64 tokens, shared (a verification round emits a few tokens). */
+const EMITS: readonly EmitOp[] = Array.from({ length: 65 }, (_, tokens) => ({ op: 'emit', tokens }));
 export function join(handles: number[]): JoinOp {
   return { op: 'join', handles };
 }
@@ -198,6 +199,40 @@ export class OpSequence implements Generator<Op, void, Resume> {
   throw(e: unknown): IteratorResult<Op, void> { this.i = this.ops.length; throw e; }
   [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
 }
+/**
+ * A request's protocol as a hand-written generator (any driver runs it like a generator
+ * function's, see OpSequence): the ops of a prefill generator, then those of `decode`, a
+ * state machine written by the subclass (protocol/systems/hat.ts, sd.ts, ushape.ts). It
+ * spares each op of a decode loop a generator resume, the largest per-op cost in the
+ * simulator's profile. The result object is reused: read it before the next call (as both
+ * drivers do).
+ */
+export abstract class PrefillThenLoop implements Generator<Op, void, Resume> {
+  private inPrefill = true;
+  private over = false;
+  private readonly res: { done: false; value: Op } = { done: false, value: NOW };
+  constructor(private readonly prefill: Generator<Op, void, Resume>) {}
+
+  /** The loop's next op, given what its previous op resumed with (undefined for the first); null: the request is done. */
+  protected abstract decode(value: Resume): Op | null;
+
+  next(value?: Resume): IteratorResult<Op, void> {
+    if (this.inPrefill) {
+      const r = this.prefill.next(value);
+      if (!r.done) return r;
+      this.inPrefill = false;
+      value = undefined;
+    }
+    const op = this.over ? null : this.decode(value);
+    if (op === null) { this.over = true; return { done: true, value: undefined }; }
+    this.res.value = op;
+    return this.res;
+  }
+  return(): IteratorResult<Op, void> { this.inPrefill = false; this.over = true; this.prefill.return(); return { done: true, value: undefined }; }
+  throw(e: unknown): IteratorResult<Op, void> { this.return(); throw e; }
+  [Symbol.iterator](): Generator<Op, void, Resume> { return this; }
+}
+
 /** A branch of fixed ops (see OpSequence); `ops` is not copied (build it once, reuse it). */
 export function sequence(ops: readonly Op[]): OpSequence {
   return new OpSequence(ops);
@@ -211,6 +246,31 @@ class SequenceFork extends OpSequence implements ForkOp {
 export function forkSequence(ops: readonly Op[]): ForkOp {
   return new SequenceFork(ops);
 }
+/** Context lengths and keys an OpCache keeps (beyond them it builds the op each time). */
+const OP_CACHE_MAX_CTX = 1 << 16, OP_CACHE_MAX_KEY = 1 << 10;
+
+/**
+ * Ops by (a small key, a context length), built once and then shared: ops are immutable,
+ * and a protocol's hot loop yields the same few ops at every context length (one per
+ * draft length and position), so a cached op saves an object per op on the simulator's
+ * hot path. `make` must depend on its two arguments only (labels and sizes fixed when
+ * the cache is made).
+ */
+export class OpCache<T extends Op> {
+  private readonly rows: (T | undefined)[][] = [];
+  constructor(private readonly make: (key: number, ctx: number) => T) {}
+  get(key: number, ctx: number): T {
+    const known = this.rows[key]?.[ctx]; // the common case: built before
+    if (known !== undefined) return known;
+    if (!(key >= 0 && key < OP_CACHE_MAX_KEY && ctx >= 0 && ctx < OP_CACHE_MAX_CTX) || (key | 0) !== key || (ctx | 0) !== ctx) return this.make(key, ctx);
+    const rows = this.rows;
+    while (rows.length <= key) rows.push([]);
+    const row = rows[key];
+    while (row.length <= ctx) row.push(undefined);
+    return row[ctx] ??= this.make(key, ctx);
+  }
+}
+
 /** Resumes with the number of draft tokens accepted: read it with `count`. */
 export function accept(drafted: number, rate: number, rates: readonly number[] | null = null): AcceptOp {
   return { op: 'accept', drafted, rate, rates };

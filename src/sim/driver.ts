@@ -163,6 +163,14 @@ export class Proc implements Handler, ComputeWaiter, CloudWaiter {
   /** A branch of the family finished: wake joiners whose branches are now all done. */
   private static branchFinished(family: Family, engine: Engine): void {
     if (family.joiners.length === 0) return;
+    if (family.joiners.length === 1) {
+      // The common case (the root joining its chunks or a verification): no arrays.
+      const p = family.joiners[0], at = p.joinAtS();
+      if (at === Infinity) return;
+      family.joiners.pop();
+      p.joined(engine, at);
+      return;
+    }
     const ready = family.joiners.filter((p) => p.joinAtS() !== Infinity);
     if (ready.length === 0) return;
     for (const p of ready) family.joiners.splice(family.joiners.indexOf(p), 1);

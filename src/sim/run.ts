@@ -613,7 +613,7 @@ export function simulateSystem(tb: Testbed, system: SystemId, opts: RunOptions =
       acceptRng: streams.get(`accept/${d.index}`),
       seed: s.seed,
       headerBytes: s.network.headerBytes,
-      computeMs: (op) => devLat.computeMs(op),
+      computeMs: devLat.computeMs, // no `this` inside: called directly, no wrapper per op
     };
     const view = topologyView(tb, d, srv?.index ?? -1);
     const linkSpec = path >= 0 ? compiled.devices[path].link : null;

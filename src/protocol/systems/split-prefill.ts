@@ -26,16 +26,22 @@ export function pipelineStages(env: ProtocolEnv, load: CloudLoad | null, withAda
   };
 }
 
+/** Chunk k's labels ("input c3", ...), built once per k (a request's prefill has a few chunks). */
+const chunkLabels: { input: string; adapter: string; hidden: string; middle: string; output: string }[] = [];
+function labelsOf(k: number): (typeof chunkLabels)[number] {
+  return chunkLabels[k] ??= { input: `input c${k}`, adapter: `adapter c${k}`, hidden: `hidden c${k}`, middle: `middle c${k}`, output: `output c${k}` };
+}
+
 function* chunkBranch(env: ProtocolEnv, k: number, n: number, ctx: number, last: boolean, withAdapter: boolean, sideHandles: number[]): Generator<Op, void, Resume> {
-  const hb = env.hiddenBytesPerToken;
-  yield compute('input', n, ctx, 0, `input c${k}`);
+  const hb = env.hiddenBytesPerToken, l = labelsOf(k);
+  yield compute('input', n, ctx, 0, l.input);
   // The drafting adapter builds its KV cache for this chunk in the background:
   // it gates neither the upload nor the output passes, only the first draft.
-  if (withAdapter) sideHandles.push(count(yield fork(only(compute('adapter', n, ctx, 0, `adapter c${k}`, 1, true)))));
-  yield up(n * hb, 0, `hidden c${k}`);
-  yield cloud('middle', n, ctx, 0, `middle c${k}`);
-  yield down(n * hb, 0, `hidden c${k}`);
-  yield compute('output', n, ctx, last ? 1 : 0, `output c${k}`);
+  if (withAdapter) sideHandles.push(count(yield fork(only(compute('adapter', n, ctx, 0, l.adapter, 1, true)))));
+  yield up(n * hb, 0, l.hidden);
+  yield cloud('middle', n, ctx, 0, l.middle);
+  yield down(n * hb, 0, l.hidden);
+  yield compute('output', n, ctx, last ? 1 : 0, l.output);
 }
 
 /**
