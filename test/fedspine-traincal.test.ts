@@ -82,10 +82,10 @@ describe('training-step calibration', () => {
 describe('the round simulator with a calibration and a replayed plan', () => {
   it('compute = K steps from the calibration + the round overhead; the replayed ranks are the ones run', () => {
     const dir = join(tmp, 'sim');
-    calFile(dir, { hardwareId: 'ci-cpu-2core' });
-    // the shipped file lives under calibration/ci-cpu-2core; point this run at ours
+    // the shipped file lives under calibration/ci-cpu-2core; point this run at ours (same batch as the scenario, or it does not apply)
+    const batch = loadFedSpineScenario(SCEN).config.training.batch;
     mkdirSync(join(dir, 'ci-cpu-2core', 'brown-small'), { recursive: true });
-    writeFileSync(join(dir, 'ci-cpu-2core', 'brown-small', 'train.json'), JSON.stringify({ ...calFile(join(tmp, 'x')), hardwareId: 'ci-cpu-2core' }));
+    writeFileSync(join(dir, 'ci-cpu-2core', 'brown-small', 'train.json'), JSON.stringify({ ...calFile(join(tmp, 'x')), hardwareId: 'ci-cpu-2core', batch }));
     const { config } = loadFedSpineScenario(SCEN, [`calibrationDir=${dir}`, 'rounds.max=3']);
     const costs = buildCostModels(config);
     const plan = (round: number, d: number) => ({ ratio: 0, rank: 2 + ((round * 3 + d) % 15) });
