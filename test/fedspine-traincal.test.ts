@@ -15,6 +15,7 @@ import { loadFedSpineScenario } from '../src/fedspine/scenario.js';
 import { fitStepFactors, loadTrainCalibration, TRAIN_CAL_FORMAT, type TrainCalibration } from '../src/fedspine/traincal.js';
 import { getModel } from '../src/model/catalog.js';
 import { compareMetrics, roundMetrics } from '../src/live/fed-validate.js';
+import { calibrationRankIndex } from '../src/live/fed-calibrate.js';
 
 const tmp = mkdtempSync(join(os.tmpdir(), 'hatsim-traincal-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -76,6 +77,20 @@ describe('training-step calibration', () => {
     writeFileSync(join(dir, 'test-hw', 'brown-small', 'train.json'), '{');
     expect(() => loadTrainCalibration(dir, 'test-hw', 'brown-small')).toThrow(/not valid JSON/);
     expect(loadTrainCalibration(dir, 'other-hw', 'brown-small')).toBeNull();
+  });
+});
+
+describe('lock-step calibration rounds', () => {
+  it('the workers of one round run different ranks, and every worker runs every rank over n rounds', () => {
+    for (const [n, workers] of [[3, 4], [3, 3], [2, 4], [1, 4]]) {
+      for (let i = 0; i < n; i++) {
+        const inRound = Array.from({ length: workers }, (_, w) => calibrationRankIndex(i, w, n));
+        // as many distinct ranks as the round can hold (n ranks over `workers` workers)
+        expect(new Set(inRound).size).toBe(Math.min(n, workers));
+        for (const j of inRound) { expect(j).toBeGreaterThanOrEqual(0); expect(j).toBeLessThan(n); }
+      }
+      for (let w = 0; w < workers; w++) expect(new Set(Array.from({ length: n }, (_, i) => calibrationRankIndex(i, w, n))).size).toBe(n);
+    }
   });
 });
 
