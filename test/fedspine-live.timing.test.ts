@@ -1,11 +1,11 @@
 /**
  * A live federated run (hatsim validate on scenarios/fedspine-live-small.yaml): a server and
- * 4 device processes fine-tuning brown-small with LoRA over shaped links, validated against
- * the simulator replaying the same configurations, with this machine's training steps
- * calibrated before and after the run (--calibrate) and scaled to the machine's speed during
- * the run (--speed-from-live: at load 12-17 on the two shared cores the held-out step times
- * were 40-135 % off within minutes; README "FedSpine"). Then the same live run against a
- * simulator whose links are half as fast must fail. One retry.
+ * 4 device processes fine-tuning brown-small with LoRA over shaped links (6 rounds of 8 local
+ * steps), validated against the simulator replaying the same configurations with the shipped
+ * training calibration (held out, no flags: the links dominate the round, so the machine's
+ * load moves the round time by less than the gate). The real validation loss must fall by a
+ * margin well above what a run that does not learn shows (README "FedSpine"). Then the same
+ * live run against a simulator whose links are half as fast must fail. One retry.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,7 +24,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 interface Row { metric: string; live: string; sim: string; error_pct: string; within: string; gated: string; variant: string }
 
 function validate(out: string, extra: string[]): { status: number | null; rows: Row[]; stdout: string } {
-  const r = spawnSync(process.execPath, [CLI, 'validate', SCEN, '--out', out, ...extra], { encoding: 'utf8', timeout: 170_000 });
+  const r = spawnSync(process.execPath, [CLI, 'validate', SCEN, '--out', out, ...extra], { encoding: 'utf8', timeout: 300_000 });
   let rows: Row[] = [];
   try { rows = parse(readFileSync(join(out, 'validation.csv'), 'utf8'), { columns: true }) as Row[]; } catch { /* no file: rows stay empty */ }
   return { status: r.status, rows, stdout: `${r.stdout}\n${r.stderr}` };
@@ -33,29 +33,37 @@ function validate(out: string, extra: string[]): { status: number | null; rows: 
 describe('live FedSpine run vs the simulator', () => {
   it('4 device processes complete their rounds, the loss falls, round times within 10 %; a wrong link fails', () => {
     let out = join(tmp, 'a');
-    let v = validate(out, ['--calibrate', '--speed-from-live']);
-    if (v.status !== 0) { out = join(tmp, 'b'); v = validate(out, ['--calibrate', '--speed-from-live']); }
+    let v = validate(out, []);
+    if (v.status !== 0) { out = join(tmp, 'b'); v = validate(out, []); }
     expect(v.status, v.stdout).toBe(0);
     const live = parse(readFileSync(join(out, 'live', 'rounds.csv'), 'utf8'), { columns: true }) as Record<string, string>[];
     const info = JSON.parse(readFileSync(join(out, 'live', 'run.json'), 'utf8')) as { learning: { lossInit: number }; devices: unknown[]; errors: string[] };
     expect(info.devices.length).toBe(4);
     expect(info.errors).toEqual([]);
     const rounds = Math.max(...live.map((r) => Number(r.round)));
-    expect(rounds).toBe(4);
+    expect(rounds).toBe(6);
     expect(live.filter((r) => r.status === 'ok').length).toBe(4 * rounds);
-    // real loss: the last round's data-weighted validation loss is below the initial one
+    // Real loss: the data-weighted validation loss of the global model (32 windows x 32 tokens of
+    // each device's held-out category documents) falls by more than LOSS_MARGIN. Measured: 5.2318
+    // -> 5.2273 over the 6 rounds, monotone, the same in three runs (README). A run that does not
+    // learn stays at its initial loss exactly (lr 0: B stays 0, the global model is the base);
+    // the paired standard error of the change over these windows is 0.0015 (a 0.0059 change,
+    // measured offline with the same trainer and data), so the margin is 2 standard errors and
+    // the measured fall 3.
+    const LOSS_MARGIN = 0.003;
     const sizes = [1000, 1500, 800, 1200];
-    const last = live.filter((r) => Number(r.round) === rounds).reduce((s, r, i) => s + Number(r.loss) * sizes[i], 0) / sizes.reduce((a, b) => a + b, 0);
-    expect(last).toBeLessThan(info.learning.lossInit);
-    const row = (rows: Row[], m: string) => rows.find((r) => r.metric === m && r.variant === 'live-speed')!;
+    const weighted = (t: number) => live.filter((r) => Number(r.round) === t).reduce((s, r, i) => s + Number(r.loss) * sizes[i], 0) / sizes.reduce((a, b) => a + b, 0);
+    expect(weighted(rounds), `final ${weighted(rounds)} vs initial ${info.learning.lossInit}`).toBeLessThan(info.learning.lossInit - LOSS_MARGIN);
+    expect(weighted(rounds)).toBeLessThan(weighted(1));
+    const row = (rows: Row[], m: string) => rows.find((r) => r.metric === m && r.variant === 'calibrated')!;
     for (const m of ['round_s', 'download_s', 'upload_s']) expect(Math.abs(Number(row(v.rows, m).error_pct)), m).toBeLessThanOrEqual(10);
     // The same live run against links at half their rates: download and upload double.
     const groups = (loadFedSpineScenario(SCEN).parsed.devices);
     const half = groups.flatMap((g, i) => ['--sim-set', `devices[${i}].link.uplinkMbps=${g.link.uplinkMbps / 2}`, '--sim-set', `devices[${i}].link.downlinkMbps=${g.link.downlinkMbps / 2}`]);
-    const w = validate(join(tmp, 'wrong'), ['--live-dir', join(out, 'live'), '--sim-set', `calibrationDir=${join(out, 'calibration')}`, '--speed-from-live', ...half]);
+    const w = validate(join(tmp, 'wrong'), ['--live-dir', join(out, 'live'), ...half]);
     expect(w.status, w.stdout).toBe(1);
     expect(Number(row(w.rows, 'round_s').error_pct)).toBeGreaterThan(10);
-  }, 360_000);
+  }, 660_000);
 });
 
 describe('live FedSpine server under hostile frames', () => {

@@ -15,6 +15,7 @@ import { loadFedSpineScenario } from '../src/fedspine/scenario.js';
 import { fitStepFactors, loadTrainCalibration, TRAIN_CAL_FORMAT, type TrainCalibration } from '../src/fedspine/traincal.js';
 import { getModel } from '../src/model/catalog.js';
 import { compareMetrics, roundMetrics } from '../src/live/fed-validate.js';
+import { calibrationRankIndex } from '../src/live/fed-calibrate.js';
 
 const tmp = mkdtempSync(join(os.tmpdir(), 'hatsim-traincal-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -79,13 +80,27 @@ describe('training-step calibration', () => {
   });
 });
 
+describe('lock-step calibration rounds', () => {
+  it('the workers of one round run different ranks, and every worker runs every rank over n rounds', () => {
+    for (const [n, workers] of [[3, 4], [3, 3], [2, 4], [1, 4]]) {
+      for (let i = 0; i < n; i++) {
+        const inRound = Array.from({ length: workers }, (_, w) => calibrationRankIndex(i, w, n));
+        // as many distinct ranks as the round can hold (n ranks over `workers` workers)
+        expect(new Set(inRound).size).toBe(Math.min(n, workers));
+        for (const j of inRound) { expect(j).toBeGreaterThanOrEqual(0); expect(j).toBeLessThan(n); }
+      }
+      for (let w = 0; w < workers; w++) expect(new Set(Array.from({ length: n }, (_, i) => calibrationRankIndex(i, w, n))).size).toBe(n);
+    }
+  });
+});
+
 describe('the round simulator with a calibration and a replayed plan', () => {
   it('compute = K steps from the calibration + the round overhead; the replayed ranks are the ones run', () => {
     const dir = join(tmp, 'sim');
-    calFile(dir, { hardwareId: 'ci-cpu-2core' });
-    // the shipped file lives under calibration/ci-cpu-2core; point this run at ours
+    // the shipped file lives under calibration/ci-cpu-2core; point this run at ours (same batch as the scenario, or it does not apply)
+    const batch = loadFedSpineScenario(SCEN).config.training.batch;
     mkdirSync(join(dir, 'ci-cpu-2core', 'brown-small'), { recursive: true });
-    writeFileSync(join(dir, 'ci-cpu-2core', 'brown-small', 'train.json'), JSON.stringify({ ...calFile(join(tmp, 'x')), hardwareId: 'ci-cpu-2core' }));
+    writeFileSync(join(dir, 'ci-cpu-2core', 'brown-small', 'train.json'), JSON.stringify({ ...calFile(join(tmp, 'x')), hardwareId: 'ci-cpu-2core', batch }));
     const { config } = loadFedSpineScenario(SCEN, [`calibrationDir=${dir}`, 'rounds.max=3']);
     const costs = buildCostModels(config);
     const plan = (round: number, d: number) => ({ ratio: 0, rank: 2 + ((round * 3 + d) % 15) });
