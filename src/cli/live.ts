@@ -73,7 +73,7 @@ const cloudCmd: CommandModule<object, CloudArgs> = {
       const stop = (sig: string): void => {
         process.stderr.write(`cloud: ${sig}: shutting down\n`);
         void server.close().then(() => {
-          if (args.out) writeFileSync(join(args.out, 'cloud.json'), JSON.stringify({ busyMsBySystem: Object.fromEntries(server.busyMsBySystem), rejections: server.rejections }, null, 2));
+          if (args.out) writeFileSync(join(args.out, 'cloud.json'), JSON.stringify({ busyMsBySystem: Object.fromEntries(server.busyMsBySystem), rejections: server.rejections, sharedShaping: server.sharedMode }, null, 2));
           done();
         });
       };

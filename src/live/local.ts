@@ -18,11 +18,10 @@ import type { RequestRecord, SummaryRecord } from '../results/types.js';
 import { VERSION, writeRunOutputs } from '../results/write.js';
 import { loadScenario } from '../scenario/load.js';
 import type { Scenario, SystemId } from '../scenario/types.js';
-import { buildTestbed, expandDevices } from '../sim/run.js';
+import { expandDevices } from '../sim/run.js';
 import { ensureGraphs } from './compute.js';
 import { deviceNeeds, type DeviceLine } from './device.js';
 import { STEP_COLUMNS } from './steps.js';
-import { shapesAtServer } from './shared-net.js';
 import { checkLiveModels } from './models.js';
 import { checkRealAcceptance, mergeRealAcceptance, realAcceptanceTable } from './device-real.js';
 import type { SpecMode } from '../train/speculative.js';
@@ -172,7 +171,7 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
     const got = records.filter((r) => r.system === sys).length + (unfinished.get(sys) ?? 0);
     if (got < expected) unfinished.set(sys, (unfinished.get(sys) ?? 0) + expected - got);
   }
-  let cloudInfo: { busyMsBySystem?: Record<string, number>; rejections?: string[] } = {};
+  let cloudInfo: { busyMsBySystem?: Record<string, number>; rejections?: string[]; sharedShaping?: boolean } = {};
   const cloudJson = join(opts.outDir, 'cloud.json');
   if (existsSync(cloudJson)) cloudInfo = JSON.parse(readFileSync(cloudJson, 'utf8')) as typeof cloudInfo;
   for (const r of cloudInfo.rejections ?? []) errors.push(`cloud rejected: ${r}`);
@@ -201,7 +200,7 @@ export async function runLiveLocal(opts: LiveLocalOptions): Promise<LiveResult> 
     tool: 'hatsim', version: VERSION, mode: 'live', scenario, seed: scenario.seed, wallMs: Math.round(wallMs),
     host: { cpus: os.cpus().length, loadAvgBefore: loadBefore, loadAvgAfter: loadAfter, platform: `${os.platform()} ${os.arch()}`, node: process.version },
     emulation: opts.emulate ? { hardware: opts.emulate, note: 'every compute pass padded to the predicted latency of this hardware; steps.csv target_ms < real_ms marks passes slower than the target' } : null,
-    processes: { cloud: 1, devices: devices.length, transport: 'WebSocket over 127.0.0.1', shaping: shapesAtServer(buildTestbed(scenario)) ? 'user space, at the cloud server: every device and direction jointly (shared bottlenecks, live/shared-net.ts)' : 'user space, per device and direction' },
+    processes: { cloud: 1, devices: devices.length, transport: 'WebSocket over 127.0.0.1', shaping: cloudInfo.sharedShaping === true ? 'user space, at the cloud server: every device and direction jointly (shared bottlenecks, live/shared-net.ts)' : 'user space, per device and direction' },
     perSystem: summary.map((s) => ({ system: s.system, requests: s.requests, unfinished: s.unfinished, gpuBusyMs: cloudInfo.busyMsBySystem?.[s.system] ?? 0 })),
     devices: deviceInfo,
     errors,

@@ -141,7 +141,7 @@ export class CloudServer {
   /** The server node's batching settings (the legacy form's cloud section). */
   private readonly batching: { gpus: number; tokenBudget: number; maxBatchSeqs: number; router: 'least-loaded' | 'round-robin' };
   /** The scenario has shared bottlenecks: both directions are shaped here, jointly (live/shared-net.ts). */
-  private readonly sharedMode: boolean;
+  readonly sharedMode: boolean;
   /** The current system run's network (shared-bottleneck mode only). */
   private sharedNet: LiveSharedNetwork | null = null;
 

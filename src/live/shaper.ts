@@ -57,14 +57,40 @@ export interface Clock {
 export const realClock: Clock = { nowMs: () => performance.now() };
 
 /**
+ * One pending wake-up at a precise time without blocking the event loop: setTimeout to
+ * about 1.5 ms before, then setImmediate polling. `arm` while armed does nothing (the pending
+ * `tick` re-arms for whatever is due next); `cancel` drops a pending timer (a polling
+ * immediate still runs `tick`, which checks its owner's state).
+ */
+export class Waker {
+  private timer: NodeJS.Timeout | null = null;
+  private polling = false;
+  constructor(private readonly tick: () => void, private readonly clock: Clock = realClock) {}
+
+  get armed(): boolean { return this.timer !== null || this.polling; }
+
+  arm(atMs: number): void {
+    if (this.armed) return;
+    const fire = (): void => { this.timer = null; this.polling = false; this.tick(); };
+    const wait = atMs - this.clock.nowMs();
+    if (wait > 1.5) this.timer = setTimeout(fire, wait - 1.5);
+    else { this.polling = true; setImmediate(fire); }
+  }
+
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/**
  * Holds frames and releases them in order at their delivery times. `write`
  * gets the frame when it is due. Unshaped frames (control) are released at
  * max(now, last release) so they never overtake a held frame.
  */
 export class ShapedSender {
   private readonly queue: { atMs: number; write: () => void }[] = [];
-  private timer: NodeJS.Timeout | null = null;
-  private polling = false;
+  private readonly waker: Waker;
   private lastAtMs = -Infinity;
   private closed = false;
 
@@ -73,7 +99,9 @@ export class ShapedSender {
    *   measured one-way transit of the real path (loopback + WebSocket), so they
    *   reach the receiver at the modelled delivery time.
    */
-  constructor(private readonly model: LinkModel | null, private readonly clock: Clock = realClock, private readonly leadMs = 0) {}
+  constructor(private readonly model: LinkModel | null, private readonly clock: Clock = realClock, private readonly leadMs = 0) {
+    this.waker = new Waker(() => this.pump(), clock);
+  }
 
   /** Shape a message of `bytes` modelled bytes; `write` is called at its delivery time. */
   send(bytes: number, write: (t: ShapeTimes) => void): ShapeTimes {
@@ -100,29 +128,22 @@ export class ShapedSender {
   close(): void {
     this.closed = true;
     this.queue.length = 0;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.waker.cancel();
   }
 
   get pending(): number { return this.queue.length; }
 
   private pump(): void {
-    if (this.timer || this.polling || this.closed) return;
+    if (this.waker.armed || this.closed) return;
     for (;;) {
       const head = this.queue[0];
       if (!head) return;
-      const wait = head.atMs - this.clock.nowMs();
-      if (wait <= 0) {
+      if (head.atMs - this.clock.nowMs() <= 0) {
         this.queue.shift();
         head.write();
         continue;
       }
-      if (wait > 1.5) {
-        this.timer = setTimeout(() => { this.timer = null; this.pump(); }, wait - 1.5);
-      } else {
-        this.polling = true;
-        setImmediate(() => { this.polling = false; this.pump(); });
-      }
+      this.waker.arm(head.atMs);
       return;
     }
   }

@@ -29,7 +29,7 @@ import { Network } from '../network/network.js';
 import type { Direction } from '../network/types.js';
 import { deviceLink, type Testbed } from '../sim/run.js';
 import type { CompiledNetwork } from '../topology/paths.js';
-import { realClock, type Clock } from './shaper.js';
+import { realClock, Waker, type Clock } from './shaper.js';
 
 /**
  * Whether the server shapes every device's traffic (some device's path crosses a shared
@@ -42,8 +42,7 @@ export function shapesAtServer(tb: Testbed): boolean {
 export class LiveSharedNetwork {
   private readonly engine = new Engine(256);
   private readonly network: Network;
-  private timer: NodeJS.Timeout | null = null;
-  private polling = false;
+  private readonly waker: Waker;
   private closed = false;
   /** Inside `poll`'s engine run: a callback that sends again must not start a nested run. */
   private running = false;
@@ -54,6 +53,7 @@ export class LiveSharedNetwork {
    * @param t0Ms the system run's start on `clock` (engine time 0)
    */
   constructor(compiled: CompiledNetwork, seed: number, private readonly t0Ms: number, private readonly clock: Clock = realClock) {
+    this.waker = new Waker(() => { if (this.closed) return; this.poll(); this.arm(); }, clock);
     const streams = new RngStreams(seed);
     this.network = new Network(this.engine, compiled.devices, compiled.shared, (name) => streams.get(name));
   }
@@ -91,18 +91,13 @@ export class LiveSharedNetwork {
   /** Stop: pending deliveries never fire. */
   close(): void {
     this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
+    this.waker.cancel();
   }
 
   private arm(): void {
-    if (this.timer || this.polling || this.closed) return;
+    if (this.closed) return;
     const next = this.engine.nextS;
-    if (next === Infinity) return;
-    const waitMs = this.t0Ms + next * 1000 - this.clock.nowMs();
-    const tick = (): void => { this.timer = null; this.polling = false; if (this.closed) return; this.poll(); this.arm(); };
-    if (waitMs > 1.5) this.timer = setTimeout(tick, waitMs - 1.5);
-    else { this.polling = true; setImmediate(tick); }
+    if (next !== Infinity) this.waker.arm(this.t0Ms + next * 1000);
   }
 }
 

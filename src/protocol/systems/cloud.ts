@@ -4,14 +4,10 @@
  * each token id down as soon as it is produced (no per-token uplink).
  */
 import type { SystemDef } from '../context.js';
-import { cloud as cloudStep, count, down, emit, forkSequence, join, PrefillThenLoop, up, type CloudOp, type ForkOp, type Op, type Resume } from '../ops.js';
+import { cloud as cloudStep, count, down, emit, forkSequence, join, OpCache, PrefillThenLoop, up, type ForkOp, type Op, type Resume } from '../ops.js';
 
-/**
- * Decode steps by context length, shared by every device and request (ops are immutable):
- * no op object per generated token. Bounded by the longest context simulated.
- */
-const decodeSteps: CloudOp[] = [];
-const decodeStep = (ctx: number): CloudOp => (decodeSteps[ctx] ??= cloudStep('full', 1, ctx, 1, 'decode'));
+/** Decode steps by context length, shared by every device and request (ops are immutable): no op object per generated token. */
+const DECODE = new OpCache((_, ctx) => cloudStep('full', 1, ctx, 1, 'decode'));
 
 function* cloudPrefill(P: number, tb: number): Generator<Op, void, Resume> {
   yield up(0, P * tb, 'prompt tokens');
@@ -50,7 +46,7 @@ class CloudRequest extends PrefillThenLoop {
         return this.deliver();
       case S_NEXT:
         this.deliveries.push(count(value));
-        if (this.i < this.O) { this.state = S_DELIVER; return decodeStep(this.P + this.i - 1); }
+        if (this.i < this.O) { this.state = S_DELIVER; return DECODE.get(0, this.P + this.i - 1); }
         this.state = S_DONE;
         return join(this.deliveries);
       default:
